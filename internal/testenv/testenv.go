@@ -1,0 +1,43 @@
+// Package testenv finds the real external clients that tests drive (AWS CLI v2, kubectl) and
+// decides what happens when one is missing: a loud skip on a developer machine, a failure
+// under CI=true, where a skipped test would hide a broken install step.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// awsCLIv2Path is Debian's awscli package. An AWS CLI v1 may come earlier on PATH, so the
+// v2 binary is resolved by path and checked by its version banner.
+const awsCLIv2Path = "/usr/bin/aws"
+
+// AWSCLIv2 returns the path of AWS CLI v2 or skips (fails under CI=true) when it is missing.
+func AWSCLIv2(tb testing.TB) string {
+	tb.Helper()
+	out, err := exec.Command(awsCLIv2Path, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "aws-cli/2.") {
+		missing(tb, "AWS CLI v2 at "+awsCLIv2Path+" (Debian package awscli; `make test-tools` installs it)")
+	}
+	return awsCLIv2Path
+}
+
+// Kubectl returns the path of kubectl or skips (fails under CI=true) when it is missing.
+func Kubectl(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		missing(tb, "kubectl")
+	}
+	return p
+}
+
+func missing(tb testing.TB, what string) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("CI=true and %s is missing: install it (make test-tools)", what)
+	}
+	tb.Skipf("SKIPPING: %s is missing; run `make test-tools`", what)
+}
