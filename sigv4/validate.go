@@ -1,0 +1,455 @@
+package sigv4
+
+import (
+	"encoding/base64"
+	"time"
+)
+
+const (
+	// TokenPrefix starts every EKS token; base64url (no padding) of the presigned URL follows.
+	TokenPrefix = "k8s-aws-v1."
+	// MaxTokenSize bounds a whole token [V1]. STS accepts URLs up to about 16 KB; long session
+	// tokens (SSO, chained roles) make the 4 KiB of aws-iam-authenticator too small.
+	MaxTokenSize = 16 << 10
+	// ValidFor is how long STS honours a presigned GetCallerIdentity after its X-Amz-Date,
+	// whatever X-Amz-Expires says [V10].
+	ValidFor = 15 * time.Minute
+	// DefaultMaxClockSkew is how far in the future X-Amz-Date may be by default [V10].
+	DefaultMaxClockSkew = 5 * time.Minute
+
+	// ClusterIDHeader is the extra signed header binding a token to one cluster.
+	ClusterIDHeader = "x-k8s-aws-id"
+	signedHeaders   = "host;" + ClusterIDHeader
+	amzDateLayout   = "20060102T150405Z"
+)
+
+// tokenEncoding is immutable. Strict rejects non-zero padding bits, so one URL has exactly
+// one encoding; the alphabet is checked before decoding because the decoder skips CR and LF.
+var tokenEncoding = base64.RawURLEncoding.Strict()
+
+// param identifies a query key. The order is SigV4's canonical (byte-sorted) key order, which
+// the canonical cache key relies on.
+type param uint8
+
+const (
+	pAction param = iota
+	pVersion
+	pAlgorithm
+	pCredential
+	pDate
+	pExpires
+	pSecurityToken
+	pSignature
+	pSignedHeaders
+	numParams
+)
+
+var paramNames = [numParams]string{
+	"Action", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
+	"X-Amz-Expires", "X-Amz-Security-Token", "X-Amz-Signature", "X-Amz-SignedHeaders",
+}
+
+// span is a [start, end) range of decoded bytes in Request.vals; end == 0 means absent
+// (present values are never empty, see [V5]).
+type span struct{ start, end int32 }
+
+// Request is a validated token: the presigned URL and what was read from it.
+//
+// A Request is reused across Validate calls to avoid allocation: every []byte it returns is
+// valid only until the next Validate into the same Request. A Request is not safe for
+// concurrent use; pool them (sync.Pool) on a hot path. The zero value is ready to use.
+type Request struct {
+	url      []byte // the decoded presigned URL, exactly as the client signed it
+	vals     []byte // decoded query values, addressed by spans
+	spans    [numParams]span
+	host     *hostInfo
+	signedAt time.Time
+	keyBuf   []byte
+}
+
+// Validator checks tokens locally (SPEC §3) before any network call. It is immutable after
+// construction and safe for concurrent use.
+type Validator struct {
+	hosts   *AllowList
+	maxSkew time.Duration
+}
+
+// NewValidator returns a Validator for the given host allow-list; maxClockSkew is how far in
+// the future a token's X-Amz-Date may be (-token.maxClockSkew).
+func NewValidator(hosts *AllowList, maxClockSkew time.Duration) *Validator {
+	if hosts == nil {
+		panic("BUG: sigv4.NewValidator needs a host allow-list")
+	}
+	return &Validator{hosts: hosts, maxSkew: maxClockSkew}
+}
+
+// Validate checks token against rules V1–V11 at time now and fills r. It returns nil or one of
+// the RejectError sentinels: the first rule that fails, in the SPEC's order. It does not
+// allocate once r's buffers have grown to the token's size.
+func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
+	r.spans = [numParams]span{}
+	r.host = nil
+	r.signedAt = time.Time{}
+	r.url = r.url[:0]
+	r.vals = r.vals[:0]
+
+	// [V1] size
+	if len(token) > MaxTokenSize {
+		return ErrTokenTooLarge
+	}
+	// [V2] prefix and encoding
+	if len(token) < len(TokenPrefix) || string(token[:len(TokenPrefix)]) != TokenPrefix {
+		return ErrBadPrefix
+	}
+	b64 := token[len(TokenPrefix):]
+	if len(b64) == 0 {
+		return ErrBadEncoding
+	}
+	for _, c := range b64 {
+		if !isBase64URL(c) {
+			return ErrBadEncoding
+		}
+	}
+	r.url = grow(r.url, tokenEncoding.DecodedLen(len(b64)))
+	n, err := tokenEncoding.Decode(r.url, b64)
+	if err != nil {
+		return ErrBadEncoding
+	}
+	r.url = r.url[:n]
+
+	// [V3] URL shape
+	query, host, err := splitURL(r.url)
+	if err != nil {
+		return err
+	}
+	// [V4] host allow-list, compared in lower case
+	var lower [maxHostLen]byte
+	for i, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	if r.host = v.hosts.lookup(lower[:len(host)]); r.host == nil {
+		return ErrBadHost
+	}
+	// [V5] strict query
+	if err := r.parseQuery(query); err != nil {
+		return err
+	}
+	// [V6] the one action this token may be for
+	if r.value(pAction) != "GetCallerIdentity" || r.value(pVersion) != "2011-06-15" ||
+		r.value(pAlgorithm) != "AWS4-HMAC-SHA256" {
+		return ErrBadAction
+	}
+	// [V7] exactly host and the cluster ID are signed
+	if r.value(pSignedHeaders) != signedHeaders {
+		return ErrUnsignedClusterID
+	}
+	// X-Amz-Date is parsed here so that [V8] can compare dates; its errors belong to [V10].
+	signedAt, dateOK := parseAmzDate(r.bytes(pDate))
+	// [V8] credential scope
+	if !r.checkCredential(dateOK) {
+		return ErrBadCredential
+	}
+	// [V9] X-Amz-Expires: plain decimal 0–900
+	if !validExpires(r.bytes(pExpires)) {
+		return ErrBadExpires
+	}
+	// [V10] date window: STS honours 15 minutes from X-Amz-Date, whatever X-Amz-Expires says.
+	if !dateOK {
+		return ErrBadDate
+	}
+	if now.After(signedAt.Add(ValidFor)) {
+		return ErrExpired
+	}
+	if signedAt.After(now.Add(v.maxSkew)) {
+		return ErrNotYetValid
+	}
+	// [V11] signature format
+	if !isLowerHex(r.bytes(pSignature), 64) {
+		return ErrBadSignatureFormat
+	}
+	r.signedAt = signedAt
+	return nil
+}
+
+// maxHostLen bounds the authority; DNS names are at most 253 bytes.
+const maxHostLen = 253
+
+// splitURL checks [V3] and returns the raw query and the host.
+func splitURL(u []byte) (query, host []byte, err error) {
+	const scheme = "https://"
+	for _, c := range u {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return nil, nil, ErrBadURL // control bytes, spaces, non-ASCII, fragments
+		}
+	}
+	if len(u) < len(scheme) || string(u[:len(scheme)]) != scheme {
+		return nil, nil, ErrBadURL
+	}
+	rest := u[len(scheme):]
+	end := 0
+	for end < len(rest) && rest[end] != '/' && rest[end] != '?' {
+		c := rest[end]
+		if c == '@' || c == ':' || c == '\\' {
+			return nil, nil, ErrBadURL // userinfo or port
+		}
+		end++
+	}
+	host, rest = rest[:end], rest[end:]
+	if len(host) == 0 || len(rest) == 0 || rest[0] != '/' {
+		return nil, nil, ErrBadURL // no host, or a path other than "/"
+	}
+	if len(host) > maxHostLen {
+		return nil, nil, ErrBadHost
+	}
+	rest = rest[1:]
+	if len(rest) == 0 {
+		return nil, host, nil // no query at all: [V5] reports the missing keys
+	}
+	if rest[0] != '?' {
+		return nil, nil, ErrBadURL
+	}
+	return rest[1:], host, nil
+}
+
+// parseQuery implements [V5]: known keys only (case-insensitively), each at most once in any
+// case (CVE-2022-2385), values strictly percent-encoded, every required key non-empty.
+func (r *Request) parseQuery(q []byte) error {
+	r.vals = grow(r.vals, len(q))[:0]
+	for len(q) > 0 {
+		pair := q
+		next := -1
+		for i, c := range q {
+			if c == '&' {
+				pair, next = q[:i], i+1
+				break
+			}
+		}
+		eq := -1
+		for i, c := range pair {
+			if c == '=' {
+				eq = i
+				break
+			}
+		}
+		if eq <= 0 {
+			return ErrBadQuery
+		}
+		p, ok := lookupParam(pair[:eq])
+		if !ok || r.spans[p].end != 0 {
+			return ErrBadQuery
+		}
+		start := len(r.vals)
+		var valid bool
+		if r.vals, valid = appendUnescaped(r.vals, pair[eq+1:]); !valid || len(r.vals) == start {
+			return ErrBadQuery
+		}
+		r.spans[p] = span{int32(start), int32(len(r.vals))}
+		if next < 0 {
+			break
+		}
+		q = q[next:]
+		if len(q) == 0 {
+			return ErrBadQuery // trailing '&'
+		}
+	}
+	for p := param(0); p < numParams; p++ {
+		if p != pSecurityToken && r.spans[p].end == 0 {
+			return ErrBadQuery
+		}
+	}
+	return nil
+}
+
+// lookupParam matches a raw key to a known parameter, ignoring case. Keys must be plain
+// letters and dashes: an escaped key (X%2DAmz-Date) is rejected rather than decoded.
+func lookupParam(key []byte) (param, bool) {
+	for p, name := range paramNames {
+		if len(name) == len(key) && equalFoldASCII(key, name) {
+			return param(p), true
+		}
+	}
+	return 0, false
+}
+
+func equalFoldASCII(b []byte, s string) bool {
+	for i := range b {
+		c, d := b[i], s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// appendUnescaped decodes a query value: unreserved bytes as they are, %XX escapes. Anything
+// else (raw '+', ';', '/', '=', a bad escape) or a decoded control or non-ASCII byte is invalid.
+func appendUnescaped(dst, v []byte) ([]byte, bool) {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case isUnreserved(c):
+		case c == '%':
+			if i+2 >= len(v) {
+				return dst, false
+			}
+			hi, ok1 := unhex(v[i+1])
+			lo, ok2 := unhex(v[i+2])
+			if !ok1 || !ok2 {
+				return dst, false
+			}
+			c = hi<<4 | lo
+			if c < ' ' || c >= 0x7f {
+				return dst, false
+			}
+			i += 2
+		default:
+			return dst, false
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
+
+// checkCredential implements [V8]: <AKID>/<yyyymmdd>/<region>/sts/aws4_request.
+func (r *Request) checkCredential(dateOK bool) bool {
+	c := r.bytes(pCredential)
+	var parts [5][]byte
+	n := 0
+	start := 0
+	for i := 0; i <= len(c); i++ {
+		if i == len(c) || c[i] == '/' {
+			if n == len(parts) {
+				return false
+			}
+			parts[n] = c[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n != len(parts) {
+		return false
+	}
+	akid, date, region := parts[0], parts[1], parts[2]
+	if len(akid) < 16 || len(akid) > 128 {
+		return false
+	}
+	for _, ch := range akid {
+		if !('A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9') {
+			return false
+		}
+	}
+	if len(date) != 8 || !allDigits(date) {
+		return false
+	}
+	if dateOK && string(date) != string(r.bytes(pDate)[:8]) {
+		return false
+	}
+	return string(region) == r.host.region && string(parts[3]) == "sts" &&
+		string(parts[4]) == "aws4_request"
+}
+
+// validExpires implements [V9]: "0" or 1–900 without sign or leading zeros.
+func validExpires(b []byte) bool {
+	if len(b) == 0 || len(b) > 3 || !allDigits(b) || (len(b) > 1 && b[0] == '0') {
+		return false
+	}
+	n := 0
+	for _, c := range b {
+		n = n*10 + int(c-'0')
+	}
+	return n <= 900
+}
+
+// parseAmzDate parses yyyymmddThhmmssZ without allocating, rejecting impossible dates.
+func parseAmzDate(b []byte) (time.Time, bool) {
+	if len(b) != len(amzDateLayout) || b[8] != 'T' || b[15] != 'Z' ||
+		!allDigits(b[:8]) || !allDigits(b[9:15]) {
+		return time.Time{}, false
+	}
+	num := func(s []byte) int {
+		n := 0
+		for _, c := range s {
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(b[0:4]), num(b[4:6]), num(b[6:8])
+	hour, minute, sec := num(b[9:11]), num(b[11:13]), num(b[13:15])
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day { // 31 April and friends normalise into the next month
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// value returns a decoded parameter as a string for comparisons; the compiler does not
+// allocate for string(b) == "literal".
+func (r *Request) value(p param) string {
+	return string(r.bytes(p))
+}
+
+func (r *Request) bytes(p param) []byte {
+	s := r.spans[p]
+	return r.vals[s.start:s.end]
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+func isBase64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerHex(b []byte, n int) bool {
+	if len(b) != n {
+		return false
+	}
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
