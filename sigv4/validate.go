@@ -412,14 +412,29 @@ func grow(b []byte, n int) []byte {
 	return b[:n]
 }
 
-func isBase64URL(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
-}
+// charClass classifies bytes with table lookups, faster than chains of comparisons on the
+// hot path. It is filled once at init and never written again.
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		alnum := 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if alnum || c == '-' || c == '_' {
+			t[c] |= classBase64URL
+		}
+		if alnum || c == '-' || c == '_' || c == '.' || c == '~' {
+			t[c] |= classUnreserved
+		}
+	}
+	return t
+}()
 
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
+const (
+	classBase64URL = 1 << iota
+	classUnreserved
+)
+
+func isBase64URL(c byte) bool { return charClass[c]&classBase64URL != 0 }
+
+func isUnreserved(c byte) bool { return charClass[c]&classUnreserved != 0 }
 
 func unhex(c byte) (byte, bool) {
 	switch {
