@@ -41,3 +41,21 @@ func missing(tb testing.TB, what string) {
 	}
 	tb.Skipf("SKIPPING: %s is missing; run `make test-tools`", what)
 }
+
+// AWSEnv returns the process environment without any AWS_* variable, plus an isolated HOME,
+// no config files, no instance metadata, and the given KEY=VALUE pairs: a real AWS client run
+// with it sees only what the test gives it.
+func AWSEnv(tb testing.TB, kv ...string) []string {
+	tb.Helper()
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "AWS_") && !strings.HasPrefix(e, "HOME=") {
+			env = append(env, e)
+		}
+	}
+	home := tb.TempDir()
+	env = append(env, "HOME="+home,
+		"AWS_CONFIG_FILE="+home+"/aws-config", "AWS_SHARED_CREDENTIALS_FILE="+home+"/aws-credentials",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+	return append(env, kv...)
+}

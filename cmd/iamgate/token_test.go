@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+// isolateAWS gives a test an AWS environment with only the given credentials: no profile
+// files, no IMDS, no region unless set.
+func isolateAWS(t *testing.T, akid, secret string) {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", akid)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+var tokenTestTime = time.Date(2026, 11, 27, 1, 44, 11, 0, time.UTC)
+
+func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
+	t.Helper()
+	hosts, err := sigv4.NewAllowList([]string{"aws"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r sigv4.Request
+	if err := sigv4.NewValidator(hosts, time.Minute).Validate([]byte(token), now, &r); err != nil {
+		t.Fatalf("unexpected validation error for our token: %v", err)
+	}
+	return &r
+}
+
+func TestTokenExecCredential(t *testing.T) {
+	isolateAWS(t, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+	f := func(execInfo, wantAPIVersion string) {
+		t.Helper()
+		out, err := mintToken(t.Context(), tokenOptions{clusterID: "demo-cluster", region: "eu-west-1"}, execInfo, tokenTestTime)
+		if err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+		var cred struct {
+			Kind, APIVersion string
+			Spec             map[string]any
+			Status           struct{ ExpirationTimestamp, Token string }
+		}
+		if err := json.Unmarshal([]byte(out), &cred); err != nil {
+			t.Fatalf("cannot parse output %q: %s", out, err)
+		}
+		if cred.Kind != "ExecCredential" || cred.APIVersion != wantAPIVersion {
+			t.Fatalf("unexpected kind/apiVersion; got %q %q; want ExecCredential %q", cred.Kind, cred.APIVersion, wantAPIVersion)
+		}
+		if want := "2026-11-27T01:58:11Z"; cred.Status.ExpirationTimestamp != want {
+			t.Fatalf("unexpected expiration; got %q; want %q", cred.Status.ExpirationTimestamp, want)
+		}
+		if !strings.HasSuffix(out, "}\n") || strings.Count(out, "\n") != 1 {
+			t.Fatalf("unexpected output framing; got %q; want one JSON line", out)
+		}
+		r := validateToken(t, cred.Status.Token, tokenTestTime)
+		if r.Host() != "sts.eu-west-1.amazonaws.com" || string(r.AccessKeyID()) != "AKIAIOSFODNN7EXAMPLE" {
+			t.Fatalf("unexpected host or key; got %q %q", r.Host(), r.AccessKeyID())
+		}
+	}
+	f("", "client.authentication.k8s.io/v1beta1")
+	f(`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`, "client.authentication.k8s.io/v1")
+	f(`{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"}`, "client.authentication.k8s.io/v1beta1")
+	f(`{not json`, "client.authentication.k8s.io/v1beta1")
+	f(`{"kind":"ExecCredential"}`, "client.authentication.k8s.io/v1beta1")
+}
+
+func TestTokenRegionAndEndpoint(t *testing.T) {
+	isolateAWS(t, "AKIAIOSFODNN7EXAMPLE", "secret")
+	f := func(o tokenOptions, envRegion, wantHost, wantRegion string) {
+		t.Helper()
+		t.Setenv("AWS_REGION", envRegion)
+		o.clusterID, o.tokenOnly = "demo", true
+		out, err := mintToken(t.Context(), o, "", tokenTestTime)
+		if err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+		if !strings.HasPrefix(out, sigv4.TokenPrefix) || !strings.HasSuffix(out, "\n") {
+			t.Fatalf("unexpected --token-only output %q", out)
+		}
+		r := validateToken(t, strings.TrimSpace(out), tokenTestTime)
+		if r.Host() != wantHost || r.Region() != wantRegion {
+			t.Fatalf("unexpected host/region; got %q %q; want %q %q", r.Host(), r.Region(), wantHost, wantRegion)
+		}
+	}
+	f(tokenOptions{}, "", "sts.us-east-1.amazonaws.com", "us-east-1")
+	f(tokenOptions{}, "ap-south-1", "sts.ap-south-1.amazonaws.com", "ap-south-1")
+	f(tokenOptions{region: "us-west-2"}, "ap-south-1", "sts.us-west-2.amazonaws.com", "us-west-2")
+	f(tokenOptions{globalEndpoint: true}, "", "sts.amazonaws.com", "us-east-1")
+}
+
+func TestTokenErrors(t *testing.T) {
+	f := func(o tokenOptions, akid, wantSubstring string) {
+		t.Helper()
+		isolateAWS(t, akid, "secret")
+		_, err := mintToken(t.Context(), o, "", tokenTestTime)
+		if err == nil || !strings.Contains(err.Error(), wantSubstring) {
+			t.Fatalf("unexpected error; got %v; want it to contain %q", err, wantSubstring)
+		}
+	}
+	f(tokenOptions{}, "AKIAIOSFODNN7EXAMPLE", "missing cluster ID")
+	f(tokenOptions{clusterID: "c"}, "", "cannot get AWS credentials")
+	f(tokenOptions{clusterID: "c", externalID: "x"}, "AKIAIOSFODNN7EXAMPLE", "need --role")
+	f(tokenOptions{clusterID: "c", region: "mars-1"}, "AKIAIOSFODNN7EXAMPLE", "no known partition")
+}
+
+func TestRunDispatch(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(t.Context(), []string{"version"}, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "iamgate ") {
+		t.Fatalf("unexpected version output %q, error %v", out.String(), err)
+	}
+	if err := run(t.Context(), []string{"nope"}, &out, &errOut); err == nil {
+		t.Fatalf("unexpected success for an unknown subcommand")
+	}
+	if err := run(t.Context(), []string{"token", "extra-arg", "-i", "c"}, &out, &errOut); err == nil {
+		t.Fatalf("unexpected success with a positional argument")
+	}
+}
