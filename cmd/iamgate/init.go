@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const defaultWebhookURL = "https://127.0.0.1:21362/authenticate"
+
+// runInit writes what kube-apiserver needs to call iamgate: a CA and a serving key pair for the
+// webhook listener, and the webhook kubeconfig naming them [A5].
+func runInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "iamgate-pki", "directory to write ca.pem, cert.pem, key.pem and webhook-kubeconfig.yaml into")
+	serverURL := fs.String("server.url", defaultWebhookURL,
+		"the URL kube-apiserver calls; its host goes into the certificate. See also -hostnames")
+	hostnames := fs.String("hostnames", "",
+		"comma-separated extra DNS names or IPs for the serving certificate (e.g. a Service name)")
+	validity := fs.Duration("validity", 365*24*time.Hour, "how long the certificates are valid; rotate before they expire")
+	force := fs.Bool("force", false, "overwrite existing files in -out")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	u, err := url.Parse(*serverURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("cannot use -server.url=%q: it must be an https URL", *serverURL)
+	}
+	names := []string{u.Hostname(), "localhost", "127.0.0.1"}
+	for _, h := range strings.Split(*hostnames, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			names = append(names, h)
+		}
+	}
+	files := map[string][]byte{}
+	caPEM, certPEM, keyPEM, err := newServingPKI(names, time.Now(), *validity)
+	if err != nil {
+		return err
+	}
+	files["ca.pem"], files["cert.pem"], files["key.pem"] = caPEM, certPEM, keyPEM
+	files["webhook-kubeconfig.yaml"] = webhookKubeconfig(*serverURL, caPEM)
+
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("cannot create -out=%q: %w", *out, err)
+	}
+	for name := range files {
+		p := filepath.Join(*out, name)
+		if _, err := os.Stat(p); err == nil && !*force {
+			return fmt.Errorf("cannot write %s: it exists (pass -force to overwrite)", p)
+		}
+	}
+	for name, data := range files {
+		mode := os.FileMode(0o644)
+		if name == "key.pem" {
+			mode = 0o600
+		}
+		if err := os.WriteFile(filepath.Join(*out, name), data, mode); err != nil {
+			return fmt.Errorf("cannot write %s: %w", name, err)
+		}
+	}
+	dir, _ := filepath.Abs(*out)
+	fmt.Fprintf(stdout, `Wrote %[1]s/{ca.pem,cert.pem,key.pem,webhook-kubeconfig.yaml}.
+
+Start iamgate with:
+  iamgate server -cluster.id=<CLUSTER> -tls.certFile=%[1]s/cert.pem -tls.keyFile=%[1]s/key.pem -mapping.file=<aws-auth.yaml>
+
+Add to kube-apiserver:
+  --authentication-token-webhook-config-file=%[1]s/webhook-kubeconfig.yaml
+  --authentication-token-webhook-version=v1
+  --authentication-token-webhook-cache-ttl=2m
+`, dir)
+	return nil
+}
+
+// newServingPKI creates a CA and a serving certificate for names, both ECDSA P-256.
+func newServingPKI(names []string, now time.Time, validity time.Duration) (caPEM, certPEM, keyPEM []byte, err error) {
+	if validity <= 0 {
+		return nil, nil, nil, errors.New("cannot create certificates: -validity must be positive")
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot generate CA key: %w", err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{CommonName: "iamgate webhook CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot create CA certificate: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot generate serving key: %w", err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: "iamgate"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			leaf.IPAddresses = append(leaf.IPAddresses, ip)
+		} else {
+			leaf.DNSNames = append(leaf.DNSNames, n)
+		}
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot create serving certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot encode serving key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+func randomSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic("BUG: crypto/rand failed: " + err.Error())
+	}
+	return n
+}
+
+// webhookKubeconfig is the file of --authentication-token-webhook-config-file: the cluster
+// is iamgate, the user is kube-apiserver itself (no client credentials).
+func webhookKubeconfig(serverURL string, caPEM []byte) []byte {
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: iamgate
+  cluster:
+    server: %q
+    certificate-authority-data: %s
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: webhook
+  context:
+    cluster: iamgate
+    user: kube-apiserver
+current-context: webhook
+`, serverURL, base64.StdEncoding.EncodeToString(caPEM))
+}
