@@ -1,0 +1,162 @@
+package fakests
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+)
+
+// partitionRegions are the regions of each partition domain (aws-sdk-go-v2 partition data,
+// v1.48), for the certificate names and for checking the region of a credential scope against
+// the host it was sent to.
+var partitionRegions = map[string][]string{
+	"amazonaws.com": {"af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2",
+		"ap-northeast-3", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+		"ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+		"ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+		"eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1",
+		"me-south-1", "me-west-1", "mx-central-1", "sa-east-1", "sa-west-1", "us-east-1",
+		"us-east-2", "us-west-1", "us-west-2", "us-gov-east-1", "us-gov-west-1"},
+	"amazonaws.com.cn": {"cn-north-1", "cn-northwest-1"},
+	"amazonaws.eu":     {"eusc-de-east-1"},
+	"c2s.ic.gov":       {"us-iso-east-1", "us-iso-west-1"},
+	"sc2s.sgov.gov":    {"us-isob-east-1", "us-isob-west-1"},
+	"cloud.adc-e.uk":   {"eu-isoe-west-1"},
+	"csp.hci.ic.gov":   {"us-isof-east-1", "us-isof-south-1"},
+}
+
+// dualStackDomains maps each dual-stack domain to its partition domain.
+var dualStackDomains = map[string]string{
+	"api.aws": "amazonaws.com", "api.amazonwebservices.com.cn": "amazonaws.com.cn",
+	"api.amazonwebservices.eu": "amazonaws.eu", "api.aws.ic.gov": "c2s.ic.gov",
+	"api.aws.scloud": "sc2s.sgov.gov", "api.cloud-aws.adc-e.uk": "cloud.adc-e.uk",
+	"api.aws.hci.ic.gov": "csp.hci.ic.gov",
+}
+
+// hostRegion returns the signing region an AWS endpoint host implies: sts.amazonaws.com and
+// ec2.amazonaws.com sign for us-east-1, <service>[-fips].<region>.<domain> for region. Any
+// other host (127.0.0.1:port through --endpoint-url) implies nothing: ok is false.
+func hostRegion(host string) (region string, ok bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	service, rest, found := strings.Cut(host, ".")
+	if !found {
+		return "", false
+	}
+	switch strings.TrimSuffix(service, "-fips") {
+	case "sts", "ec2":
+	default:
+		return "", false
+	}
+	if rest == "amazonaws.com" {
+		return "us-east-1", true
+	}
+	region, domain, found := strings.Cut(rest, ".")
+	if !found {
+		return "", false
+	}
+	if _, ok := partitionRegions[domain]; ok {
+		return region, true
+	}
+	if _, ok := dualStackDomains[domain]; ok {
+		return region, true
+	}
+	return "", false
+}
+
+// certNames are the DNS names of the leaf: the STS and EC2 endpoints of every known region
+// (as *.<region>.<domain> wildcards), the global ones, localhost, plus extra.
+func certNames(extra []string) []string {
+	names := []string{"sts.amazonaws.com", "ec2.amazonaws.com", "*.amazonaws.com", "localhost"}
+	for domain, regions := range partitionRegions {
+		for _, r := range regions {
+			names = append(names, "*."+r+"."+domain)
+		}
+	}
+	for dual, domain := range dualStackDomains {
+		for _, r := range partitionRegions[domain] {
+			names = append(names, "*."+r+"."+dual)
+		}
+	}
+	return append(names, extra...)
+}
+
+// tlsMaterial is a generated CA and the leaf it signed.
+type tlsMaterial struct {
+	caPEM  []byte
+	config *tls.Config
+}
+
+// newTLS generates an ECDSA P-256 CA and a leaf for certNames(extraNames), 127.0.0.1 and ::1,
+// valid from now-1h for 30 days (now is the real time: TLS peers check certificates against
+// their own clock).
+func newTLS(extraNames []string, now time.Time) (*tlsMaterial, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("cannot generate CA key: %w", err)
+	}
+	serial := func() *big.Int {
+		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+		return n
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "fakests test CA", Organization: []string{"iamgate fakests"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(30 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create CA certificate: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse CA certificate: %w", err)
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("cannot generate leaf key: %w", err)
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "sts.amazonaws.com"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     certNames(extraNames),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create leaf certificate: %w", err)
+	}
+	return &tlsMaterial{
+		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		config: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey}},
+			NextProtos:   []string{"http/1.1"},
+		},
+	}, nil
+}
+
+// tlsListener serves TLS with the generated leaf on ln.
+func tlsListener(ln net.Listener, m *tlsMaterial) net.Listener {
+	return tls.NewListener(ln, m.config)
+}
