@@ -1,0 +1,119 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidIdentity is wrapped by every NewIdentity error.
+var ErrInvalidIdentity = errors.New("invalid identity")
+
+// Identity is a caller verified by STS GetCallerIdentity, canonicalised (SPEC §6).
+//
+// Build it with NewIdentity: it precomputes the lower-cased lookup keys so that Table.Lookup
+// does not allocate. An Identity is immutable after construction and safe to share between
+// goroutines.
+type Identity struct {
+	// ARN is the ARN STS returned, as returned.
+	ARN string
+	// CanonicalARN is ARN canonicalised by [I1]: an assumed role becomes its role ARN.
+	CanonicalARN string
+	Partition    string
+	AccountID    string
+	// Kind is the kind of principal of CanonicalARN.
+	Kind Kind
+	// UserID is the UserId STS returned.
+	UserID string
+	// PrincipalID is the role ID of a role (the part of UserID before the colon) or the whole
+	// UserID for other principals ([I2]).
+	PrincipalID string
+	// SessionName is the role session name ("" for principals other than roles).
+	SessionName string
+	// AccessKeyID is the access key that signed the token ([I3]).
+	AccessKeyID string
+
+	key    string // lookup key, see ParsedARN.lookupKey
+	ssoKey string // partition:account:permission set, lower-cased; "" unless an SSO role
+}
+
+// NewIdentity builds the Identity of an STS GetCallerIdentity answer. It canonicalises arn
+// ([I1]: unknown ARN forms and partitions are rejected), splits userID into principal ID and
+// session name ([I2]: roles need exactly one colon and the session name must be the one in the
+// ARN), and checks that account is 12 digits and the ARN's account.
+func NewIdentity(arn, account, userID, accessKeyID string) (Identity, error) {
+	p, err := ParseARN(arn)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidIdentity, err)
+	}
+	if !IsAccountID(account) {
+		return Identity{}, fmt.Errorf("%w: account %q is not 12 digits", ErrInvalidIdentity, account)
+	}
+	if account != p.AccountID {
+		return Identity{}, fmt.Errorf("%w: account %s differs from the ARN's account %s", ErrInvalidIdentity, account, p.AccountID)
+	}
+	if userID == "" {
+		return Identity{}, fmt.Errorf("%w: empty UserId", ErrInvalidIdentity)
+	}
+	id := Identity{
+		ARN:          arn,
+		CanonicalARN: p.Canonical(),
+		Partition:    p.Partition,
+		AccountID:    p.AccountID,
+		Kind:         p.Kind,
+		UserID:       userID,
+		PrincipalID:  userID,
+		AccessKeyID:  accessKeyID,
+	}
+	if p.Kind == KindRole {
+		principal, session, ok := strings.Cut(userID, ":")
+		if !ok || principal == "" || session == "" || strings.Contains(session, ":") {
+			return Identity{}, fmt.Errorf("%w: UserId of a role must be ROLEID:SESSION with exactly one colon", ErrInvalidIdentity)
+		}
+		if p.AssumedRole && session != p.SessionName {
+			return Identity{}, fmt.Errorf("%w: UserId session %q differs from the ARN's session %q", ErrInvalidIdentity, session, p.SessionName)
+		}
+		id.PrincipalID, id.SessionName = principal, session
+	}
+	id.setKeys(&p)
+	return id, nil
+}
+
+// identityFromARN builds the Identity explain uses for an ARN typed by an operator: no UserId
+// or access key, the session name taken from an assumed-role ARN.
+func identityFromARN(p *ParsedARN, arn string) Identity {
+	id := Identity{
+		ARN:          arn,
+		CanonicalARN: p.Canonical(),
+		Partition:    p.Partition,
+		AccountID:    p.AccountID,
+		Kind:         p.Kind,
+		SessionName:  p.SessionName,
+	}
+	id.setKeys(p)
+	return id
+}
+
+func (id *Identity) setKeys(p *ParsedARN) {
+	id.key = p.lookupKey()
+	if p.Kind == KindRole {
+		if ps := ssoPermissionSet(p.Name); ps != "" {
+			id.ssoKey = ssoKey(p.Partition, p.AccountID, ps)
+		}
+	}
+}
+
+// keys returns the lookup keys, computing them for an Identity not built by NewIdentity.
+func (id *Identity) keys() (key, sso string) {
+	if id.key != "" {
+		return id.key, id.ssoKey
+	}
+	p, err := ParseARN(id.CanonicalARN)
+	if err != nil {
+		if p, err = ParseARN(id.ARN); err != nil {
+			return "", ""
+		}
+	}
+	tmp := identityFromARN(&p, id.ARN)
+	return tmp.key, tmp.ssoKey
+}
