@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds every metric of the daemon, on a registry the daemon owns. Label sets are
+// closed: no token, ARN or username is ever a label value. Counters used per request are
+// resolved once here so that the hot path only does atomic adds.
+type metrics struct {
+	registry *prometheus.Registry
+
+	reviews         []prometheus.Counter // by reason (the reason fixes the result)
+	reviewDuration  [numResults]prometheus.Observer
+	tokenRejections []prometheus.Counter // by reason, token reasons only are used
+	badRequests     map[string]prometheus.Counter
+
+	cacheHitIdentity prometheus.Counter
+	cacheHitRejected prometheus.Counter
+	cacheMisses      prometheus.Counter
+	cacheEntries     prometheus.Gauge
+
+	stsRequests        [numSTSOutcomes]prometheus.Counter
+	stsDuration        prometheus.Observer
+	stsCollapsed       prometheus.Counter
+	stsInflight        prometheus.Gauge
+	stsLimit           prometheus.Gauge
+	stsQueueRejections prometheus.Counter
+}
+
+// badRequestReasons are the HTTP-level refusals, before any review.
+var badRequestReasons = []string{"method_not_allowed", "not_found", "body_too_large", "bad_body"}
+
+// newMetrics registers the daemon's metrics on reg (a new registry when nil).
+func newMetrics(version string, reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{registry: reg}
+	f := promFactory{reg}
+
+	buildInfo := f.gaugeVec("build_info", "Always 1; labels tell the iamgate version and Go version.", "version", "goversion")
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+
+	reviews := f.counterVec("reviews_total", "TokenReviews answered, by result (allowed, denied, error) and reason.", "result", "reason")
+	rejections := f.counterVec("token_rejections_total", "Tokens rejected locally before any STS call, by reason (SPEC §3).", "reason")
+	for i, r := range reasons {
+		m.reviews = append(m.reviews, reviews.WithLabelValues(resultNames[r.result], r.label))
+		if reason(i) >= reasonFirstToken {
+			m.tokenRejections = append(m.tokenRejections, rejections.WithLabelValues(r.label))
+		} else {
+			m.tokenRejections = append(m.tokenRejections, nil)
+		}
+	}
+	duration := f.histogramVec("review_duration_seconds", "Time to answer a TokenReview, by result.",
+		[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "result")
+	for r := range numResults {
+		m.reviewDuration[r] = duration.WithLabelValues(resultNames[r])
+	}
+	bad := f.counterVec("bad_requests_total", "HTTP requests refused before a review: wrong method or path, body too large, unparseable body.", "reason")
+	m.badRequests = make(map[string]prometheus.Counter)
+	for _, r := range badRequestReasons {
+		m.badRequests[r] = bad.WithLabelValues(r)
+	}
+
+	hits := f.counterVec("cache_hits_total", "Reviews answered from the cache, by kind of entry (identity, rejected).", "kind")
+	m.cacheHitIdentity = hits.WithLabelValues("identity")
+	m.cacheHitRejected = hits.WithLabelValues("rejected")
+	m.cacheMisses = f.counter("cache_misses_total", "Valid tokens not found in the cache.")
+	m.cacheEntries = f.gauge("cache_entries", "Entries in the identity cache (identities and cached rejections).")
+
+	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, by outcome (identity, rejected, throttled, unavailable).", "outcome")
+	for o := range numSTSOutcomes {
+		m.stsRequests[o] = sts.WithLabelValues(o.String())
+	}
+	m.stsDuration = f.histogramVec("sts_request_duration_seconds", "Latency of STS GetCallerIdentity calls.",
+		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}).WithLabelValues()
+	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that shared another review's in-flight STS call instead of making their own.")
+	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
+	m.stsLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
+	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")
+	return m
+}
+
+// promFactory registers iamgate_ metrics on one registry.
+type promFactory struct{ reg prometheus.Registerer }
+
+const namespace = "iamgate"
+
+func (f promFactory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f promFactory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f promFactory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f promFactory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f promFactory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+	f.reg.MustRegister(h)
+	return h
+}

@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+// pipeline verifies a token: validate locally → cache → collapse and call STS. It is safe for
+// concurrent use.
+type pipeline struct {
+	validator   *sigv4.Validator
+	cache       *identityCache
+	flights     singleflight.Group
+	sts         *stsClient
+	now         func() time.Time
+	ttl         time.Duration
+	negativeTTL time.Duration
+	stsTimeout  time.Duration
+	metrics     *metrics
+}
+
+// flightResult is what one STS call gives every review that shares it.
+type flightResult struct {
+	id     *identity
+	reason reason
+}
+
+// verify returns the identity behind token, or the reason there is none. r is the caller's
+// scratch Request; nothing derived from it outlives the call.
+func (p *pipeline) verify(token []byte, r *sigv4.Request) (*identity, reason) {
+	now := p.now()
+	if err := p.validator.Validate(token, now, r); err != nil {
+		reason := tokenReason(err)
+		p.metrics.tokenRejections[reason].Inc()
+		return nil, reason
+	}
+	key := r.CanonicalKey()
+	if e, ok := p.cache.get(&key, now); ok {
+		if e.id == nil {
+			p.metrics.cacheHitRejected.Inc()
+			return nil, e.reason
+		}
+		p.metrics.cacheHitIdentity.Inc()
+		return e.id, reasonAllowed
+	}
+	p.metrics.cacheMisses.Inc()
+	return p.collapse(key, r)
+}
+
+// collapse makes at most one STS call per canonical key at a time [K2]. The shared call gets
+// copies of what it needs and its own deadline, so it finishes for the others even when the
+// review that started it has already returned.
+func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*identity, reason) {
+	call := stsCall{
+		key:         key,
+		host:        r.Host(),
+		url:         append([]byte(nil), r.URL()...),
+		accessKeyID: string(r.AccessKeyID()),
+		expiresAt:   r.ExpiresAt(),
+	}
+	ran := false
+	ch := p.flights.DoChan(string(key[:]), func() (any, error) {
+		ran = true
+		return p.callSTS(&call), nil
+	})
+	timer := time.NewTimer(p.stsTimeout + time.Second)
+	defer timer.Stop()
+	select {
+	case res := <-ch:
+		if !ran {
+			p.metrics.stsCollapsed.Inc()
+		}
+		fr := res.Val.(flightResult)
+		return fr.id, fr.reason
+	case <-timer.C:
+		// The shared call is bounded by -sts.timeout; this is a safety net, not a path.
+		return nil, reasonSTSUnavailable
+	}
+}
+
+type stsCall struct {
+	key         sigv4.Key
+	host        string
+	url         []byte
+	accessKeyID string
+	expiresAt   time.Time
+}
+
+// callSTS asks STS who signed the token and caches definite answers [K3, K4].
+func (p *pipeline) callSTS(c *stsCall) flightResult {
+	ctx, cancel := context.WithTimeout(context.Background(), p.stsTimeout)
+	defer cancel()
+	answer, err := p.sts.getCallerIdentity(ctx, c.host, c.url)
+	now := p.now()
+	if err != nil {
+		var se *STSError
+		if !errors.As(err, &se) {
+			panic("BUG: the STS client returned an untyped error")
+		}
+		switch se.outcome {
+		case stsRejected:
+			p.cache.set(&cacheEntry{key: c.key, reason: reasonSTSRejected, expires: earliest(now.Add(p.negativeTTL), c.expiresAt)}, now)
+			return flightResult{reason: reasonSTSRejected}
+		case stsThrottled:
+			if errors.Is(err, errQueueFull) {
+				return flightResult{reason: reasonSTSQueueFull}
+			}
+			return flightResult{reason: reasonSTSThrottled}
+		default:
+			return flightResult{reason: reasonSTSUnavailable}
+		}
+	}
+	mid, err := mapping.NewIdentity(answer.Arn, answer.Account, answer.UserID, c.accessKeyID)
+	if err != nil {
+		// STS vouched for a principal whose form iamgate refuses (I1): a definite denial.
+		p.cache.set(&cacheEntry{key: c.key, reason: reasonBadIdentity, expires: earliest(now.Add(p.negativeTTL), c.expiresAt)}, now)
+		return flightResult{reason: reasonBadIdentity}
+	}
+	id := newIdentity(mid)
+	// Never cache an identity longer than STS would honour its token [K3].
+	p.cache.set(&cacheEntry{key: c.key, id: id, reason: reasonAllowed, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
+	return flightResult{id: id, reason: reasonAllowed}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

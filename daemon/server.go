@@ -1,0 +1,307 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+// Mapper turns a verified identity into a Kubernetes user. The daemon calls it on every
+// review, after the cache, so a mapping change applies at once even to cached identities [K5].
+// Implementations must be safe for concurrent use; the returned groups may be shared and are
+// never modified or retained by the daemon.
+type Mapper interface {
+	// Ready reports whether a mapping has been loaded [A5].
+	Ready() bool
+	// Map returns the user of id. An error matching mapping.ErrNotMapped, or one for which
+	// mapping.IsDenial is true, is a definite denial; any other error means "cannot decide
+	// now" (503).
+	Map(ctx context.Context, id *mapping.Identity) (mapping.User, error)
+}
+
+// Config is everything the daemon needs; cmd/iamgate fills it from flags and validates it.
+type Config struct {
+	ClusterID    string
+	Partitions   []string
+	ExtraRegions []string
+	MaxClockSkew time.Duration
+
+	STS STSConfig
+
+	CacheTTL         time.Duration
+	CacheNegativeTTL time.Duration
+	CacheMaxBytes    int64
+
+	// ReportErrors puts the denial reason into status.error; kube-apiserver then does not
+	// cache denials [A3].
+	ReportErrors bool
+
+	// TLS serves the webhook over TLS; nil serves plain HTTP (in-process tests and benchmarks
+	// only: cmd/iamgate always sets it).
+	TLS *tls.Config
+
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Registry receives every metric; nil creates one. Share it with the mapping sources.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// maxReviewBody bounds a TokenReview body [A1].
+const maxReviewBody = 64 << 10
+
+// Server is the webhook daemon: a fasthttp TokenReview endpoint and an internal listener.
+type Server struct {
+	cfg      Config
+	pipeline *pipeline
+	mapper   Mapper
+	metrics  *metrics
+	log      *slog.Logger
+	denials  *logLimiter
+	http     *fasthttp.Server
+	states   sync.Pool // *reviewState
+}
+
+// reviewState is the per-review scratch space, pooled. Nothing in it may be retained after
+// the handler returns.
+type reviewState struct {
+	req     sigv4.Request
+	scratch []byte
+	answer  []byte
+}
+
+// New builds a Server. It validates cfg.
+func New(cfg Config, mapper Mapper) (*Server, error) {
+	if cfg.ClusterID == "" {
+		return nil, errors.New("cannot start: the cluster ID is empty")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.STS.MaxConcurrency <= 0 || cfg.STS.MaxQueue < 0 || cfg.STS.Timeout <= 0 {
+		return nil, errors.New("cannot start: STS concurrency and timeout must be positive")
+	}
+	cfg.STS.ClusterID = cfg.ClusterID
+	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(cfg.Version, cfg.Registry)
+	cache, err := newIdentityCache(cfg.CacheMaxBytes, m)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		mapper: mapper,
+		pipeline: &pipeline{
+			validator:   sigv4.NewValidator(hosts, cfg.MaxClockSkew),
+			cache:       cache,
+			sts:         newSTSClient(cfg.STS, m),
+			now:         cfg.Now,
+			ttl:         cfg.CacheTTL,
+			negativeTTL: cfg.CacheNegativeTTL,
+			stsTimeout:  cfg.STS.Timeout,
+			metrics:     m,
+		},
+		metrics: m,
+		log:     cfg.Logger,
+		denials: newLogLimiter(10),
+	}
+	s.states.New = func() any { return new(reviewState) }
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "iamgate",
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		MaxRequestBodySize:            maxReviewBody,
+		ReadBufferSize:                8 << 10,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultContentType:          true,
+		CloseOnShutdown:               true,
+		ErrorHandler:                  s.handleTransportError,
+		Logger:                        fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// Registry is the daemon's metric registry (for the internal listener and for tests).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
+
+// Handler is the webhook's request handler, for in-memory listeners in tests and benchmarks.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// Serve answers TokenReviews on webhook (wrapped in TLS when configured) and serves the
+// internal endpoints on internal (may be nil) until ctx is done; then it stops accepting,
+// finishes the reviews in flight and returns [A6].
+func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) error {
+	if s.cfg.TLS != nil {
+		webhook = tls.NewListener(webhook, s.cfg.TLS)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- s.http.Serve(webhook) }()
+	var internalSrv *http.Server
+	if internal != nil {
+		internalSrv = &http.Server{Handler: s.internalMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := internalSrv.Serve(internal); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("cannot serve the internal listener: %w", err)
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.log.Info("shutting down: draining reviews in flight")
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.STS.Timeout+time.Second)
+	defer cancel()
+	if shutdownErr := s.http.ShutdownWithContext(drainCtx); shutdownErr != nil && err == nil {
+		err = fmt.Errorf("cannot drain reviews in flight: %w", shutdownErr)
+	}
+	if internalSrv != nil {
+		_ = internalSrv.Shutdown(drainCtx)
+	}
+	s.pipeline.cache.close()
+	return err
+}
+
+// handle answers one request: read review → validate token → cache → collapse and call STS →
+// map → write review.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if string(ctx.Path()) != "/authenticate" { // the query (kube-apiserver's ?timeout=30s) is ignored
+		s.refuse(ctx, fasthttp.StatusNotFound, "not_found")
+		return
+	}
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		s.refuse(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed")
+		return
+	}
+	start := time.Now()
+	st := s.states.Get().(*reviewState)
+	defer s.states.Put(st)
+
+	var rr reviewRequest
+	var err error
+	rr, st.scratch, err = parseReview(ctx.PostBody(), st.scratch)
+	if err != nil {
+		s.refuse(ctx, fasthttp.StatusBadRequest, "bad_body")
+		return
+	}
+	var (
+		id       *identity
+		username string
+		groups   []string
+		why      = reasonNotReady
+	)
+	if s.mapper.Ready() {
+		id, why = s.pipeline.verify(rr.token, &st.req)
+		if why == reasonAllowed {
+			username, groups, why = s.mapUser(ctx, id)
+		}
+	}
+	s.answer(ctx, st, rr.v1, why, id, username, groups)
+	info := &reasons[why]
+	s.metrics.reviews[why].Inc()
+	s.metrics.reviewDuration[info.result].Observe(time.Since(start).Seconds())
+}
+
+// mapUser applies the mapping to a verified identity [K5].
+func (s *Server) mapUser(ctx context.Context, id *identity) (string, []string, reason) {
+	user, err := s.mapper.Map(ctx, &id.Identity)
+	switch {
+	case err == nil:
+		return user.Username, user.Groups, reasonAllowed
+	case errors.Is(err, mapping.ErrNotMapped):
+		if s.denials.allow() {
+			// The canonical ARN tells the operator what to add to the mapping; never the token.
+			s.log.Warn("identity is not mapped", "canonicalArn", id.CanonicalARN, "reason", "not_mapped")
+		}
+		return "", nil, reasonNotMapped
+	case mapping.IsDenial(err):
+		if s.denials.allow() {
+			s.log.Warn("mapping gives no usable user", "canonicalArn", id.CanonicalARN, "error", err)
+		}
+		return "", nil, reasonMappingDenied
+	default:
+		if s.denials.allow() {
+			s.log.Warn("cannot map identity now", "canonicalArn", id.CanonicalARN, "error", err)
+		}
+		return "", nil, reasonMappingUnavailable
+	}
+}
+
+// answer writes every TokenReview answer: one place, one shape [A2–A4].
+func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *identity, username string, groups []string) {
+	info := &reasons[why]
+	switch info.result {
+	case resultAllowed:
+		st.answer = appendAllowed(st.answer[:0], v1, username, groups, id.tail)
+	case resultDenied:
+		msg := ""
+		if s.cfg.ReportErrors {
+			msg = info.msg
+		}
+		st.answer = appendDenied(st.answer[:0], v1, msg)
+	default:
+		// Not a definite answer: kube-apiserver neither caches nor trusts a non-2xx answer,
+		// and retries; status.error says why for whoever reads it.
+		st.answer = appendDenied(st.answer[:0], v1, info.msg)
+	}
+	ctx.SetStatusCode(info.status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(st.answer)
+}
+
+// refuse answers a request that is not a review at all.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int, why string) {
+	s.metrics.badRequests[why].Inc()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(why + "\n")
+}
+
+// handleTransportError answers requests fasthttp could not read: too large, too slow, broken.
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.refuse(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large")
+		return
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		s.refuse(ctx, fasthttp.StatusRequestTimeout, "bad_body")
+		return
+	}
+	s.refuse(ctx, fasthttp.StatusBadRequest, "bad_body")
+}
+
+// fasthttpLogger routes fasthttp's own messages (connection errors) to slog at Debug: they
+// are per connection, and may quote client bytes.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "message", fmt.Sprintf(format, args...))
+}
