@@ -191,6 +191,9 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	defer fasthttp.ReleaseResponse(resp)
 	req.URI().DisablePathNormalizing = true
 	req.SetRequestURIBytes(url)
+	if c.cfg.DialOverride != "" && c.cfg.InsecureHTTP {
+		req.URI().SetScheme("http") // the scheme is not signed; path and query stay as signed
+	}
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.Header.SetHost(host)
 	req.Header.Set(sigv4.ClusterIDHeader, c.cfg.ClusterID)

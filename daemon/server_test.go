@@ -1,0 +1,446 @@
+package daemon
+
+import (
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+func TestReviewAnswers(t *testing.T) {
+	h := newHarness(t)
+
+	a := h.review(h.token(alice))
+	if a.Status != 200 || !a.Review.Authenticated || a.APIVersion != apiVersionV1 || a.Kind != "TokenReview" {
+		t.Fatalf("unexpected answer for a mapped user: %+v", a)
+	}
+	u := a.Review.User
+	if u.Username != "alice" || strings.Join(u.Groups, ",") != "system:masters,dev" ||
+		!strings.HasPrefix(u.UID, "iamgate:123456789012:AIDA") || u.UID != "iamgate:123456789012:"+u.Extra["principalId"][0] || u.Extra["arn"][0] != alice.arn ||
+		u.Extra["canonicalArn"][0] != alice.arn || u.Extra["accessKeyId"][0] != alice.akid {
+		t.Fatalf("unexpected user: %+v", u)
+	}
+	v1beta1 := h.post(reviewBody(apiVersionV1beta1, h.token(alice)))
+	if v1beta1.APIVersion != apiVersionV1beta1 || !v1beta1.Review.Authenticated {
+		t.Fatalf("unexpected v1beta1 answer: %+v", v1beta1)
+	}
+
+	// [A3] definite denials are 200 without status.error, so kube-apiserver caches them.
+	denied := func(token, why string) {
+		t.Helper()
+		a := h.review(token)
+		if a.Status != 200 || a.Review.Authenticated || a.Review.Error != "" || a.Review.User.Username != "" {
+			t.Fatalf("%s: unexpected answer: %+v", why, a)
+		}
+	}
+	denied(h.token(mallory), "unmapped user")
+	denied("k8s-aws-v1.not-a-token", "hostile token")
+	denied(h.tokenAt(alice, testStart, "another-cluster"), "token for another cluster")
+	denied(h.tokenAt(principal{alice.arn, alice.akid, "wrong-secret"}, testStart, testClusterID), "wrong secret")
+	denied(h.tokenAt(alice, testStart.Add(-16*time.Minute), testClusterID), "expired token")
+
+	if got := h.metric(`iamgate_reviews_total{reason="not_mapped",result="denied"}`); got != 1 {
+		t.Fatalf("unexpected not_mapped count; got %v; want 1", got)
+	}
+	if got := h.metric(`iamgate_token_rejections_total{reason="bad_encoding"}`); got != 1 {
+		t.Fatalf("unexpected bad_encoding count; got %v; want 1", got)
+	}
+	if got := h.metric(`iamgate_sts_requests_total{outcome="rejected"}`); got != 2 {
+		t.Fatalf("unexpected STS rejected count; got %v; want 2 (other cluster, wrong secret)", got)
+	}
+}
+
+func TestReportErrors(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.ReportErrors = true })
+	a := h.review(h.token(mallory))
+	if a.Status != 200 || a.Review.Authenticated || !strings.Contains(a.Review.Error, "not mapped") {
+		t.Fatalf("unexpected answer with -review.reportErrors: %+v", a)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	h := newHarness(t)
+	f := func(method, path, body string, wantStatus int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, strings.Replace(h.url, "/authenticate", path, 1), strings.NewReader(body))
+		resp, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s %s: unexpected status; got %d; want %d", method, path, resp.StatusCode, wantStatus)
+		}
+	}
+	good := string(reviewBody(apiVersionV1, h.token(alice)))
+	f("POST", "/authenticate", good, 200)
+	f("GET", "/authenticate", "", 405)
+	f("PUT", "/authenticate", good, 405)
+	f("POST", "/other", good, 404)
+	f("POST", "/authenticate/", good, 404)
+	f("POST", "/authenticate", "{", 400)
+	f("POST", "/authenticate", `{"apiVersion":"authentication.k8s.io/v1","kind":"SubjectAccessReview","spec":{"token":"t"}}`, 400)
+	f("POST", "/authenticate", strings.Repeat(" ", 65<<10)+good, 413)
+	if got := h.metric(`iamgate_bad_requests_total{reason="body_too_large"}`); got != 1 {
+		t.Fatalf("unexpected body_too_large count; got %v; want 1", got)
+	}
+}
+
+// TestRealClientTokensEndToEnd: tokens made by the AWS CLI v1 and v2 and
+// aws-iam-authenticator are verified by the fake STS, signature and all, and mapped.
+func TestRealClientTokensEndToEnd(t *testing.T) {
+	h := newHarness(t)
+	known := map[string]bool{}
+	for _, rt := range testenv.RealClientTokens(t) {
+		if known[rt.AccessKeyID] {
+			continue
+		}
+		known[rt.AccessKeyID] = true
+		var err error
+		if rt.SessionToken != "" {
+			err = h.sts.AddSession(fakests.Session{ARN: "arn:aws:sts::123456789012:assumed-role/real/cli-session",
+				AccessKeyID: rt.AccessKeyID, SecretAccessKey: rt.SecretAccessKey, SessionToken: rt.SessionToken})
+		} else {
+			err = h.sts.AddUser(fakests.User{ARN: "arn:aws:iam::123456789012:user/real",
+				AccessKeyID: rt.AccessKeyID, SecretAccessKey: rt.SecretAccessKey})
+		}
+		if err != nil {
+			t.Fatalf("cannot add principal: %s", err)
+		}
+	}
+	h.srv.mapper = tableMapper{compileMapping(t, `
+mapUsers:
+  - userarn: arn:aws:iam::123456789012:user/real
+    username: real-user
+mapRoles:
+  - rolearn: arn:aws:iam::123456789012:role/real
+    username: real-role:{{SessionName}}
+`)}
+	for _, rt := range testenv.RealClientTokens(t) {
+		h.clock.Set(rt.SignedTime(t).Add(time.Minute))
+		want := "real-user"
+		if rt.SessionToken != "" {
+			want = "real-role:cli-session"
+		}
+		if a := h.review(rt.Token); !a.Review.Authenticated || a.Review.User.Username != want {
+			t.Fatalf("%s: unexpected answer; got %+v; want user %q", rt.Client, a, want)
+		}
+	}
+	if got := h.stsCalls(); got == 0 {
+		t.Fatalf("unexpected: no STS call verified the real-client tokens")
+	}
+}
+
+// TestCollapsing: a herd of reviews of one new token makes one STS call [K2]; a reordered
+// token is a cache hit [K1]; distinct tokens each make their own call.
+func TestCollapsing(t *testing.T) {
+	h := newHarness(t)
+	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(100 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	token := h.token(alice)
+	var wg sync.WaitGroup
+	errs := make(chan string, 200)
+	for range 200 {
+		wg.Go(func() {
+			a, err := h.tryPost(reviewBody(apiVersionV1, token))
+			if err != nil || !a.Review.Authenticated {
+				errs <- "unexpected answer in the herd"
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if got := h.stsCalls(); got != 1 {
+		t.Fatalf("unexpected STS calls for 200 concurrent reviews of one token; got %d; want 1", got)
+	}
+	if got := h.metric("iamgate_sts_collapsed_total") + h.metric(`iamgate_cache_hits_total{kind="identity"}`); got != 199 {
+		t.Fatalf("unexpected collapsed+cached reviews; got %v; want 199", got)
+	}
+
+	// Every parameter order of a token is the same token to STS: a cache hit.
+	reordered := reorderToken(t, token)
+	if reordered == token {
+		t.Fatal("BUG: reordering did not change the token")
+	}
+	if a := h.review(reordered); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer for the reordered token: %+v", a)
+	}
+	if got := h.stsCalls(); got != 1 {
+		t.Fatalf("unexpected STS calls after a reordered token; got %d; want 1", got)
+	}
+
+	// 1,000 distinct tokens: 1,000 calls. Distinct users and signing seconds make them distinct.
+	if err := h.sts.SetFaults(fakests.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	h.sts.ResetStats()
+	var tokens []string
+	for i := range 100 {
+		p := principal{alice.arn, alice.akid, alice.secret}
+		if i > 0 {
+			p = principal{"arn:aws:iam::123456789012:user/u" + itoa(i), "AKIADISTINCT" + pad(i), "secret" + itoa(i)}
+			if err := h.sts.AddUser(fakests.User{ARN: p.arn, AccessKeyID: p.akid, SecretAccessKey: p.secret}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for s := range 10 {
+			tokens = append(tokens, h.tokenAt(p, testStart.Add(time.Duration(s+1)*time.Second), testClusterID))
+		}
+	}
+	sem := make(chan struct{}, 32)
+	var failed sync.Once
+	for _, tok := range tokens {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+			if err != nil || a.Status != 200 {
+				failed.Do(func() { t.Errorf("unexpected answer %+v %v", a, err) })
+			}
+		}()
+	}
+	wg.Wait()
+	if got := h.stsCalls(); got != 1000 {
+		t.Fatalf("unexpected STS calls for 1000 distinct tokens; got %d; want 1000", got)
+	}
+}
+
+func itoa(i int) string { return strings.TrimLeft(pad(i), "0") }
+
+func pad(i int) string {
+	const digits = "0123456789"
+	b := []byte("00000000")
+	for j := len(b) - 1; i > 0; j-- {
+		b[j] = digits[i%10]
+		i /= 10
+	}
+	return string(b)
+}
+
+// reorderToken reverses the query parameters of a token.
+func reorderToken(t *testing.T, token string) string {
+	t.Helper()
+	url := decodeToken(t, token)
+	base, query, _ := strings.Cut(url, "?")
+	params := strings.Split(query, "&")
+	for i, j := 0, len(params)-1; i < j; i, j = i+1, j-1 {
+		params[i], params[j] = params[j], params[i]
+	}
+	return encodeToken(base + "?" + strings.Join(params, "&"))
+}
+
+// TestSTSFaults: throttling is 429 and an outage or a hang 503 within -sts.timeout, neither
+// cached; a bad signature is a denial cached for -cache.negativeTTL; an outage does not stop
+// cached identities [K3, K4, A4].
+func TestSTSFaults(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.STS.Timeout = 500 * time.Millisecond })
+	cached := h.token(alice)
+	if a := h.review(cached); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer: %+v", a)
+	}
+	f := func(faults fakests.Faults, wantStatus int) {
+		t.Helper()
+		if err := h.sts.SetFaults(faults); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Add(time.Second) // a new token each time
+		fresh := h.token(alice)
+		start := time.Now()
+		if a := h.review(fresh); a.Status != wantStatus || a.Review.Authenticated {
+			t.Fatalf("unexpected answer under %+v; got %+v; want status %d", faults, a, wantStatus)
+		}
+		if elapsed := time.Since(start); elapsed > 5*time.Second {
+			t.Fatalf("unexpected slow answer under %+v: %s", faults, elapsed)
+		}
+		if a := h.review(cached); !a.Review.Authenticated {
+			t.Fatalf("unexpected answer for a cached identity under %+v: %+v", faults, a)
+		}
+		// Not cached: once STS is back, the same token verifies.
+		if err := h.sts.SetFaults(fakests.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		before := h.stsCalls()
+		if a := h.review(fresh); !a.Review.Authenticated {
+			t.Fatalf("unexpected answer after %+v cleared: %+v", faults, a)
+		}
+		if h.stsCalls() != before+1 {
+			t.Fatalf("unexpected: the failure under %+v was cached", faults)
+		}
+	}
+	f(fakests.Faults{ErrorRates: map[string]float64{"Throttling": 1}}, 429)
+	f(fakests.Faults{ErrorRates: map[string]float64{"InternalFailure": 1}}, 503)
+	f(fakests.Faults{ErrorRates: map[string]float64{"ServiceUnavailable": 1}}, 503)
+	f(fakests.Faults{Outage: true}, 503)
+	f(fakests.Faults{HangRate: 1}, 503)
+	f(fakests.Faults{ResetRate: 1}, 503)
+
+	// A bad signature is a definite denial, cached for the negative TTL.
+	bad := h.tokenAt(principal{alice.arn, alice.akid, "wrong-secret"}, h.clock.Now(), testClusterID)
+	before := h.stsCalls()
+	for range 3 {
+		if a := h.review(bad); a.Status != 200 || a.Review.Authenticated {
+			t.Fatalf("unexpected answer for a bad signature: %+v", a)
+		}
+	}
+	if got := h.stsCalls() - before; got != 1 {
+		t.Fatalf("unexpected STS calls for a repeated bad token; got %d; want 1", got)
+	}
+	h.clock.Add(31 * time.Second)
+	h.review(bad)
+	if got := h.stsCalls() - before; got != 2 {
+		t.Fatalf("unexpected STS calls after the negative TTL; got %d; want 2", got)
+	}
+}
+
+// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token [K3].
+func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Hour })
+	token := h.token(alice)
+	if a := h.review(token); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer: %+v", a)
+	}
+	h.clock.Add(14*time.Minute + 59*time.Second)
+	calls := h.stsCalls()
+	if a := h.review(token); !a.Review.Authenticated || h.stsCalls() != calls {
+		t.Fatalf("unexpected answer just before expiry: %+v", a)
+	}
+	h.clock.Add(2 * time.Second)
+	if a := h.review(token); a.Review.Authenticated {
+		t.Fatalf("unexpected: an identity was served after its token expired")
+	}
+	if got := h.metric(`iamgate_token_rejections_total{reason="expired"}`); got != 1 {
+		t.Fatalf("unexpected expired count; got %v; want 1", got)
+	}
+}
+
+// TestMappingAppliesToCachedIdentities: a mapping change applies at once [K5].
+func TestMappingAppliesToCachedIdentities(t *testing.T) {
+	h := newHarness(t)
+	token := h.token(alice)
+	if a := h.review(token); a.Review.User.Username != "alice" {
+		t.Fatalf("unexpected answer: %+v", a)
+	}
+	h.srv.mapper = tableMapper{compileMapping(t, "mapUsers:\n  - userarn: "+alice.arn+"\n    username: alice-renamed\n")}
+	if a := h.review(token); a.Review.User.Username != "alice-renamed" || len(a.Review.User.Groups) != 0 {
+		t.Fatalf("unexpected answer after a mapping change: %+v", a)
+	}
+	h.srv.mapper = tableMapper{}
+	if a := h.review(token); a.Status != 503 {
+		t.Fatalf("unexpected answer without a mapping; got %+v; want 503", a)
+	}
+}
+
+// TestSTSQueueFull: beyond -sts.maxConcurrency in flight and -sts.maxQueue waiting, reviews
+// fail fast with 429 [S2].
+func TestSTSQueueFull(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.STS.MaxConcurrency = 1; c.STS.MaxQueue = 1 })
+	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	statuses := make(chan int, 6)
+	for i := range 6 {
+		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+		wg.Go(func() {
+			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			statuses <- a.Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	// One in flight plus one waiting succeed; the other four are refused at once.
+	if count[200] < 2 || count[429] < 1 || count[200]+count[429] != 6 {
+		t.Fatalf("unexpected statuses %v; want 200s for the slot and the queue, 429 for the rest", count)
+	}
+	if got := h.metric("iamgate_sts_queue_rejections_total"); got != float64(count[429]) {
+		t.Fatalf("unexpected queue rejections; got %v; want %d", got, count[429])
+	}
+}
+
+// TestGracefulShutdown: on shutdown every review in flight gets its answer [A6].
+func TestGracefulShutdown(t *testing.T) {
+	h := newHarness(t)
+	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make(chan string, 50)
+	for i := range 50 {
+		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+		wg.Go(func() {
+			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+			switch {
+			case err != nil:
+				results <- err.Error()
+			case !a.Review.Authenticated:
+				results <- "unexpected denial"
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // the reviews are now waiting on STS
+	h.stop()
+	wg.Wait()
+	close(results)
+	for r := range results {
+		t.Fatalf("a review in flight at shutdown failed: %s", r)
+	}
+}
+
+func TestSlowClientIsCutOff(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.ReadTimeout = 300 * time.Millisecond })
+	addr := strings.TrimPrefix(strings.Split(h.url, "/authenticate")[0], "http://")
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers promise a body that never comes.
+	if _, err := conn.Write([]byte("POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	// fasthttp answers a read timeout with 408 and closes, or just closes: either way the
+	// connection does not stay open past the deadline.
+	if n > 0 && !strings.Contains(string(buf[:n]), "408") {
+		t.Fatalf("unexpected answer to a slow client: %q", buf[:n])
+	}
+	if _, err := conn.Read(buf); err == nil {
+		t.Fatalf("unexpected: the connection of a slow client stayed open")
+	}
+}
+
+func decodeToken(t *testing.T, token string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, sigv4.TokenPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func encodeToken(url string) string {
+	return sigv4.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(url))
+}
