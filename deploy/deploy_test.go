@@ -33,8 +33,7 @@ const (
 // document is one YAML document of one file in deploy/.
 type document struct {
 	where string // "file.yaml#2", for failure messages
-	raw   []byte
-	obj   any // the strictly decoded typed object
+	obj   any    // the strictly decoded typed object
 }
 
 // manifests holds every decoded document of deploy/*.yaml by type.
@@ -135,7 +134,7 @@ func loadManifests(t *testing.T) *manifests {
 				t.Errorf("unexpected strict decode error in %s (%s); got %q; want none", where, tm.Kind, err)
 				continue
 			}
-			m.docs = append(m.docs, document{where: where, raw: raw, obj: obj})
+			m.docs = append(m.docs, document{where: where, obj: obj})
 			switch o := obj.(type) {
 			case *appsv1.DaemonSet:
 				m.daemonSets[file] = o
