@@ -1,0 +1,271 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+	"golang.org/x/time/rate"
+)
+
+// DescribeInstancesAPI is the part of *ec2.Client that EC2Resolver uses. Point the client at
+// another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint.
+type DescribeInstancesAPI interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// EC2ResolverConfig configures an EC2Resolver. Zero durations and sizes take the defaults.
+type EC2ResolverConfig struct {
+	// Client calls DescribeInstances. Required.
+	Client DescribeInstancesAPI
+	// Now is the clock for the cache. Required (libraries do not read the clock themselves).
+	Now func() time.Time
+	// TTL is how long a name is cached; default 1h. An instance keeps its private DNS name for
+	// its whole life; the TTL bounds how long a terminated instance's name is remembered.
+	TTL time.Duration
+	// NegativeTTL is how long "no such instance" is cached; default 30s, short because a new
+	// instance may not be visible to DescribeInstances at once.
+	NegativeTTL time.Duration
+	// MaxEntries bounds the cache; default 50,000. When full, expired entries go first, then
+	// arbitrary ones.
+	MaxEntries int
+	// BatchWindow is how long a lookup waits for others to share its DescribeInstances call;
+	// default 10ms.
+	BatchWindow time.Duration
+	// MaxBatch is the most instance IDs in one call; default 100.
+	MaxBatch int
+	// RatePerSecond and Burst limit DescribeInstances calls; defaults 10 and 5 (EC2 throttles
+	// Describe calls per account, shared with everything else in it).
+	RatePerSecond float64
+	Burst         int
+	// CallTimeout bounds one DescribeInstances call including its wait for the rate limiter;
+	// default 10s. A call is shared, so no single caller's context cancels it.
+	CallTimeout time.Duration
+	// Metrics records iamgate_ec2_lookups_total and iamgate_ec2_lookup_duration_seconds.
+	Metrics *Metrics
+}
+
+// EC2Resolver is the InstanceResolver over the EC2 API. Concurrent lookups are collapsed per
+// instance and batched into DescribeInstances calls; names are cached with a TTL in a bounded
+// cache; calls are rate-limited. It is safe for concurrent use and needs no Close: it starts
+// goroutines only for calls in flight.
+type EC2Resolver struct {
+	cfg     EC2ResolverConfig
+	limiter *rate.Limiter
+
+	mu      sync.Mutex
+	cache   map[string]ec2Entry // instance ID → answer; guarded by mu
+	pending map[string]*ec2Call // instance ID → call waiting or in flight; guarded by mu
+	batch   []string            // IDs collected for the next call; guarded by mu
+}
+
+type ec2Entry struct {
+	dns     string
+	missing bool // no such instance
+	expires time.Time
+}
+
+type ec2Call struct {
+	done chan struct{} // closed when dns and err are set
+	dns  string
+	err  error
+}
+
+// NewEC2Resolver returns an EC2Resolver for cfg.
+func NewEC2Resolver(cfg EC2ResolverConfig) (*EC2Resolver, error) {
+	if cfg.Client == nil || cfg.Now == nil {
+		return nil, errors.New("cannot create EC2 resolver: Client and Now are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.TTL, time.Hour)
+	def(&cfg.NegativeTTL, 30*time.Second)
+	def(&cfg.BatchWindow, 10*time.Millisecond)
+	def(&cfg.CallTimeout, 10*time.Second)
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = 50_000
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 100
+	}
+	if cfg.RatePerSecond <= 0 {
+		cfg.RatePerSecond = 10
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 5
+	}
+	return &EC2Resolver{
+		cfg:     cfg,
+		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerSecond), cfg.Burst),
+		cache:   map[string]ec2Entry{},
+		pending: map[string]*ec2Call{},
+	}, nil
+}
+
+// PrivateDNSName returns the private DNS name of instance id. It returns an error matching
+// ErrNotInstanceID for a malformed ID and ErrInstanceNotFound when EC2 knows no such instance
+// (both denials); other errors mean EC2 could not answer. ctx bounds the caller's wait only.
+func (r *EC2Resolver) PrivateDNSName(ctx context.Context, id string) (string, error) {
+	if !IsInstanceID(id) {
+		return "", ErrNotInstanceID
+	}
+	r.mu.Lock()
+	if e, ok := r.cache[id]; ok && r.cfg.Now().Before(e.expires) {
+		r.mu.Unlock()
+		r.cfg.Metrics.ec2Lookup(ec2Hit)
+		if e.missing {
+			return "", fmt.Errorf("%w: %s (cached)", ErrInstanceNotFound, id)
+		}
+		return e.dns, nil
+	}
+	c := r.pending[id]
+	if c == nil {
+		c = &ec2Call{done: make(chan struct{})}
+		r.pending[id] = c
+		r.batch = append(r.batch, id)
+		switch {
+		case len(r.batch) >= r.cfg.MaxBatch:
+			ids := r.batch
+			r.batch = nil
+			go r.call(ids)
+		case len(r.batch) == 1:
+			time.AfterFunc(r.cfg.BatchWindow, r.flush)
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	switch {
+	case c.err == nil:
+		r.cfg.Metrics.ec2Lookup(ec2Fetched)
+	case errors.Is(c.err, ErrInstanceNotFound):
+		r.cfg.Metrics.ec2Lookup(ec2NotFound)
+	default:
+		r.cfg.Metrics.ec2Lookup(ec2Error)
+	}
+	return c.dns, c.err
+}
+
+// flush sends the batch collected during BatchWindow (it may be empty or younger when a full
+// batch was sent meanwhile; both are harmless).
+func (r *EC2Resolver) flush() {
+	r.mu.Lock()
+	ids := r.batch
+	r.batch = nil
+	r.mu.Unlock()
+	if len(ids) > 0 {
+		r.call(ids)
+	}
+}
+
+// call resolves ids with DescribeInstances and completes their pending calls.
+func (r *EC2Resolver) call(ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
+	defer cancel()
+	found, err := r.describe(ctx, ids)
+	var failed map[string]error // per-ID errors of the one-by-one fallback
+	if err != nil && len(ids) > 1 && isNotFoundCode(err) {
+		// EC2 fails the whole call when one of its IDs does not exist: ask for each alone.
+		found, err, failed = map[string]string{}, nil, map[string]error{}
+		for _, id := range ids {
+			one, e := r.describe(ctx, []string{id})
+			switch {
+			case e == nil:
+				found[id] = one[id]
+			case !isNotFoundCode(e):
+				failed[id] = e
+			}
+		}
+	}
+	now := r.cfg.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		c := r.pending[id]
+		delete(r.pending, id)
+		e := err
+		if failed[id] != nil {
+			e = failed[id]
+		}
+		dns, ok := found[id]
+		switch {
+		case e == nil && ok && dns != "":
+			c.dns = dns
+			r.store(id, ec2Entry{dns: dns, expires: now.Add(r.cfg.TTL)})
+		case e == nil || isNotFoundCode(e):
+			c.err = fmt.Errorf("%w: %s", ErrInstanceNotFound, id)
+			r.store(id, ec2Entry{missing: true, expires: now.Add(r.cfg.NegativeTTL)})
+		default:
+			c.err = fmt.Errorf("cannot describe EC2 instance %s: %w", id, e)
+		}
+		close(c.done)
+	}
+}
+
+// describe calls DescribeInstances under the rate limit and returns the private DNS name of
+// each instance found.
+func (r *EC2Resolver) describe(ctx context.Context, ids []string) (map[string]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	start := r.cfg.Now()
+	defer func() { r.cfg.Metrics.ec2Observe(r.cfg.Now().Sub(start).Seconds()) }()
+	if err := r.limiter.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
+	out, err := r.cfg.Client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]string, len(ids))
+	for _, res := range out.Reservations {
+		for _, in := range res.Instances {
+			if in.InstanceId != nil && in.PrivateDnsName != nil {
+				found[*in.InstanceId] = *in.PrivateDnsName
+			}
+		}
+	}
+	return found, nil
+}
+
+// store caches e under id; r.mu is held. When the cache is full, expired entries are dropped,
+// then arbitrary ones (Go's map order), so the bound holds without bookkeeping per lookup.
+func (r *EC2Resolver) store(id string, e ec2Entry) {
+	if _, ok := r.cache[id]; !ok && len(r.cache) >= r.cfg.MaxEntries {
+		now := r.cfg.Now()
+		for k, v := range r.cache {
+			if !now.Before(v.expires) {
+				delete(r.cache, k)
+			}
+		}
+		// Free a sixteenth at once so that the sweep above runs once per many inserts.
+		for k := range r.cache {
+			if len(r.cache) < r.cfg.MaxEntries-r.cfg.MaxEntries/16 {
+				break
+			}
+			delete(r.cache, k)
+		}
+	}
+	r.cache[id] = e
+}
+
+func isNotFoundCode(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+			return true
+		}
+	}
+	return false
+}

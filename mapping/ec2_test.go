@@ -1,0 +1,316 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// fakeClock is an injected clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// ec2Server is a loopback EC2 Query API answering DescribeInstances with InstanceId.N the way
+// EC2 does (the XML shape, and InvalidInstanceID.NotFound for the whole call when any ID is
+// unknown). It stands in for the fake STS's EC2 endpoint (branch fakests) until that exists.
+type ec2Server struct {
+	URL       string
+	instances map[string]string // instance ID → private DNS name
+	calls     atomic.Int64
+	fail      atomic.Bool // answer 500
+
+	mu      sync.Mutex
+	batches [][]string // the IDs of each call
+}
+
+func startEC2(tb testing.TB, instances map[string]string) *ec2Server {
+	tb.Helper()
+	s := &ec2Server{instances: instances}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	tb.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
+	s.calls.Add(1)
+	if err := req.ParseForm(); err != nil || req.Form.Get("Action") != "DescribeInstances" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if !strings.HasPrefix(req.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		http.Error(w, "unsigned", http.StatusForbidden)
+		return
+	}
+	var ids []string
+	for i := 1; ; i++ {
+		v := req.Form.Get(fmt.Sprintf("InstanceId.%d", i))
+		if v == "" {
+			break
+		}
+		ids = append(ids, v)
+	}
+	s.mu.Lock()
+	s.batches = append(s.batches, ids)
+	s.mu.Unlock()
+	if s.fail.Load() {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `<Response><Errors><Error><Code>InternalError</Code><Message>boom</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+		return
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		dns, ok := s.instances[id]
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID '%s' does not exist</Message></Error></Errors><RequestID>r</RequestID></Response>`, id)
+			return
+		}
+		fmt.Fprintf(&b, `<item><reservationId>r-%s</reservationId><instancesSet><item><instanceId>%s</instanceId><privateDnsName>%s</privateDnsName></item></instancesSet></item>`, id, id, dns)
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet>%s</reservationSet></DescribeInstancesResponse>`, b.String())
+}
+
+func (s *ec2Server) Batches() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]string, len(s.batches))
+	for i, b := range s.batches {
+		out[i] = append([]string(nil), b...)
+		sort.Strings(out[i])
+	}
+	return out
+}
+
+// newEC2Client returns the real aws-sdk-go-v2 EC2 client pointed at endpoint.
+func newEC2Client(endpoint string) *ec2.Client {
+	return ec2.New(ec2.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+func newTestResolver(tb testing.TB, endpoint string, clock *fakeClock, mod func(*EC2ResolverConfig)) *EC2Resolver {
+	tb.Helper()
+	cfg := EC2ResolverConfig{
+		Client:        newEC2Client(endpoint),
+		Now:           clock.Now,
+		BatchWindow:   20 * time.Millisecond,
+		RatePerSecond: 1000,
+		Burst:         1000,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := NewEC2Resolver(cfg)
+	if err != nil {
+		tb.Fatalf("cannot create resolver: %s", err)
+	}
+	return r
+}
+
+func TestEC2ResolverCache(t *testing.T) {
+	srv := startEC2(t, map[string]string{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
+	clock := newFakeClock()
+	r := newTestResolver(t, srv.URL, clock, nil)
+	ctx := context.Background()
+	f := func(wantCalls int64) {
+		t.Helper()
+		dns, err := r.PrivateDNSName(ctx, "i-0123456789abcdef0")
+		if err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+		if dns != "ip-10-0-1-23.ec2.internal" {
+			t.Fatalf("unexpected name; got %q; want %q", dns, "ip-10-0-1-23.ec2.internal")
+		}
+		if n := srv.calls.Load(); n != wantCalls {
+			t.Fatalf("unexpected DescribeInstances calls; got %d; want %d", n, wantCalls)
+		}
+	}
+	f(1)
+	f(1) // cached
+	clock.Advance(59 * time.Minute)
+	f(1)
+	clock.Advance(2 * time.Minute) // past the 1h TTL
+	f(2)
+}
+
+// TestEC2ResolverBatching protects [M4]: concurrent lookups share DescribeInstances calls, and
+// lookups of one instance collapse into one ID of one call.
+func TestEC2ResolverBatching(t *testing.T) {
+	instances := map[string]string{}
+	var ids []string
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("i-%017x", i+1)
+		instances[id] = fmt.Sprintf("ip-10-0-0-%d.ec2.internal", i+1)
+		ids = append(ids, id)
+	}
+	srv := startEC2(t, instances)
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+		c.BatchWindow = 200 * time.Millisecond
+		c.MaxBatch = 20
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for k := 0; k < 10; k++ {
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dns, err := r.PrivateDNSName(context.Background(), id)
+				if err == nil && dns != instances[id] {
+					err = fmt.Errorf("unexpected name for %s; got %q; want %q", id, dns, instances[id])
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	batches := srv.Batches()
+	seen := map[string]int{}
+	for _, b := range batches {
+		if len(b) > 20 {
+			t.Fatalf("unexpected batch size %d > MaxBatch 20", len(b))
+		}
+		for _, id := range b {
+			seen[id]++
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("unexpected number of requests for %s; got %d; want 1 (batches %v)", id, seen[id], batches)
+		}
+	}
+	if len(batches) > 4 {
+		t.Fatalf("unexpected number of calls for 300 lookups of 30 instances; got %d; want at most 4", len(batches))
+	}
+}
+
+func TestEC2ResolverNotFound(t *testing.T) {
+	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
+	clock := newFakeClock()
+	r := newTestResolver(t, srv.URL, clock, func(c *EC2ResolverConfig) { c.BatchWindow = 100 * time.Millisecond })
+	var wg sync.WaitGroup
+	var dnsA string
+	var errA, errB error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		dnsA, errA = r.PrivateDNSName(context.Background(), "i-0000000000000000a")
+	}()
+	go func() {
+		defer wg.Done()
+		_, errB = r.PrivateDNSName(context.Background(), "i-0000000000000000b")
+	}()
+	wg.Wait()
+	if errA != nil || dnsA != "ip-a.ec2.internal" {
+		t.Fatalf("unexpected answer for the existing instance; got %q, %v", dnsA, errA)
+	}
+	if !errors.Is(errB, ErrInstanceNotFound) || !IsDenial(errB) {
+		t.Fatalf("unexpected error for the missing instance; got %v; want ErrInstanceNotFound", errB)
+	}
+	calls := srv.calls.Load()
+	// Cached as missing for NegativeTTL.
+	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, ErrInstanceNotFound) {
+		t.Fatalf("unexpected error; got %v; want ErrInstanceNotFound", err)
+	}
+	if n := srv.calls.Load(); n != calls {
+		t.Fatalf("unexpected call for a cached miss; got %d calls; want %d", n, calls)
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, ErrInstanceNotFound) {
+		t.Fatalf("unexpected error; got %v; want ErrInstanceNotFound", err)
+	}
+	if n := srv.calls.Load(); n != calls+1 {
+		t.Fatalf("unexpected calls after NegativeTTL; got %d; want %d", n, calls+1)
+	}
+}
+
+func TestEC2ResolverErrors(t *testing.T) {
+	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) { c.BatchWindow = time.Millisecond })
+	srv.fail.Store(true)
+	_, err := r.PrivateDNSName(context.Background(), "i-0000000000000000a")
+	if err == nil || IsDenial(err) {
+		t.Fatalf("unexpected error for an EC2 failure; got %v; want a non-denial", err)
+	}
+	srv.fail.Store(false) // failures are not cached
+	if dns, err := r.PrivateDNSName(context.Background(), "i-0000000000000000a"); err != nil || dns != "ip-a.ec2.internal" {
+		t.Fatalf("unexpected answer after recovery; got %q, %v", dns, err)
+	}
+	if _, err := r.PrivateDNSName(context.Background(), "alice"); !errors.Is(err, ErrNotInstanceID) {
+		t.Fatalf("unexpected error; got %v; want ErrNotInstanceID", err)
+	}
+	// A caller's context bounds its own wait only.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.PrivateDNSName(ctx, "i-0000000000000000c"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("unexpected error; got %v; want context.Canceled", err)
+	}
+	if _, err := NewEC2Resolver(EC2ResolverConfig{}); err == nil {
+		t.Fatalf("expected an error without Client and Now")
+	}
+}
+
+func TestEC2ResolverBound(t *testing.T) {
+	instances := map[string]string{}
+	for i := 0; i < 40; i++ {
+		instances[fmt.Sprintf("i-%08x", i)] = fmt.Sprintf("ip-%d", i)
+	}
+	srv := startEC2(t, instances)
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+		c.BatchWindow = time.Millisecond
+		c.MaxEntries = 16
+	})
+	for id := range instances {
+		if _, err := r.PrivateDNSName(context.Background(), id); err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+		r.mu.Lock()
+		n := len(r.cache)
+		r.mu.Unlock()
+		if n > 16 {
+			t.Fatalf("unexpected cache size %d > MaxEntries 16", n)
+		}
+	}
+}

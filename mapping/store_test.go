@@ -1,0 +1,399 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func metricValue(tb testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatalf("cannot gather metrics: %s", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !hasLabel(m, labels[i], labels[i+1]) {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	tb.Fatalf("metric %s%v not found", name, labels)
+	return 0
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// usernameOf maps arn through the store's live table ("" when not mapped).
+func usernameOf(tb testing.TB, s *Store, arn string) string {
+	tb.Helper()
+	u, err := s.Table().Render(context.Background(), testIdentity(tb, arn), nil)
+	if err != nil {
+		return ""
+	}
+	return u.Username
+}
+
+const aliceARN = "arn:aws:iam::111122223333:user/alice"
+
+func userDoc(username string) string {
+	return "mapUsers:\n- userarn: " + aliceARN + "\n  username: " + username + "\n"
+}
+
+func writeFile(tb testing.TB, path, data string) {
+	tb.Helper()
+	// Write and rename, as editors and config management do, so that no reader sees half a
+	// file; the in-place case is TestFileSourceInPlace.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func runSource(tb testing.TB, run func(context.Context) error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = run(ctx)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// TestFileSourceReload protects [M5] for files: an edit is picked up, a bad version is refused
+// with a metric while the last good mapping stays live, and a fix is picked up again.
+func TestFileSourceReload(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pollOnly=%v", poll), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "mapping.yaml")
+			writeFile(t, path, userDoc("alice-v1"))
+			reg := prometheus.NewRegistry()
+			store := NewStore(nil, NewMetrics(reg))
+			src := NewFileSource(path, store, nil, time.Hour)
+			if poll {
+				src.poll, src.noWatch = 20*time.Millisecond, true
+			}
+			if store.Ready() {
+				t.Fatalf("unexpected Ready before the file loaded")
+			}
+			runSource(t, src.Run)
+			waitFor(t, "first load", store.Ready)
+			if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
+				t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
+			}
+
+			writeFile(t, path, userDoc("alice-v2"))
+			waitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+
+			writeFile(t, path, "mapUsers:\n- userarn: "+aliceARN+"\n  username: '{{Nope}}'\n")
+			waitFor(t, "the refusal", func() bool {
+				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
+			})
+			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
+				t.Fatalf("unexpected username after a bad version; got %q; want the last good %q", got, "alice-v2")
+			}
+			if !store.Ready() {
+				t.Fatalf("unexpected not Ready after a bad version")
+			}
+
+			os.Remove(path) // a missing file is refused too
+			waitFor(t, "the second refusal", func() bool {
+				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 2
+			})
+			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
+				t.Fatalf("unexpected username after the file vanished; got %q; want %q", got, "alice-v2")
+			}
+
+			writeFile(t, path, userDoc("alice-v3"))
+			waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+			if got := metricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
+				t.Fatalf("unexpected iamgate_mapping_entries{kind=user}; got %v; want 1", got)
+			}
+		})
+	}
+}
+
+func TestFileSourceInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mapping.yaml")
+	writeFile(t, path, userDoc("alice-v1"))
+	store := NewStore(nil, nil)
+	runSource(t, NewFileSource(path, store, nil, time.Hour).Run)
+	waitFor(t, "first load", store.Ready)
+	if err := os.WriteFile(path, []byte(userDoc("alice-v2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+}
+
+// TestFileSourceSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
+// writes the new version into a fresh timestamped directory and atomically renames a new
+// "..data" symlink over the old one; the file is a symlink through ..data.
+func TestFileSourceSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name, data string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "mapping.yaml"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_11_27_03_00_00.1", userDoc("alice-v1"))
+	if err := os.Symlink("..data/mapping.yaml", filepath.Join(dir, "mapping.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(nil, nil)
+	runSource(t, NewFileSource(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
+	waitFor(t, "first load", store.Ready)
+	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
+		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
+	}
+	version("..2026_11_27_03_01_00.2", userDoc("alice-v2"))
+	os.RemoveAll(filepath.Join(dir, "..2026_11_27_03_00_00.1"))
+	waitFor(t, "the symlink swap", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+}
+
+func awsAuth(data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthNamespace, Name: AWSAuthName},
+		Data:       data,
+	}
+}
+
+// TestConfigMapSource protects [M1]/[M5] for the live ConfigMap, through client-go's fake
+// clientset and a real informer: updates apply, a bad version is refused and the last good one
+// stays, deletion maps nothing, other ConfigMaps are ignored.
+func TestConfigMapSource(t *testing.T) {
+	client := fake.NewClientset(awsAuth(map[string]string{"mapUsers": userDoc("alice-v1")[len("mapUsers:\n"):]}))
+	reg := prometheus.NewRegistry()
+	store := NewStore(nil, NewMetrics(reg))
+	src := NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0)
+	runSource(t, src.Run)
+	waitFor(t, "first load", store.Ready)
+	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
+		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
+	}
+	cms := client.CoreV1().ConfigMaps(AWSAuthNamespace)
+	ctx := context.Background()
+	update := func(data map[string]string) {
+		t.Helper()
+		cm := awsAuth(data)
+		cur, err := cms.Get(ctx, AWSAuthName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.ResourceVersion = cur.ResourceVersion
+		if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n"})
+	waitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: 1234\n"})
+	waitFor(t, "the refusal", func() bool {
+		return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "configmap", "result", "error") >= 1
+	})
+	if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
+		t.Fatalf("unexpected username after a bad version; got %q; want %q", got, "alice-v2")
+	}
+
+	// Another ConfigMap in kube-system changes nothing.
+	other := awsAuth(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: other\n"})
+	other.Name = "not-aws-auth"
+	if _, err := cms.Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v3\n"})
+	waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+	if err := cms.Delete(ctx, "not-aws-auth", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := cms.Delete(ctx, AWSAuthName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
+	if !store.Ready() {
+		t.Fatalf("unexpected not Ready after the ConfigMap was deleted")
+	}
+}
+
+func TestConfigMapSourceMissing(t *testing.T) {
+	client := fake.NewClientset()
+	store := NewStore(nil, nil)
+	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	waitFor(t, "the empty load", store.Ready)
+	if n := len(store.Table().Records()); n != 0 {
+		t.Fatalf("unexpected records; got %d; want 0", n)
+	}
+	if _, err := client.CoreV1().ConfigMaps(AWSAuthNamespace).Create(context.Background(),
+		awsAuth(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: late\n"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late ConfigMap", func() bool { return usernameOf(t, store, aliceARN) == "late" })
+}
+
+// TestStorePrecedence protects the documented precedence: the file's records before the
+// ConfigMap's, and Ready only when every configured source has loaded.
+func TestStorePrecedence(t *testing.T) {
+	store := NewStore(nil, nil)
+	store.register(SourceFile)
+	store.register(SourceConfigMap)
+	cm, err := ParseDocument("configmap", []byte(userDoc("from-configmap")+
+		"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob-from-configmap\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(SourceConfigMap, cm); err != nil {
+		t.Fatal(err)
+	}
+	if store.Ready() {
+		t.Fatalf("unexpected Ready before the file loaded")
+	}
+	if got := usernameOf(t, store, aliceARN); got != "from-configmap" {
+		t.Fatalf("unexpected username; got %q; want %q", got, "from-configmap")
+	}
+	file, err := ParseDocument("file", []byte(userDoc("from-file")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(SourceFile, file); err != nil {
+		t.Fatal(err)
+	}
+	if !store.Ready() {
+		t.Fatalf("unexpected not Ready after both sources loaded")
+	}
+	if got := usernameOf(t, store, aliceARN); got != "from-file" {
+		t.Fatalf("unexpected username; got %q; want %q (the file wins)", got, "from-file")
+	}
+	if got := usernameOf(t, store, "arn:aws:iam::111122223333:user/bob"); got != "bob-from-configmap" {
+		t.Fatalf("unexpected username; got %q; want %q", got, "bob-from-configmap")
+	}
+	want := `configmap: mapUsers[0] "arn:aws:iam::111122223333:user/alice" is shadowed by mapUsers[0] of file, which matches the same principal and wins (aws-iam-authenticator used the last duplicate)`
+	if w := store.Table().Warnings(); len(w) != 1 || w[0] != want {
+		t.Fatalf("unexpected warnings; got %q; want [%q]", w, want)
+	}
+}
+
+// TestStoreConcurrentReaders protects the atomic swap of [M5]: a reader never sees a
+// half-built table. Every version maps two users to names carrying the version; a reader
+// resolving both from one Table must see one version. Run with -race.
+func TestStoreConcurrentReaders(t *testing.T) {
+	store := NewStore(nil, nil)
+	doc := func(v int) *Document {
+		var b []byte
+		b = fmt.Appendf(b, "mapUsers:\n")
+		for _, u := range []string{"alice", "bob"} {
+			b = fmt.Appendf(b, "- userarn: arn:aws:iam::111122223333:user/%s\n  username: %s-v%d\n  groups: [g%d]\n", u, u, v, v)
+		}
+		d, err := ParseDocument("test", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if err := store.Update(SourceFile, doc(0)); err != nil {
+		t.Fatal(err)
+	}
+	alice := testIdentity(t, aliceARN)
+	bob := testIdentity(t, "arn:aws:iam::111122223333:user/bob")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				tbl := store.Table()
+				a, err1 := tbl.Render(context.Background(), alice, nil)
+				b, err2 := tbl.Render(context.Background(), bob, nil)
+				if err1 != nil || err2 != nil {
+					errs <- fmt.Errorf("unexpected errors: %v, %v", err1, err2)
+					return
+				}
+				var va, vb, ga int
+				fmt.Sscanf(a.Username, "alice-v%d", &va)
+				fmt.Sscanf(b.Username, "bob-v%d", &vb)
+				fmt.Sscanf(a.Groups[0], "g%d", &ga)
+				if va != vb || va != ga {
+					errs <- fmt.Errorf("half-built table: %q %q %q", a.Username, b.Username, a.Groups)
+					return
+				}
+			}
+		}()
+	}
+	for v := 1; v <= 200; v++ {
+		if err := store.Update(SourceFile, doc(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
