@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/iamgate/iamgate/daemon"
+	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+// serverFlags are the flags of `iamgate server`, named -group.name.
+type serverFlags struct {
+	clusterID    string
+	webhookAddr  string
+	internalAddr string
+	certFile     string
+	keyFile      string
+
+	partitions     string
+	extraRegions   string
+	stsTimeout     time.Duration
+	stsConcurrency int
+	stsQueue       int
+	dialOverride   string
+	insecureHTTP   bool
+	stsCAFile      string
+
+	maxClockSkew time.Duration
+	cacheTTL     time.Duration
+	negativeTTL  time.Duration
+	cacheBytes   byteSize
+
+	mappingFile   string
+	mappingPoll   time.Duration
+	configMap     bool
+	kubeconfig    string
+	ec2Endpoint   string
+	ec2Region     string
+	ec2CacheTTL   time.Duration
+	ec2RateLimit  float64
+	reportErrors  bool
+	readTimeout   time.Duration
+	writeTimeout  time.Duration
+	idleTimeout   time.Duration
+	logLevel      string
+	logFormat     string
+	dryRun        bool
+	insecureNoTLS bool
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.clusterID, "cluster.id", "", "the cluster ID tokens must be signed for (x-k8s-aws-id); `iamgate token -i` and `aws eks get-token --cluster-name` use the same value. Required")
+	fs.StringVar(&f.webhookAddr, "webhook.listenAddr", "127.0.0.1:21362", "TLS address of POST /authenticate for kube-apiserver. Loopback by default: on a control-plane node kube-apiserver is local")
+	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz, /readyz and /debug/pprof/; empty disables it. Keep it off the webhook port")
+	fs.StringVar(&f.certFile, "tls.certFile", "", "PEM certificate (chain) of the webhook listener; `iamgate init` writes one. Required")
+	fs.StringVar(&f.keyFile, "tls.keyFile", "", "PEM private key of -tls.certFile. Required")
+
+	fs.StringVar(&f.partitions, "sts.partitions", "aws", "comma-separated AWS partitions whose STS hosts tokens may name ("+strings.Join(sigv4.PartitionIDs(), ", ")+"). See also -sts.extraRegions")
+	fs.StringVar(&f.extraRegions, "sts.extraRegions", "", "comma-separated regions to allow beyond the built-in list (a region newer than this build); each must match one of -sts.partitions")
+	fs.DurationVar(&f.stsTimeout, "sts.timeout", 5*time.Second, "bound on one STS call, including the wait for a slot; kube-apiserver's own webhook timeout is 30s and it retries 5xx")
+	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", 64, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
+	fs.IntVar(&f.stsQueue, "sts.maxQueue", 2048, "reviews waiting for an STS slot at most; beyond it reviews fail fast with 429 instead of piling up")
+	fs.StringVar(&f.dialOverride, "sts.dialOverride", "", "send every STS call to this host:port, keeping the signed Host header and TLS server name. Tests, benchmarks and local development with fakests ONLY")
+	fs.BoolVar(&f.insecureHTTP, "sts.insecureHTTP", false, "with -sts.dialOverride, speak plain HTTP (fakests without --tls). Never in production")
+	fs.StringVar(&f.stsCAFile, "sts.caFile", "", "PEM CA bundle to verify STS with instead of the system pool (fakests --tls writes one)")
+
+	fs.DurationVar(&f.maxClockSkew, "token.maxClockSkew", sigv4.DefaultMaxClockSkew, "how far in the future a token's X-Amz-Date may be; tolerates client clocks that run fast")
+	fs.DurationVar(&f.cacheTTL, "cache.ttl", 2*time.Minute, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
+	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", 30*time.Second, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
+	f.cacheBytes = 64 << 20
+	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 1 KiB per cached token")
+
+	fs.StringVar(&f.mappingFile, "mapping.file", "", "YAML mapping: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document; re-read when it changes. See also -mapping.configMap")
+	fs.DurationVar(&f.mappingPoll, "mapping.pollInterval", 10*time.Second, "how often -mapping.file is checked besides file-system events (some mounts send none)")
+	fs.BoolVar(&f.configMap, "mapping.configMap", false, "watch the kube-system/aws-auth ConfigMap (in-cluster config or -kubeconfig); its records come after -mapping.file's")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
+	fs.StringVar(&f.ec2Endpoint, "ec2.endpoint", "", "EC2 API endpoint URL for {{EC2PrivateDNSName}} lookups; empty means the regional AWS endpoint (fakests serves EC2 too)")
+	fs.StringVar(&f.ec2Region, "ec2.region", "", "region of the EC2 API; empty means the AWS SDK's region chain")
+	fs.DurationVar(&f.ec2CacheTTL, "ec2.cacheTTL", time.Hour, "how long an instance's private DNS name is cached (it never changes while the instance lives)")
+	fs.Float64Var(&f.ec2RateLimit, "ec2.rateLimit", 10, "DescribeInstances calls per second at most; EC2 throttles per account")
+
+	fs.BoolVar(&f.reportErrors, "review.reportErrors", false, "put the denial reason in status.error; kube-apiserver then does not cache denials (more webhook traffic, clearer audit logs)")
+	fs.DurationVar(&f.readTimeout, "webhook.readTimeout", 10*time.Second, "time to read a whole request; cuts off slow clients")
+	fs.DurationVar(&f.writeTimeout, "webhook.writeTimeout", 10*time.Second, "time to write an answer")
+	fs.DurationVar(&f.idleTimeout, "webhook.idleTimeout", 90*time.Second, "how long an idle keep-alive connection from kube-apiserver stays open")
+	fs.StringVar(&f.logLevel, "log.level", "info", "debug, info, warn or error; debug logs ARNs of denied identities, never tokens")
+	fs.StringVar(&f.logFormat, "log.format", "text", "text or json")
+	fs.BoolVar(&f.dryRun, "dryRun", false, "check flags, TLS files and mapping sources, print what would run, and exit")
+	fs.BoolVar(&f.insecureNoTLS, "webhook.insecureNoTLS", false, "serve the webhook over plain HTTP on a loopback address. Local demos and benchmarks ONLY; kube-apiserver requires TLS")
+}
+
+// config validates the flags and turns them into daemon settings.
+func (f *serverFlags) config() (daemon.Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if f.clusterID == "" {
+		bad("-cluster.id is required")
+	}
+	if f.insecureNoTLS {
+		if host, _, err := net.SplitHostPort(f.webhookAddr); err != nil || !net.ParseIP(host).IsLoopback() {
+			bad("-webhook.insecureNoTLS needs a loopback -webhook.listenAddr, not %q", f.webhookAddr)
+		}
+	} else if f.certFile == "" || f.keyFile == "" {
+		bad("-tls.certFile and -tls.keyFile are required (`iamgate init` writes them)")
+	}
+	if f.mappingFile == "" && !f.configMap {
+		bad("no mapping source: set -mapping.file and/or -mapping.configMap")
+	}
+	if f.stsTimeout < 100*time.Millisecond || f.stsTimeout > time.Minute {
+		bad("-sts.timeout=%s must be between 100ms and 1m", f.stsTimeout)
+	}
+	if f.stsConcurrency < 1 || f.stsConcurrency > 10000 {
+		bad("-sts.maxConcurrency=%d must be between 1 and 10000", f.stsConcurrency)
+	}
+	if f.stsQueue < 0 || f.stsQueue > 1_000_000 {
+		bad("-sts.maxQueue=%d must be between 0 and 1000000", f.stsQueue)
+	}
+	if f.insecureHTTP && f.dialOverride == "" {
+		bad("-sts.insecureHTTP needs -sts.dialOverride")
+	}
+	if f.cacheTTL <= 0 || f.cacheTTL > sigv4.ValidFor {
+		bad("-cache.ttl=%s must be positive and at most %s (a token's life)", f.cacheTTL, sigv4.ValidFor)
+	}
+	if f.negativeTTL < 0 || f.negativeTTL > sigv4.ValidFor {
+		bad("-cache.negativeTTL=%s must be between 0 and %s", f.negativeTTL, sigv4.ValidFor)
+	}
+	if f.cacheBytes < 1<<20 {
+		bad("-cache.maxBytes=%s must be at least 1MiB", f.cacheBytes)
+	}
+	if f.maxClockSkew < 0 || f.maxClockSkew > time.Hour {
+		bad("-token.maxClockSkew=%s must be between 0 and 1h", f.maxClockSkew)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-webhook.readTimeout", f.readTimeout}, {"-webhook.writeTimeout", f.writeTimeout}, {"-webhook.idleTimeout", f.idleTimeout}, {"-mapping.pollInterval", f.mappingPoll}} {
+		if d.v <= 0 {
+			bad("%s=%s must be positive", d.name, d.v)
+		}
+	}
+	cfg := daemon.Config{
+		ClusterID:    f.clusterID,
+		Partitions:   splitList(f.partitions),
+		ExtraRegions: splitList(f.extraRegions),
+		MaxClockSkew: f.maxClockSkew,
+		STS: daemon.STSConfig{
+			Timeout: f.stsTimeout, MaxConcurrency: f.stsConcurrency, MaxQueue: f.stsQueue,
+			DialOverride: f.dialOverride, InsecureHTTP: f.insecureHTTP,
+		},
+		CacheTTL: f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
+		ReportErrors: f.reportErrors,
+		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
+		Version: version,
+	}
+	if _, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions); err != nil {
+		errs = append(errs, err)
+	}
+	if f.stsCAFile != "" {
+		pem, err := os.ReadFile(f.stsCAFile)
+		if err != nil {
+			bad("cannot read -sts.caFile=%q: %w", f.stsCAFile, err)
+		} else {
+			cfg.STS.RootCAs = x509.NewCertPool()
+			if !cfg.STS.RootCAs.AppendCertsFromPEM(pem) {
+				bad("cannot use -sts.caFile=%q: no PEM certificate in it", f.stsCAFile)
+			}
+		}
+	}
+	if !f.insecureNoTLS && f.certFile != "" && f.keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			bad("cannot load -tls.certFile=%q -tls.keyFile=%q: %w", f.certFile, f.keyFile, err)
+		}
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serverFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	log, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return fmt.Errorf("invalid flags:\n%w", err)
+	}
+	cfg.Logger = log
+	cfg.Registry = prometheus.NewRegistry()
+
+	mappingMetrics := mapping.NewMetrics(cfg.Registry)
+	store := mapping.NewStore(log, mappingMetrics)
+	resolver, err := f.ec2Resolver(ctx, mappingMetrics)
+	if err != nil {
+		return err
+	}
+	var sources []func(context.Context) error
+	if f.mappingFile != "" {
+		src := mapping.NewFileSource(f.mappingFile, store, log, f.mappingPoll)
+		if f.dryRun {
+			if err := src.Load(); err != nil {
+				return fmt.Errorf("cannot load -mapping.file=%q: %w", f.mappingFile, err)
+			}
+		}
+		sources = append(sources, src.Run)
+	}
+	if f.configMap {
+		client, err := mapping.NewKubeClient(f.kubeconfig)
+		if err != nil {
+			return err
+		}
+		if f.dryRun {
+			if _, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName); err != nil {
+				return err
+			}
+		}
+		sources = append(sources, mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute).Run)
+	}
+	srv, err := daemon.New(cfg, storeMapper{store: store, resolver: resolver})
+	if err != nil {
+		return err
+	}
+	if f.dialOverride != "" {
+		log.Warn("STS calls go to -sts.dialOverride: for tests and local development only", "dialOverride", f.dialOverride, "insecureHTTP", f.insecureHTTP)
+	}
+	if f.dryRun {
+		fmt.Fprintf(stdout, "flags OK; cluster %q; webhook %s; internal %s; partitions %s\n", f.clusterID, f.webhookAddr, f.internalAddr, f.partitions)
+		if t := store.Table(); t != nil {
+			fmt.Fprintf(stdout, "mapping OK: %+v\n", t.Entries())
+		}
+		return nil
+	}
+
+	webhook, err := net.Listen("tcp", f.webhookAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on -webhook.listenAddr=%q: %w", f.webhookAddr, err)
+	}
+	var internal net.Listener
+	if f.internalAddr != "" {
+		if internal, err = net.Listen("tcp", f.internalAddr); err != nil {
+			webhook.Close()
+			return fmt.Errorf("cannot listen on -internal.listenAddr=%q: %w", f.internalAddr, err)
+		}
+	}
+	log.Info("iamgate listening", "webhook", webhook.Addr().String(), "internal", f.internalAddr,
+		"clusterID", f.clusterID, "tls", cfg.TLS != nil, "version", version)
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range sources {
+		g.Go(func() error { return run(gctx) })
+	}
+	g.Go(func() error { return srv.Serve(gctx, webhook, internal) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("iamgate stopped")
+	return err
+}
+
+// ec2Resolver builds the {{EC2PrivateDNSName}} resolver. It needs AWS credentials only when a
+// mapping uses the template; the SDK resolves them lazily.
+func (f *serverFlags) ec2Resolver(ctx context.Context, m *mapping.Metrics) (*mapping.EC2Resolver, error) {
+	var opts []func(*config.LoadOptions) error
+	if f.ec2Region != "" {
+		opts = append(opts, config.WithRegion(f.ec2Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load AWS configuration for EC2 lookups: %w", err)
+	}
+	client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+		if f.ec2Endpoint != "" {
+			o.BaseEndpoint = aws.String(f.ec2Endpoint)
+		}
+	})
+	return mapping.NewEC2Resolver(mapping.EC2ResolverConfig{
+		Client: client, Now: time.Now, TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: m,
+	})
+}
+
+// storeMapper applies the live mapping of a Store, resolving EC2 names with resolver.
+type storeMapper struct {
+	store    *mapping.Store
+	resolver mapping.InstanceResolver
+}
+
+func (m storeMapper) Ready() bool { return m.store.Ready() }
+
+func (m storeMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
+	t := m.store.Table()
+	if t == nil {
+		return mapping.User{}, errors.New("no mapping loaded")
+	}
+	return t.Render(ctx, id, m.resolver)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("cannot use -log.level=%q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("cannot use -log.format=%q: want text or json", format)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
