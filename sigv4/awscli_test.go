@@ -32,5 +32,16 @@ func TestAWSCLIv2Token(t *testing.T) {
 		if r.Region() != region {
 			t.Fatalf("unexpected region; got %q; want %q", r.Region(), region)
 		}
+		// Its signature verifies as AWS would verify it, and only with the right inputs.
+		u := sigTokenURL(t, cred.Status.Token)
+		if err := sigCheck(sigTokenRequest(u, u.RawQuery, "demo-cluster"), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", time.Now()); err != nil {
+			t.Fatalf("unexpected signature error for the AWS CLI v2 token: %v", err)
+		}
+		if err := sigCheck(sigTokenRequest(u, u.RawQuery, "demo-cluster"), "wrong", time.Now()); err == nil {
+			t.Fatalf("unexpected: the AWS CLI v2 token verifies with a wrong secret")
+		}
+		if err := sigCheck(sigTokenRequest(u, u.RawQuery, "other-cluster"), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", time.Now()); err == nil {
+			t.Fatalf("unexpected: the AWS CLI v2 token verifies for another cluster")
+		}
 	}
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +42,26 @@ func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 	return &r
 }
 
+// verifySignature checks a token's SigV4 signature as STS would, with sigv4's verifier.
+func verifySignature(t *testing.T, token, clusterID, secret string) error {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, sigv4.TokenPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &sigv4.SignedRequest{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery,
+		Header: http.Header{"X-K8s-Aws-Id": {clusterID}}}
+	s, err := sigv4.ParseSigned(req)
+	if err != nil {
+		return err
+	}
+	return s.Verify(req, secret)
+}
+
 func TestTokenExecCredential(t *testing.T) {
 	isolateAWS(t, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 	f := func(execInfo, wantAPIVersion string) {
@@ -67,6 +90,14 @@ func TestTokenExecCredential(t *testing.T) {
 		r := validateToken(t, cred.Status.Token, tokenTestTime)
 		if r.Host() != "sts.eu-west-1.amazonaws.com" || string(r.AccessKeyID()) != "AKIAIOSFODNN7EXAMPLE" {
 			t.Fatalf("unexpected host or key; got %q %q", r.Host(), r.AccessKeyID())
+		}
+		const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		if err := verifySignature(t, cred.Status.Token, "demo-cluster", secret); err != nil {
+			t.Fatalf("unexpected signature error for our token: %v", err)
+		}
+		if verifySignature(t, cred.Status.Token, "demo-cluster", "wrong") == nil ||
+			verifySignature(t, cred.Status.Token, "other-cluster", secret) == nil {
+			t.Fatalf("unexpected: our token verifies with a wrong secret or cluster ID")
 		}
 	}
 	f("", "client.authentication.k8s.io/v1beta1")
