@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: all build fakests test test-tools test-race fuzz bench bench-quick lint run clean
+.PHONY: all build fakests test test-tools test-race fuzz bench bench-quick lint run clean microbench
 
 all: build
 
@@ -34,6 +34,9 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS)
+
+microbench:
+	@bash scripts/microbench.sh
 
 bench-quick:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=200ms -count=1 $(PKGS)
