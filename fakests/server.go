@@ -423,6 +423,7 @@ func (s *Server) hang(c *call, d time.Duration) {
 	c.outcome = OutcomeHang
 	c.ctx.HijackSetNoResponse(true)
 	c.ctx.Hijack(func(conn net.Conn) {
+		raw := rawConn(conn)
 		s.mu.Lock()
 		select {
 		case <-s.closing:
@@ -431,11 +432,11 @@ func (s *Server) hang(c *call, d time.Duration) {
 			return
 		default:
 		}
-		s.hijacked[conn] = struct{}{}
+		s.hijacked[raw] = struct{}{}
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
-			delete(s.hijacked, conn)
+			delete(s.hijacked, raw)
 			s.mu.Unlock()
 			resetConn(conn)
 		}()
@@ -455,14 +456,22 @@ func (s *Server) hang(c *call, d time.Duration) {
 
 // resetConn closes conn so that the peer sees a reset (SO_LINGER 0).
 func resetConn(conn net.Conn) {
-	raw := conn
-	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok {
-		raw = nc.NetConn()
-	}
+	raw := rawConn(conn)
 	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = raw.Close()
+}
+
+// rawConn unwraps fasthttp's hijacked connection (whose Close does nothing) and TLS.
+func rawConn(conn net.Conn) net.Conn {
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		conn = u.UnsafeConn()
+	}
+	if t, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = t.NetConn()
+	}
+	return conn
 }
 
 // authenticate checks the SigV4 signature of the request as AWS does: form, credential scope
