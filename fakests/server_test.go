@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,6 +57,9 @@ func testConfig(tb testing.TB) Config {
 // startServer starts a fake on loopback and closes it at the end of the test.
 func startServer(tb testing.TB, cfg Config, opts Options) *Server {
 	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := New(cfg, opts)
 	if err != nil {
 		tb.Fatalf("cannot create fakests: %s", err)
