@@ -323,3 +323,20 @@ instances:
 		t.Errorf("unexpected success for an unknown key")
 	}
 }
+
+// TestDemoConfig: the demo config of the README loads and replays the testdata tokens.
+func TestDemoConfig(t *testing.T) {
+	cfg, err := LoadConfig("testdata/config-good-demo.yaml")
+	if err != nil {
+		t.Fatalf("unexpected error; got %v; want nil", err)
+	}
+	clock := &testClock{}
+	s := startServer(t, cfg, Options{Clock: clock.Now})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, rt := range testenv.RealClientTokens(t) {
+		clock.Set(rt.SignedTime(t).Add(time.Minute))
+		if status, body := tokenGET(t, client, s.Addr(), decodeToken(t, rt.Token), rt.ClusterID, true); status != http.StatusOK {
+			t.Errorf("unexpected status for %s; got %d %s; want 200", rt.Client, status, body)
+		}
+	}
+}
