@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,6 +57,9 @@ func testConfig(tb testing.TB) Config {
 // startServer starts a fake on loopback and closes it at the end of the test.
 func startServer(tb testing.TB, cfg Config, opts Options) *Server {
 	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := New(cfg, opts)
 	if err != nil {
 		tb.Fatalf("cannot create fakests: %s", err)
@@ -317,5 +321,22 @@ instances:
 	}
 	if _, err := ParseConfig([]byte("users:\n  - arn: x\n    secret: y\n")); err == nil {
 		t.Errorf("unexpected success for an unknown key")
+	}
+}
+
+// TestDemoConfig: the demo config of the README loads and replays the testdata tokens.
+func TestDemoConfig(t *testing.T) {
+	cfg, err := LoadConfig("testdata/config-good-demo.yaml")
+	if err != nil {
+		t.Fatalf("unexpected error; got %v; want nil", err)
+	}
+	clock := &testClock{}
+	s := startServer(t, cfg, Options{Clock: clock.Now})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, rt := range testenv.RealClientTokens(t) {
+		clock.Set(rt.SignedTime(t).Add(time.Minute))
+		if status, body := tokenGET(t, client, s.Addr(), decodeToken(t, rt.Token), rt.ClusterID, true); status != http.StatusOK {
+			t.Errorf("unexpected status for %s; got %d %s; want 200", rt.Client, status, body)
+		}
 	}
 }
