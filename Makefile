@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: all build fakests test test-tools test-race fuzz bench bench-quick lint run clean microbench
+.PHONY: run-check all build fakests test test-tools test-race fuzz bench bench-quick lint run clean microbench
 
 all: build
 
@@ -46,8 +46,13 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# run: fake STS + daemon + demo mapping on loopback, with a copy-paste demo (Ctrl-C stops).
 run: build
 	@bash scripts/run.sh
+
+# run-check: the same, but runs the demo itself and checks the answers (CI runs it).
+run-check: build
+	@bash scripts/run.sh --check
 
 clean:
 	rm -rf $(BIN)
