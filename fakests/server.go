@@ -543,7 +543,7 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	sr := &sigv4.SignedRequest{
 		Method:   method,
 		Host:     string(ctx.Host()),
-		Path:     string(path),
+		Path:     pathString(path),
 		RawQuery: string(query),
 		Header:   make(http.Header, 4),
 		Body:     ctx.PostBody(),
@@ -554,6 +554,14 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 		}
 	}
 	return sr
+}
+
+// pathString avoids an allocation for the usual path.
+func pathString(p []byte) string {
+	if string(p) == "/" {
+		return "/"
+	}
+	return string(p)
 }
 
 // addSignedHeaders copies the values of every signed header into sr.
