@@ -177,6 +177,9 @@ func (s *Server) AddUser(u User) error {
 	if a.service != "iam" || !strings.HasPrefix(a.resource, "user/") {
 		return fmt.Errorf("cannot add user %q: the ARN is not an IAM user", u.ARN)
 	}
+	if u.Account != "" && u.Account != a.account {
+		return fmt.Errorf("cannot add user %q: account %q is not the ARN's", u.ARN, u.Account)
+	}
 	if u.UserID == "" {
 		u.UserID = derivedID("AIDA", u.ARN)
 	}

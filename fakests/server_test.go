@@ -277,6 +277,7 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	user := User{ARN: testUserARN, AccessKeyID: testUserKey, SecretAccessKey: "s"}
+	f("account not the ARN's", Config{Users: []User{{ARN: testUserARN, Account: "999999999999", AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("bad ARN", Config{Users: []User{{ARN: "arn:aws:iam::1:user/a", AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("role ARN as user", Config{Users: []User{{ARN: testRoleARN, AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("short key", Config{Users: []User{{ARN: testUserARN, AccessKeyID: "AKIA", SecretAccessKey: "s"}}})
