@@ -7,7 +7,7 @@ package sigv4
 // Payload hash: every real client in ../shared/testdata (AWS CLI v1 and v2 through botocore,
 // aws-iam-authenticator through aws-sdk-go-v2) signs its presigned STS GET with the SHA-256 of
 // the empty body (e3b0c442…b855) as the payload hash, not "UNSIGNED-PAYLOAD" (that is S3's
-// presigning convention); TestSignatureRealClientTokens checks that the other value never
+// presigning convention); TestSignaturePayloadHashFinding checks that the other value never
 // verifies. STS, like every non-S3 service, hashes the body it received, so Verify always uses
 // the SHA-256 of SignedRequest.Body.
 
