@@ -514,7 +514,7 @@ func (s *Server) authenticate(c *call) (*principal, *awsError) {
 		return nil, sigError(err)
 	}
 	addSignedHeaders(c.ctx, sr, signed)
-	if err := signed.Verify(sr, p.secret); err != nil {
+	if err := signed.VerifyWithKey(sr, p.signingKey(signed.Date, signed.Region, signed.Service)); err != nil {
 		return nil, sigError(err)
 	}
 	return p, nil
@@ -525,6 +525,16 @@ func (s *Server) authenticate(c *call) (*principal, *awsError) {
 func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	h := &ctx.Request.Header
 	uri := h.RequestURI()
+	// An absolute-form request target (proxy style) signs only its path and query.
+	for _, scheme := range [...]string{"http://", "https://"} {
+		if rest, ok := bytes.CutPrefix(uri, []byte(scheme)); ok {
+			if i := bytes.IndexAny(rest, "/?"); i >= 0 {
+				uri = rest[i:]
+			} else {
+				uri = nil
+			}
+		}
+	}
 	path, query, _ := bytes.Cut(uri, []byte("?"))
 	method := "GET"
 	if !ctx.IsGet() {
@@ -533,7 +543,7 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	sr := &sigv4.SignedRequest{
 		Method:   method,
 		Host:     string(ctx.Host()),
-		Path:     string(path),
+		Path:     pathString(path),
 		RawQuery: string(query),
 		Header:   make(http.Header, 4),
 		Body:     ctx.PostBody(),
@@ -544,6 +554,14 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 		}
 	}
 	return sr
+}
+
+// pathString avoids an allocation for the usual path.
+func pathString(p []byte) string {
+	if string(p) == "/" {
+		return "/"
+	}
+	return string(p)
 }
 
 // addSignedHeaders copies the values of every signed header into sr.
