@@ -44,7 +44,9 @@ type benchCase struct {
 }
 
 var benchCases = []benchCase{
-	{"plain", func(i int) string { return fmt.Sprintf("arn:aws:sts::111122223333:assumed-role/team-%d/alice", (i*2)%6000) }},
+	{"plain", func(i int) string {
+		return fmt.Sprintf("arn:aws:sts::111122223333:assumed-role/team-%d/alice", (i*2)%6000)
+	}},
 	{"session", func(i int) string {
 		return fmt.Sprintf("arn:aws:sts::111122223333:assumed-role/team-%d/alice@example.com", (i*2+1)%6000)
 	}},
