@@ -65,6 +65,12 @@ func viewOf(r *Record) *RecordView {
 // root or federated-user ARN. Templates that need what an ARN does not carry (the session of a
 // role ARN, the access key, the EC2 lookup) are shown unrendered.
 func Explain(t *Table, arn string) Explanation {
+	return ExplainARN(context.Background(), t, arn, nil)
+}
+
+// ExplainARN is Explain with an InstanceResolver, so that {{EC2PrivateDNSName}} renders for an
+// assumed-role ARN whose session is an instance ID. res may be nil.
+func ExplainARN(ctx context.Context, t *Table, arn string, res InstanceResolver) Explanation {
 	arn = strings.TrimSpace(arn)
 	p, err := ParseARN(arn)
 	if err != nil {
@@ -75,7 +81,7 @@ func Explain(t *Table, arn string) Explanation {
 		return e
 	}
 	id := identityFromARN(&p, arn)
-	return ExplainIdentity(context.Background(), t, &id, nil)
+	return ExplainIdentity(ctx, t, &id, res)
 }
 
 // ExplainIdentity explains how t maps id. It is the seam for explaining a token: verify the

@@ -132,9 +132,21 @@ func TestExplainRendering(t *testing.T) {
 		"not rendered: the session name (give an assumed-role ARN to render it)")
 	f("arn:aws:iam::111122223333:role/keyed", "key-{{AccessKeyID}}", []string{}, "")
 
+	// With a resolver the node's name renders.
+	e := ExplainARN(context.Background(), table, "arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0123456789abcdef0",
+		staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
+	if e.Result != "mapped" || e.User.Username != "system:node:ip-10-0-1-23.ec2.internal" {
+		t.Fatalf("unexpected explanation with a resolver: %+v", e)
+	}
+	// And an instance EC2 does not know is a denial.
+	e = ExplainARN(context.Background(), table, "arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0123456789abcdef1", staticResolver{})
+	if e.Result != "denied" || !strings.Contains(e.Notes[len(e.Notes)-1], "EC2 instance not found") {
+		t.Fatalf("unexpected explanation of an unknown instance: %+v", e)
+	}
+
 	// With an Identity and a resolver (the seam for explaining a token) everything renders.
 	id := testIdentity(t, "arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0123456789abcdef0")
-	e := ExplainIdentity(context.Background(), table, id, staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
+	e = ExplainIdentity(context.Background(), table, id, staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
 	if e.Result != "mapped" || e.User.Username != "system:node:ip-10-0-1-23.ec2.internal" {
 		t.Fatalf("unexpected explanation with a resolver: %+v", e)
 	}

@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/iamgate/iamgate/mapping"
 )
@@ -22,6 +27,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
 	arn := fs.String("arn", "", "the principal to explain: an assumed-role ARN as STS reports it (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION), or a role, user, root or federated-user ARN; may also be given as the only argument")
 	output := fs.String("o", "text", "output format: text for people, json for scripts")
+	resolve := fs.Bool("ec2.resolve", false, "look {{EC2PrivateDNSName}} up with EC2 DescribeInstances (needs AWS credentials allowed to call it) instead of showing it unrendered. See also -ec2.endpoint, -ec2.region")
+	ec2Endpoint := fs.String("ec2.endpoint", "", "EC2 API endpoint URL for -ec2.resolve; empty means the regional AWS endpoint (fakests serves EC2 too)")
+	ec2Region := fs.String("ec2.region", "", "region of the EC2 API for -ec2.resolve; empty means the AWS SDK's region chain")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: iamgate explain [flags] [-arn] ARN\n\nExplains which mapping record maps ARN and to which Kubernetes user and groups, or why none does, naming the nearest records.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -69,7 +77,28 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	e := mapping.Explain(table, *arn)
+	var res mapping.InstanceResolver
+	if *resolve {
+		var opts []func(*config.LoadOptions) error
+		if *ec2Region != "" {
+			opts = append(opts, config.WithRegion(*ec2Region))
+		}
+		awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return fmt.Errorf("cannot load AWS configuration for -ec2.resolve: %w", err)
+		}
+		client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+			if *ec2Endpoint != "" {
+				o.BaseEndpoint = aws.String(*ec2Endpoint)
+			}
+		})
+		r, err := mapping.NewEC2Resolver(mapping.EC2ResolverConfig{Client: client, Now: time.Now, BatchWindow: time.Millisecond})
+		if err != nil {
+			return err
+		}
+		res = r
+	}
+	e := mapping.ExplainARN(ctx, table, *arn, res)
 	if *output == "json" {
 		_, err = stdout.Write(e.JSON())
 	} else {

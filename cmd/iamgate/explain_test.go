@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +78,42 @@ data:
 	}
 	if got.Result != "mapped" || got.User.Username != "yaroslav" || strings.Join(got.User.Groups, ",") != "system:masters" {
 		t.Fatalf("unexpected -o json output: %s", stdout.String())
+	}
+}
+
+// TestExplainCommandResolve protects -ec2.resolve: the node's name comes from EC2
+// DescribeInstances at -ec2.endpoint.
+func TestExplainCommandResolve(t *testing.T) {
+	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstances" || r.Form.Get("InstanceId.1") != "i-0123456789abcdef0" {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			return
+		}
+		fmt.Fprint(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet><item><instancesSet><item><instanceId>i-0123456789abcdef0</instanceId><privateDnsName>ip-10-0-1-23.ec2.internal</privateDnsName></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`)
+	}))
+	defer ec2.Close()
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	mappingFile := filepath.Join(dir, "mapping.yaml")
+	if err := os.WriteFile(mappingFile, []byte("mapRoles:\n- rolearn: arn:aws:iam::111122223333:role/node\n  username: system:node:{{EC2PrivateDNSName}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	err := runExplain(context.Background(), []string{"-mapping.file", mappingFile, "-ec2.resolve", "-ec2.endpoint", ec2.URL, "-ec2.region", "us-east-1",
+		"arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0"}, &stdout, &strings.Builder{})
+	if err != nil {
+		t.Fatalf("unexpected error: %s", err)
+	}
+	if want := `username:       "system:node:ip-10-0-1-23.ec2.internal"`; !strings.Contains(stdout.String(), want) {
+		t.Fatalf("unexpected output; got:\n%s\nwant it to contain %q", stdout.String(), want)
+	}
+	err = runExplain(context.Background(), []string{"-mapping.file", mappingFile, "-ec2.resolve", "-ec2.endpoint", ec2.URL, "-ec2.region", "us-east-1",
+		"arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef1"}, &stdout, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "is denied") {
+		t.Fatalf("unexpected error for an unknown instance; got %v; want it to contain %q", err, "is denied")
 	}
 }
