@@ -9,10 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
+	"github.com/iamgate/iamgate/daemon"
 	"github.com/iamgate/iamgate/mapping"
 )
 
@@ -30,6 +27,10 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	resolve := fs.Bool("ec2.resolve", false, "look {{EC2PrivateDNSName}} up with EC2 DescribeInstances (needs AWS credentials allowed to call it) instead of showing it unrendered. See also -ec2.endpoint, -ec2.region")
 	ec2Endpoint := fs.String("ec2.endpoint", "", "EC2 API endpoint URL for -ec2.resolve; empty means the regional AWS endpoint (fakests serves EC2 too)")
 	ec2Region := fs.String("ec2.region", "", "region of the EC2 API for -ec2.resolve; empty means the AWS SDK's region chain")
+	token := fs.String("token", "", "explain the identity behind this token instead of -arn: it is validated and verified with STS like the webhook does (see -i and the -sts.* flags)")
+	clusterID := fs.String("i", "", "with -token, the cluster ID the token is for")
+	var sts stsFlags
+	sts.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: iamgate explain [flags] [-arn] ARN\n\nExplains which mapping record maps ARN and to which Kubernetes user and groups, or why none does, naming the nearest records.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -38,12 +39,14 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	switch {
+	case *token != "" && (*arn != "" || fs.NArg() > 0):
+		return errors.New("give either -token or an ARN, not both")
 	case *arn == "" && fs.NArg() == 1:
 		*arn = fs.Arg(0)
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q: give one ARN", fs.Args())
 	}
-	if *arn == "" {
+	if *arn == "" && *token == "" {
 		fs.Usage()
 		return errors.New("missing -arn")
 	}
@@ -79,27 +82,35 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var res mapping.InstanceResolver
 	if *resolve {
-		var opts []func(*config.LoadOptions) error
-		if *ec2Region != "" {
-			opts = append(opts, config.WithRegion(*ec2Region))
-		}
-		awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-		if err != nil {
-			return fmt.Errorf("cannot load AWS configuration for -ec2.resolve: %w", err)
-		}
-		client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
-			if *ec2Endpoint != "" {
-				o.BaseEndpoint = aws.String(*ec2Endpoint)
-			}
-		})
-		r, err := mapping.NewEC2Resolver(mapping.EC2ResolverConfig{Client: client, Now: time.Now, BatchWindow: time.Millisecond})
+		r, err := newEC2Resolver(ctx, *ec2Endpoint, *ec2Region, mapping.EC2ResolverConfig{BatchWindow: time.Millisecond})
 		if err != nil {
 			return err
 		}
 		res = r
 	}
-	e := mapping.ExplainARN(ctx, table, *arn, res)
-	if *output == "json" {
+	if *token != "" {
+		// Explain the identity STS vouches for, exactly as the webhook would see it.
+		cfg := daemon.Config{ClusterID: *clusterID}
+		if *clusterID == "" {
+			return errors.New("-token needs -i CLUSTER (the cluster ID the token is for)")
+		}
+		if errs := sts.apply(&cfg); len(errs) > 0 {
+			return fmt.Errorf("invalid flags:\n%w", errors.Join(errs...))
+		}
+		id, err := daemon.VerifyToken(ctx, cfg, *token, time.Now())
+		if err != nil {
+			return fmt.Errorf("cannot verify -token: %w", err)
+		}
+		*arn = id.ARN
+		return explainResult(mapping.ExplainIdentity(ctx, table, &id, res), *arn, *output, stdout)
+	}
+	return explainResult(mapping.ExplainARN(ctx, table, *arn, res), *arn, *output, stdout)
+}
+
+// explainResult prints e and turns "not mapped" into a non-zero exit status for scripts.
+func explainResult(e mapping.Explanation, arn, output string, stdout io.Writer) error {
+	var err error
+	if output == "json" {
 		_, err = stdout.Write(e.JSON())
 	} else {
 		err = e.WriteText(stdout)
@@ -111,7 +122,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "mapped":
 		return nil
 	case "invalid":
-		return fmt.Errorf("%s is not a principal ARN: %s", *arn, e.Error)
+		return fmt.Errorf("%s is not a principal ARN: %s", arn, e.Error)
 	}
-	return fmt.Errorf("%s is %s", *arn, strings.ReplaceAll(e.Result, "_", " "))
+	return fmt.Errorf("%s is %s", arn, strings.ReplaceAll(e.Result, "_", " "))
 }

@@ -35,9 +35,9 @@ type serverFlags struct {
 	stsConcurrency int
 	stsQueue       int
 
-	cacheTTL     time.Duration
-	negativeTTL  time.Duration
-	cacheBytes   byteSize
+	cacheTTL    time.Duration
+	negativeTTL time.Duration
+	cacheBytes  byteSize
 
 	mappingFile   string
 	mappingPoll   time.Duration
@@ -132,8 +132,8 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		}
 	}
 	cfg := daemon.Config{
-		ClusterID:    f.clusterID,
-		CacheTTL:     f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
+		ClusterID: f.clusterID,
+		CacheTTL:  f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
 		ReportErrors: f.reportErrors,
 		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
 		Version: version,
@@ -174,7 +174,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	mappingMetrics := mapping.NewMetrics(cfg.Registry)
 	store := mapping.NewStore(log, mappingMetrics)
-	resolver, err := f.ec2Resolver(ctx, mappingMetrics)
+	resolver, err := newEC2Resolver(ctx, f.ec2Endpoint, f.ec2Region, mapping.EC2ResolverConfig{
+		TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: mappingMetrics,
+	})
 	if err != nil {
 		return err
 	}
@@ -242,25 +244,25 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-// ec2Resolver builds the {{EC2PrivateDNSName}} resolver. It needs AWS credentials only when a
-// mapping uses the template; the SDK resolves them lazily.
-func (f *serverFlags) ec2Resolver(ctx context.Context, m *mapping.Metrics) (*mapping.EC2Resolver, error) {
+// newEC2Resolver builds the {{EC2PrivateDNSName}} resolver over EC2's API at endpoint (empty:
+// the regional AWS endpoint). It needs AWS credentials only when a lookup happens; the SDK
+// resolves them lazily.
+func newEC2Resolver(ctx context.Context, endpoint, region string, cfg mapping.EC2ResolverConfig) (*mapping.EC2Resolver, error) {
 	var opts []func(*config.LoadOptions) error
-	if f.ec2Region != "" {
-		opts = append(opts, config.WithRegion(f.ec2Region))
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS configuration for EC2 lookups: %w", err)
 	}
-	client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
-		if f.ec2Endpoint != "" {
-			o.BaseEndpoint = aws.String(f.ec2Endpoint)
+	cfg.Client = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	return mapping.NewEC2Resolver(mapping.EC2ResolverConfig{
-		Client: client, Now: time.Now, TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: m,
-	})
+	cfg.Now = time.Now
+	return mapping.NewEC2Resolver(cfg)
 }
 
 // storeMapper applies the live mapping of a Store, resolving EC2 names with resolver.
