@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,12 +12,34 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
+
+	"github.com/iamgate/iamgate/fakests"
 )
+
+// startFakeEC2 serves DescribeInstances for instances from the fake STS, which accepts the
+// signature of newEC2Client's key; it returns the endpoint URL.
+func startFakeEC2(t *testing.T, instances ...fakests.Instance) string {
+	t.Helper()
+	srv, err := fakests.New(fakests.Config{
+		Users: []fakests.User{{ARN: "arn:aws:iam::111122223333:user/iamgate", AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
+			SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		Instances: instances,
+	}, fakests.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv.URL()
+}
 
 // TestSeedScenario is the seed's scenario end to end inside the package: the aws-auth
 // manifest maps the node group's role to system:node:{{EC2PrivateDNSName}} and yaroslav to
 // system:masters. The node's assumed-role identity resolves through EC2 (the real
-// aws-sdk-go-v2 client against a loopback EC2 API) to its private DNS name; yaroslav maps; an
+// aws-sdk-go-v2 client against the fake STS's EC2 API, which checks the client's SigV4
+// signature like AWS) to its private DNS name; yaroslav maps; an
 // unmapped user is denied, and explain says why. The manifest is loaded both as a mapping file
 // and as the live ConfigMap (through client-go's fake clientset).
 func TestSeedScenario(t *testing.T) {
@@ -27,9 +50,7 @@ func TestSeedScenario(t *testing.T) {
 		yaroslav = "arn:aws:iam::111122223333:user/yaroslav"
 		mallory  = "arn:aws:iam::111122223333:user/mallory"
 	)
-	// The EC2 endpoint. When the fake STS (branch fakests) serves DescribeInstances, this is
-	// the one line to change: start it with the same instance and use its EC2 URL.
-	ec2URL := startEC2(t, map[string]string{node: nodeDNS}).URL
+	ec2URL := startFakeEC2(t, fakests.Instance{InstanceID: node, PrivateDNSName: nodeDNS})
 
 	res, err := NewEC2Resolver(EC2ResolverConfig{Client: newEC2Client(ec2URL), Now: time.Now})
 	if err != nil {
