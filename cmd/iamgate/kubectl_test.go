@@ -101,7 +101,7 @@ func awsEnvFor(u e2eUser, stsURL string) map[string]string {
 	return map[string]string{
 		"AWS_ACCESS_KEY_ID": u.akid, "AWS_SECRET_ACCESS_KEY": u.secret, "AWS_SESSION_TOKEN": u.session,
 		"AWS_ENDPOINT_URL_STS": stsURL, "AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_CONFIG_FILE": filepath.Join(home, "iamgate-test-no-aws-config"),
+		"AWS_CONFIG_FILE":             filepath.Join(home, "iamgate-test-no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(home, "iamgate-test-no-aws-credentials"),
 	}
 }
