@@ -55,6 +55,8 @@ type serverFlags struct {
 	logFormat     string
 	dryRun        bool
 	insecureNoTLS bool
+
+	certReloader *certReloader // set by config when TLS is on
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -141,11 +143,13 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
 	cfg.STS.MaxConcurrency, cfg.STS.MaxQueue = f.stsConcurrency, f.stsQueue
 	if !f.insecureNoTLS && f.certFile != "" && f.keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		reloader, err := newCertReloader(f.certFile, f.keyFile, 10*time.Second, slog.Default())
 		if err != nil {
-			bad("cannot load -tls.certFile=%q -tls.keyFile=%q: %w", f.certFile, f.keyFile, err)
+			errs = append(errs, err)
+		} else {
+			cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.getCertificate}
+			f.certReloader = reloader
 		}
-		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -171,6 +175,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Logger = log
 	cfg.Registry = prometheus.NewRegistry()
+	if f.certReloader != nil {
+		f.certReloader.log = log
+	}
 
 	mappingMetrics := mapping.NewMetrics(cfg.Registry)
 	store := mapping.NewStore(log, mappingMetrics)
