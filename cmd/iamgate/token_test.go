@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -45,14 +44,7 @@ func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 // verifySignature checks a token's SigV4 signature as STS would, with sigv4's verifier.
 func verifySignature(t *testing.T, token, clusterID, secret string) error {
 	t.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, sigv4.TokenPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(string(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testenv.TokenURL(t, token)
 	req := &sigv4.SignedRequest{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery,
 		Header: http.Header{"X-K8s-Aws-Id": {clusterID}}}
 	s, err := sigv4.ParseSigned(req)
