@@ -225,6 +225,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	s.answer(ctx, st, rr.v1, why, id, username, groups)
 	info := &reasons[why]
+	if info.result == resultDenied && id == nil {
+		s.logTokenDenial(why)
+	}
 	s.metrics.reviews[why].Inc()
 	s.metrics.reviewDuration[info.result].Observe(time.Since(start).Seconds())
 }
@@ -251,6 +254,14 @@ func (s *Server) mapUser(ctx context.Context, id *identity) (string, []string, r
 			s.log.Warn("cannot map identity now", "canonicalArn", id.CanonicalARN, "error", err)
 		}
 		return "", nil, reasonMappingUnavailable
+	}
+}
+
+// logTokenDenial logs why a token was denied (never the token) [A3], rate-limited with the
+// other denial lines. Unmapped identities are logged by mapUser, with their canonical ARN.
+func (s *Server) logTokenDenial(why reason) {
+	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denials.allow() {
+		s.log.Info("token denied", "reason", reasons[why].label)
 	}
 }
 

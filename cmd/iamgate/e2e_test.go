@@ -350,6 +350,9 @@ func TestNoTokenInLogs(t *testing.T) {
 	if !strings.Contains(logs, "identity is not mapped") || !strings.Contains(logs, "arn:aws:iam::123456789012:user/mallory") {
 		t.Fatalf("unexpected logs: the unmapped identity's canonical ARN is missing:\n%s", logs)
 	}
+	if !strings.Contains(logs, `msg="token denied" reason=bad_url`) {
+		t.Fatalf("unexpected logs: the reason of a local rejection is missing:\n%s", logs)
+	}
 	for _, tok := range tokens {
 		payload := strings.TrimPrefix(tok, "k8s-aws-v1.")
 		// Any 16-byte window of the token must be absent, not only the whole token.
