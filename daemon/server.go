@@ -212,7 +212,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var (
-		id       *identity
+		id       *mapping.Identity
 		username string
 		groups   []string
 		why      = reasonNotReady
@@ -233,8 +233,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // mapUser applies the mapping to a verified identity [K5].
-func (s *Server) mapUser(ctx context.Context, id *identity) (string, []string, reason) {
-	user, err := s.mapper.Map(ctx, &id.Identity)
+func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []string, reason) {
+	user, err := s.mapper.Map(ctx, id)
 	switch {
 	case err == nil:
 		return user.Username, user.Groups, reasonAllowed
@@ -266,11 +266,11 @@ func (s *Server) logTokenDenial(why reason) {
 }
 
 // answer writes every TokenReview answer: one place, one shape [A2–A4].
-func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *identity, username string, groups []string) {
+func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *mapping.Identity, username string, groups []string) {
 	info := &reasons[why]
 	switch info.result {
 	case resultAllowed:
-		st.answer = appendAllowed(st.answer[:0], v1, username, groups, id.tail)
+		st.answer = appendAllowed(st.answer[:0], v1, username, groups, id)
 	case resultDenied:
 		msg := ""
 		if s.cfg.ReportErrors {
