@@ -33,7 +33,7 @@ var tokenTestTime = time.Date(2026, 11, 27, 1, 44, 11, 0, time.UTC)
 
 func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 	t.Helper()
-	hosts, err := sigv4.NewAllowList([]string{"aws"}, nil)
+	hosts, err := sigv4.NewAllowList(sigv4.PartitionIDs(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +124,9 @@ func TestTokenRegionAndEndpoint(t *testing.T) {
 	f(tokenOptions{}, "ap-south-1", "sts.ap-south-1.amazonaws.com", "ap-south-1")
 	f(tokenOptions{region: "us-west-2"}, "ap-south-1", "sts.us-west-2.amazonaws.com", "us-west-2")
 	f(tokenOptions{globalEndpoint: true}, "", "sts.amazonaws.com", "us-east-1")
+	f(tokenOptions{region: "us-gov-west-1"}, "", "sts.us-gov-west-1.amazonaws.com", "us-gov-west-1")
+	f(tokenOptions{region: "cn-north-1"}, "", "sts.cn-north-1.amazonaws.com.cn", "cn-north-1")
+	f(tokenOptions{region: "eusc-de-east-1"}, "", "sts.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1")
 }
 
 func TestTokenErrors(t *testing.T) {
