@@ -18,6 +18,9 @@ func newReviewCtx(body []byte) *fasthttp.RequestCtx {
 // TestCacheHitDoesNotAllocate guards the hot path: a review of a cached identity, through the
 // whole handler (parse, validate, key, cache, map, answer, metrics), allocates nothing.
 func TestCacheHitDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates: run without -race")
+	}
 	h := newHarness(t)
 	body := reviewBody(apiVersionV1, h.token(alice))
 	if a := h.post(body); !a.Review.Authenticated {
@@ -40,6 +43,9 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 
 // TestLocalRejectionDoesNotAllocate: a flood of garbage costs no garbage.
 func TestLocalRejectionDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates: run without -race")
+	}
 	h := newHarness(t)
 	ctx := newReviewCtx(reviewBody(apiVersionV1, "k8s-aws-v1.aHR0cHM6Ly9ldmlsLmV4YW1wbGUuY29tLw"))
 	handle := h.srv.Handler()
