@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/pprof"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,11 +40,11 @@ import (
 
 // MemoryPoint is the heap growth after Identities cached identities.
 type MemoryPoint struct {
-	Identities   int     `json:"identities"`
-	CacheEntries float64 `json:"cacheEntries"`
-	HeapGrowth   int64   `json:"heapGrowthBytes"`
-	BytesPerID   float64 `json:"bytesPerIdentity"`
-	Elapsed time.Duration `json:"elapsedNs"`
+	Identities   int           `json:"identities"`
+	CacheEntries float64       `json:"cacheEntries"`
+	HeapGrowth   int64         `json:"heapGrowthBytes"`
+	BytesPerID   float64       `json:"bytesPerIdentity"`
+	Elapsed      time.Duration `json:"elapsedNs"`
 }
 
 // MemoryResult is the cache memory measurement.
