@@ -24,7 +24,7 @@ func Percentile(sorted []float64, p float64) float64 {
 	if n == 0 {
 		return 0
 	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
+	rank := int(math.Ceil(p/100*float64(n) - 1e-9)) // the epsilon absorbs 99.9/100 rounding up
 	rank = min(max(rank, 1), n)
 	return sorted[rank-1]
 }

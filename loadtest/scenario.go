@@ -55,6 +55,9 @@ type Scenario struct {
 	Profile bool `json:"profile,omitempty"`
 }
 
+// maxOutageNew bounds the new tokens minted for an outage run.
+const maxOutageNew = 20_000
+
 // Target is a running daemon and its fake STS.
 type Target struct {
 	// WebhookURL is the daemon's POST /authenticate URL; InternalURL is the base URL of its
@@ -163,7 +166,9 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		fresh, err := t.Minter.Fresh(sc.Requests/every+1, false)
+		// At most maxOutageNew new tokens; a longer run cycles through them (then they are
+		// cached, or not when STS was down for them).
+		fresh, err := t.Minter.Fresh(min(sc.Requests/every+1, maxOutageNew), false)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +179,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 		nc := len(cached)
 		load.Pick = func(i int) int {
 			if i%every == every-1 {
-				return nc + i/every
+				return nc + (i/every)%len(fresh)
 			}
 			return i % nc
 		}
@@ -255,7 +260,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	case distinct < -1 && sc.Kind == KindHerd:
 		distinct = (res.Requests + sc.Herd - 1) / sc.Herd
 	case distinct < -1: // outage: the cached tokens and the new ones
-		distinct = min(sc.Tokens, res.Requests) + res.Requests/(-distinct)
+		distinct = min(sc.Tokens, res.Requests) + min(res.Requests/(-distinct), maxOutageNew)
 	}
 	rep.DistinctToken = distinct
 	rep.STSCallsPerRev = Ratio(float64(rep.STSCalls), rep.Reviews)
