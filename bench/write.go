@@ -115,7 +115,7 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		"cache hits, answers by result and collapsed calls from the daemon's `/metrics`; daemon CPU from `/proc/<pid>/stat` "+
 		"(10 ms ticks), peak RSS from VmHWM (reset per scenario through `clear_refs`); generator CPU is the load generator's own "+
 		"(getrusage): when it is near 1 CPU-second per second, hey is the bottleneck, not the daemon.\n\n", concurrency)
-	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review | daemon peak RSS | generator µs/req |\n")
+	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	if l := r.Limit; l != nil {
 		p("| limit: trivial server | %.0f | 1.00 | %.3f | %.3f | %.3f | %.3f | %s | — | — | — | — | — | %.1f (server) | — | %.1f |\n",
@@ -126,10 +126,10 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		rows = append(rows, r.TLS)
 	}
 	for _, s := range rows {
-		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f | %.0f MiB%s | %.1f |\n",
+		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f |\n",
 			s.Scenario.Name, s.RPS, s.LimitRatio, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999,
 			statusText(s.Status, s.Errors), floatMapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
-			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq)
+			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, s.DaemonSysShare*100, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq)
 	}
 	p("\nWhat each scenario sends:\n\n")
 	for _, s := range rows {

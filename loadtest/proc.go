@@ -19,31 +19,37 @@ type Process struct {
 // CPU returns the process's CPU time (utime + stime of /proc/PID/stat, all threads), with the
 // resolution of one clock tick (usually 10 ms).
 func (p Process) CPU() (time.Duration, error) {
+	user, sys, err := p.CPUSplit()
+	return user + sys, err
+}
+
+// CPUSplit returns the process's user and system CPU time (utime and stime).
+func (p Process) CPUSplit() (user, sys time.Duration, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
 	if err != nil {
-		return 0, fmt.Errorf("cannot read CPU time of process %d: %w", p.PID, err)
+		return 0, 0, fmt.Errorf("cannot read CPU time of process %d: %w", p.PID, err)
 	}
 	return parseStatCPU(data, clockTick())
 }
 
 // parseStatCPU reads utime and stime (fields 14 and 15) of a /proc/PID/stat line. The command
 // name (field 2) may contain spaces and parentheses, so fields are counted after its last ')'.
-func parseStatCPU(data []byte, tick time.Duration) (time.Duration, error) {
+func parseStatCPU(data []byte, tick time.Duration) (user, sys time.Duration, err error) {
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("cannot parse /proc stat %q", data)
+		return 0, 0, fmt.Errorf("cannot parse /proc stat %q", data)
 	}
 	f := strings.Fields(string(data[i+1:]))
 	// After the comm, f[0] is field 3 (state): utime is field 14 → f[11], stime f[12].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("cannot parse /proc stat: %d fields after the command", len(f))
+		return 0, 0, fmt.Errorf("cannot parse /proc stat: %d fields after the command", len(f))
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("cannot parse utime %q and stime %q", f[11], f[12])
+		return 0, 0, fmt.Errorf("cannot parse utime %q and stime %q", f[11], f[12])
 	}
-	return time.Duration(ut+st) * tick, nil
+	return time.Duration(ut) * tick, time.Duration(st) * tick, nil
 }
 
 // Memory returns the current (VmRSS) and peak (VmHWM) resident set size in bytes.

@@ -60,14 +60,14 @@ func TestRatioPerOp(t *testing.T) {
 func TestParseStatCPU(t *testing.T) {
 	// The command name has a space and a parenthesis; utime 150 and stime 50 ticks.
 	line := []byte("4242 (iam gate) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 9 0 100 1000000 500 18446744073709551615")
-	got, err := parseStatCPU(line, 10*time.Millisecond)
+	user, sys, err := parseStatCPU(line, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != 2*time.Second {
-		t.Fatalf("unexpected CPU; got %s; want 2s", got)
+	if user != 1500*time.Millisecond || sys != 500*time.Millisecond {
+		t.Fatalf("unexpected CPU; got user %s sys %s; want 1.5s and 0.5s", user, sys)
 	}
-	if _, err := parseStatCPU([]byte("garbage"), time.Millisecond); err == nil {
+	if _, _, err := parseStatCPU([]byte("garbage"), time.Millisecond); err == nil {
 		t.Fatalf("expected an error for a line without a command name")
 	}
 }

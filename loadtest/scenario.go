@@ -94,9 +94,11 @@ type Report struct {
 	Collapsed     float64 `json:"collapsed"`
 	CacheHitRatio float64 `json:"cacheHitRatio"`
 	// DaemonCPU is the daemon's CPU time during the run; per review in microseconds.
-	DaemonCPU          time.Duration `json:"daemonCpuNs"`
-	DaemonCPUPerRevUs  float64       `json:"daemonCpuPerReviewUs"`
-	GeneratorCPUPerReq float64       `json:"generatorCpuPerRequestUs"`
+	DaemonCPU         time.Duration `json:"daemonCpuNs"`
+	DaemonCPUPerRevUs float64       `json:"daemonCpuPerReviewUs"`
+	// DaemonSysShare is the share of DaemonCPU spent in the kernel (stime): socket I/O.
+	DaemonSysShare     float64 `json:"daemonSysShare"`
+	GeneratorCPUPerReq float64 `json:"generatorCpuPerRequestUs"`
 	// DaemonPeakRSS is VmHWM at the end of the run; PeakReset says whether it was reset to
 	// the current RSS before the run (else it is the peak since the daemon started).
 	DaemonPeakRSS int64 `json:"daemonPeakRssBytes"`
@@ -210,9 +212,9 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cpu0 time.Duration
+	var user0, sys0 time.Duration
 	if t.Daemon.PID != 0 {
-		if cpu0, err = t.Daemon.CPU(); err != nil {
+		if user0, sys0, err = t.Daemon.CPUSplit(); err != nil {
 			return nil, err
 		}
 	}
@@ -229,11 +231,12 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	rep.Result = res
 	if t.Daemon.PID != 0 {
-		cpu1, err := t.Daemon.CPU()
+		user1, sys1, err := t.Daemon.CPUSplit()
 		if err != nil {
 			return nil, err
 		}
-		rep.DaemonCPU = cpu1 - cpu0
+		rep.DaemonCPU = user1 - user0 + sys1 - sys0
+		rep.DaemonSysShare = Ratio(float64(sys1-sys0), float64(rep.DaemonCPU))
 		_, rep.DaemonPeakRSS, _ = t.Daemon.Memory()
 	}
 	rep.Profile = <-profDone
