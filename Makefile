@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: all build fakests test test-tools test-race fuzz bench bench-quick loadtest lint run clean
+.PHONY: run-check all build fakests test test-tools test-race fuzz bench bench-quick loadtest lint run clean microbench
 
 all: build
 
@@ -38,6 +38,9 @@ fuzz:
 bench: build
 	$(BIN)/loadtest bench
 
+microbench:
+	@bash scripts/microbench.sh
+
 # bench-quick is the same in under a minute (short scenarios, no micro-benchmarks); it writes
 # bench/results/quick-*.json and leaves BENCHMARKS.md alone.
 bench-quick: build
@@ -53,8 +56,13 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# run: fake STS + daemon + demo mapping on loopback, with a copy-paste demo (Ctrl-C stops).
 run: build
 	@bash scripts/run.sh
+
+# run-check: the same, but runs the demo itself and checks the answers (CI runs it).
+run-check: build
+	@bash scripts/run.sh --check
 
 clean:
 	rm -rf $(BIN)

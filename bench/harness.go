@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -22,7 +20,7 @@ type Config struct {
 	// Quick is `make bench-quick`: short scenarios, a small memory step, no micro-benchmarks,
 	// and nothing written to BENCHMARKS.md unless Markdown is set.
 	Quick bool
-	// Bin holds iamgate and loadtest (the binaries `make build` writes).
+	// Bin holds iamgate, fakests and loadtest (the binaries `make build` writes).
 	Bin string
 	// ResultsDir receives <run>.json, latest.svg and the profiles.
 	ResultsDir string
@@ -169,7 +167,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	// The fake STS knows `principals` users; tokens are minted for them.
 	ps := loadtest.Principals(principals)
 	stsConfig := filepath.Join(tmp, "fakests.yaml")
-	cfgYAML, err := yaml.Marshal(loadtest.FakeSTSConfig(ps))
+	// JSON is YAML: the fake's config format, with the field names of its JSON tags.
+	cfgYAML, err := json.Marshal(loadtest.FakeSTSConfig(ps))
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode the fake STS config: %w", err)
 	}
@@ -200,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	say("starting the fake STS (%d principals) on %s", principals, stsAddr)
-	sts, err := start1("fakests", cfg.GeneratorCPUs, loadtestBin, "fakests", "-listen", stsAddr, "-config", stsConfig)
+	sts, err := start1("fakests", cfg.GeneratorCPUs, filepath.Join(cfg.Bin, "fakests"), "-listen", stsAddr, "-config", stsConfig, "-log.level", "warn")
 	if err != nil {
 		return nil, err
 	}

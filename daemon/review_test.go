@@ -158,3 +158,24 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainRun checks the eight-bytes-at-a-time scan against the obvious loop.
+func FuzzPlainRun(f *testing.F) {
+	f.Add([]byte("k8s-aws-v1.aHR0cHM6Ly9zdHMu\"rest"))
+	f.Add([]byte("abcdefgh\x1fijk\\\xc3\xa9\x80"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, wantASCII := 0, true
+		for ; want < len(b); want++ {
+			c := b[want]
+			if c == '"' || c == '\\' || c < 0x20 {
+				break
+			}
+			if c >= 0x80 {
+				wantASCII = false
+			}
+		}
+		if n, ascii := plainRun(b); n != want || ascii != wantASCII {
+			t.Fatalf("unexpected result for %q; got %d %v; want %d %v", b, n, ascii, want, wantASCII)
+		}
+	})
+}

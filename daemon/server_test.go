@@ -444,3 +444,34 @@ func decodeToken(t *testing.T, token string) string {
 func encodeToken(url string) string {
 	return sigv4.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(url))
 }
+
+// TestInternalEndpoints: /healthz always, /readyz only once a mapping is loaded, /metrics and
+// /debug/pprof/ on the internal listener and nowhere on the webhook listener.
+func TestInternalEndpoints(t *testing.T) {
+	h := newHarness(t)
+	get := func(url string) int {
+		t.Helper()
+		resp, err := h.client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	webhook := strings.Split(h.url, "/authenticate")[0]
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/": 200} {
+		if got := get(h.admin + path); got != want {
+			t.Fatalf("unexpected status for %s; got %d; want %d", path, got, want)
+		}
+		if got := get(webhook + path); got != 405 && got != 404 {
+			t.Fatalf("unexpected: %s answers %d on the webhook listener", path, got)
+		}
+	}
+	h.srv.mapper = tableMapper{}
+	if got := get(h.admin + "/readyz"); got != 503 {
+		t.Fatalf("unexpected /readyz without a mapping; got %d; want 503", got)
+	}
+	if got := get(h.admin + "/healthz"); got != 200 {
+		t.Fatalf("unexpected /healthz without a mapping; got %d; want 200", got)
+	}
+}

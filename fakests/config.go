@@ -32,7 +32,9 @@ type User struct {
 	// ARN is arn:<partition>:iam::<account>:user/<path/>name.
 	ARN string `json:"arn"`
 	// UserID is the unique ID GetCallerIdentity returns (AIDA…); derived from the ARN if empty.
-	UserID          string `json:"userId,omitempty"`
+	UserID string `json:"userId,omitempty"`
+	// Account is the 12-digit account; optional, it must match the ARN's when set.
+	Account         string `json:"account,omitempty"`
 	AccessKeyID     string `json:"accessKeyId"`
 	SecretAccessKey string `json:"secretAccessKey"`
 }

@@ -1,6 +1,7 @@
 package fakests
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -176,3 +177,12 @@ func (fs *faultState) delay() time.Duration {
 }
 
 func chance(p float64) bool { return p > 0 && (p >= 1 || rand.Float64() < p) }
+
+// String is the JSON of f, as PUT /admin/faults takes it.
+func (f Faults) String() string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Sprintf("%+v", map[string]any{"error": err.Error()})
+	}
+	return string(b)
+}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/iamgate/iamgate/sigv4"
 )
 
 // principal is one access key and the identity it authenticates as. It is immutable once in
@@ -26,6 +29,25 @@ type principal struct {
 
 	// gci holds the GetCallerIdentity answers around the request ID.
 	gci answerTemplate
+
+	// key caches the signing key of the last credential scope used (it changes daily).
+	key atomic.Pointer[scopedKey]
+}
+
+// scopedKey is a SigV4 signing key and the credential scope it was derived for.
+type scopedKey struct {
+	date, region, service string
+	key                   [32]byte
+}
+
+// signingKey returns the signing key of p for a scope, derived once per scope.
+func (p *principal) signingKey(date, region, service string) [32]byte {
+	if k := p.key.Load(); k != nil && k.date == date && k.region == region && k.service == service {
+		return k.key
+	}
+	k := &scopedKey{date: date, region: region, service: service, key: sigv4.DeriveSigningKey(p.secret, date, region, service)}
+	p.key.Store(k)
+	return k.key
 }
 
 // roleEntry is a configured role.
@@ -154,6 +176,9 @@ func (s *Server) AddUser(u User) error {
 	}
 	if a.service != "iam" || !strings.HasPrefix(a.resource, "user/") {
 		return fmt.Errorf("cannot add user %q: the ARN is not an IAM user", u.ARN)
+	}
+	if u.Account != "" && u.Account != a.account {
+		return fmt.Errorf("cannot add user %q: account %q is not the ARN's", u.ARN, u.Account)
 	}
 	if u.UserID == "" {
 		u.UserID = derivedID("AIDA", u.ARN)

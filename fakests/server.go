@@ -75,8 +75,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	mu        sync.Mutex // guards servers, addrs, hijacked
+	mu        sync.Mutex // guards servers, listeners, addrs, hijacked
 	servers   []*fasthttp.Server
+	listeners []net.Listener
 	addrs     []string
 	hijacked  map[net.Conn]struct{}
 	serveDone sync.WaitGroup
@@ -195,14 +196,26 @@ func (s *Server) startOn(ln net.Listener, h fasthttp.RequestHandler, useTLS bool
 		Logger:                fasthttpLogger{s.log},
 	}
 	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		_ = ln.Close()
+		return
+	default:
+	}
 	s.servers = append(s.servers, srv)
+	s.listeners = append(s.listeners, ln)
 	s.addrs = append(s.addrs, ln.Addr().String())
 	s.mu.Unlock()
 	s.serveDone.Add(1)
 	go func() {
 		defer s.serveDone.Done()
 		if err := srv.Serve(ln); err != nil {
-			s.log.Error("fakests: cannot serve", "addr", ln.Addr().String(), "err", err)
+			select {
+			case <-s.closing: // Close closed the listener
+			default:
+				s.log.Error("fakests: cannot serve", "addr", ln.Addr().String(), "err", err)
+			}
 		}
 	}()
 }
@@ -234,6 +247,11 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	servers := s.servers
 	s.servers = nil
+	// Close the listeners here too: Shutdown only knows those Serve has registered.
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.listeners = nil
 	for c := range s.hijacked {
 		c.Close()
 	}
@@ -241,7 +259,7 @@ func (s *Server) Close() error {
 	var errs []error
 	for _, srv := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		if err := srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err := srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, fmt.Errorf("cannot shut down listener: %w", err))
 		}
 		cancel()
@@ -405,6 +423,7 @@ func (s *Server) hang(c *call, d time.Duration) {
 	c.outcome = OutcomeHang
 	c.ctx.HijackSetNoResponse(true)
 	c.ctx.Hijack(func(conn net.Conn) {
+		raw := rawConn(conn)
 		s.mu.Lock()
 		select {
 		case <-s.closing:
@@ -413,11 +432,11 @@ func (s *Server) hang(c *call, d time.Duration) {
 			return
 		default:
 		}
-		s.hijacked[conn] = struct{}{}
+		s.hijacked[raw] = struct{}{}
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
-			delete(s.hijacked, conn)
+			delete(s.hijacked, raw)
 			s.mu.Unlock()
 			resetConn(conn)
 		}()
@@ -437,14 +456,22 @@ func (s *Server) hang(c *call, d time.Duration) {
 
 // resetConn closes conn so that the peer sees a reset (SO_LINGER 0).
 func resetConn(conn net.Conn) {
-	raw := conn
-	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok {
-		raw = nc.NetConn()
-	}
+	raw := rawConn(conn)
 	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = raw.Close()
+}
+
+// rawConn unwraps fasthttp's hijacked connection (whose Close does nothing) and TLS.
+func rawConn(conn net.Conn) net.Conn {
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		conn = u.UnsafeConn()
+	}
+	if t, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = t.NetConn()
+	}
+	return conn
 }
 
 // authenticate checks the SigV4 signature of the request as AWS does: form, credential scope
@@ -487,7 +514,7 @@ func (s *Server) authenticate(c *call) (*principal, *awsError) {
 		return nil, sigError(err)
 	}
 	addSignedHeaders(c.ctx, sr, signed)
-	if err := signed.Verify(sr, p.secret); err != nil {
+	if err := signed.VerifyWithKey(sr, p.signingKey(signed.Date, signed.Region, signed.Service)); err != nil {
 		return nil, sigError(err)
 	}
 	return p, nil
@@ -498,6 +525,16 @@ func (s *Server) authenticate(c *call) (*principal, *awsError) {
 func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	h := &ctx.Request.Header
 	uri := h.RequestURI()
+	// An absolute-form request target (proxy style) signs only its path and query.
+	for _, scheme := range [...]string{"http://", "https://"} {
+		if rest, ok := bytes.CutPrefix(uri, []byte(scheme)); ok {
+			if i := bytes.IndexAny(rest, "/?"); i >= 0 {
+				uri = rest[i:]
+			} else {
+				uri = nil
+			}
+		}
+	}
 	path, query, _ := bytes.Cut(uri, []byte("?"))
 	method := "GET"
 	if !ctx.IsGet() {
@@ -506,7 +543,7 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	sr := &sigv4.SignedRequest{
 		Method:   method,
 		Host:     string(ctx.Host()),
-		Path:     string(path),
+		Path:     pathString(path),
 		RawQuery: string(query),
 		Header:   make(http.Header, 4),
 		Body:     ctx.PostBody(),
@@ -517,6 +554,14 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 		}
 	}
 	return sr
+}
+
+// pathString avoids an allocation for the usual path.
+func pathString(p []byte) string {
+	if string(p) == "/" {
+		return "/"
+	}
+	return string(p)
 }
 
 // addSignedHeaders copies the values of every signed header into sr.

@@ -1,16 +1,23 @@
 package fakests
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/iamgate/iamgate/internal/testenv"
 )
@@ -56,6 +63,9 @@ func testConfig(tb testing.TB) Config {
 // startServer starts a fake on loopback and closes it at the end of the test.
 func startServer(tb testing.TB, cfg Config, opts Options) *Server {
 	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := New(cfg, opts)
 	if err != nil {
 		tb.Fatalf("cannot create fakests: %s", err)
@@ -267,6 +277,7 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	user := User{ARN: testUserARN, AccessKeyID: testUserKey, SecretAccessKey: "s"}
+	f("account not the ARN's", Config{Users: []User{{ARN: testUserARN, Account: "999999999999", AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("bad ARN", Config{Users: []User{{ARN: "arn:aws:iam::1:user/a", AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("role ARN as user", Config{Users: []User{{ARN: testRoleARN, AccessKeyID: testUserKey, SecretAccessKey: "s"}}})
 	f("short key", Config{Users: []User{{ARN: testUserARN, AccessKeyID: "AKIA", SecretAccessKey: "s"}}})
@@ -317,5 +328,69 @@ instances:
 	}
 	if _, err := ParseConfig([]byte("users:\n  - arn: x\n    secret: y\n")); err == nil {
 		t.Errorf("unexpected success for an unknown key")
+	}
+}
+
+// TestDemoConfig: the demo config of the README loads and replays the testdata tokens.
+func TestDemoConfig(t *testing.T) {
+	cfg, err := LoadConfig("testdata/config-good-demo.yaml")
+	if err != nil {
+		t.Fatalf("unexpected error; got %v; want nil", err)
+	}
+	clock := &testClock{}
+	s := startServer(t, cfg, Options{Clock: clock.Now})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, rt := range testenv.RealClientTokens(t) {
+		clock.Set(rt.SignedTime(t).Add(time.Minute))
+		if status, body := tokenGET(t, client, s.Addr(), decodeToken(t, rt.Token), rt.ClusterID, true); status != http.StatusOK {
+			t.Errorf("unexpected status for %s; got %d %s; want 200", rt.Client, status, body)
+		}
+	}
+}
+
+// TestConcurrentUse: token GETs, AssumeRole calls, principal additions, fault changes and stats
+// reads at once (run with -race); every call is counted once.
+func TestConcurrentUse(t *testing.T) {
+	s := startServer(t, testConfig(t), Options{})
+	u := presignToken(t, "demo")
+	const workers, perWorker = 6, 30
+	errs := make(chan error, workers*perWorker)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			sdk := stsClient(s, sdkConfig(testUserKey, testUserSecret, ""))
+			for i := range perWorker {
+				switch i % 3 {
+				case 0:
+					if status, body, err := tryTokenGET(client, s.Addr(), u); err != nil || status != 200 {
+						errs <- fmt.Errorf("token GET: %d %s %v", status, body, err)
+					}
+				case 1:
+					_, err := sdk.AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(testRoleARN), RoleSessionName: aws.String(fmt.Sprintf("w%d-%d", w, i))})
+					if err != nil {
+						errs <- fmt.Errorf("AssumeRole: %w", err)
+					}
+				case 2:
+					_ = s.SetFaults(Faults{Latency: Duration(time.Duration(i) * time.Microsecond)})
+					_ = s.Stats()
+					if err := s.AddUser(User{ARN: fmt.Sprintf("arn:aws:iam::111122223333:user/u%d-%d", w, i),
+						AccessKeyID: fmt.Sprintf("AKIACONCURRENT%02d%04d", w, i), SecretAccessKey: "s"}); err != nil {
+						errs <- err
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := s.Stats()
+	if got, want := st.Count(ActionGetCallerIdentity, OutcomeOK)+st.Count(ActionAssumeRole, OutcomeOK), uint64(workers*perWorker*2/3); got != want {
+		t.Errorf("unexpected ok count; got %d; want %d (%v)", got, want, st.Calls)
 	}
 }

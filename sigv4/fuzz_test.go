@@ -60,3 +60,20 @@ func checkValidate(t *testing.T, v *Validator, token []byte) {
 		t.Fatalf("unexpected difference with a reused Request: %v", err)
 	}
 }
+
+// FuzzForbiddenURLByte checks the eight-bytes-at-a-time scan against the obvious loop.
+func FuzzForbiddenURLByte(f *testing.F) {
+	f.Add([]byte(baseURL))
+	f.Add([]byte("https://a/?b#c\x00\x7f\x80\x20\x21\x22\x23\x24"))
+	f.Fuzz(func(t *testing.T, u []byte) {
+		want := false
+		for _, c := range u {
+			if c <= ' ' || c >= 0x7f || c == '#' {
+				want = true
+			}
+		}
+		if got := hasForbiddenURLByte(u); got != want {
+			t.Fatalf("unexpected result for %q; got %v; want %v", u, got, want)
+		}
+	})
+}

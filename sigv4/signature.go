@@ -7,7 +7,7 @@ package sigv4
 // Payload hash: every real client in ../shared/testdata (AWS CLI v1 and v2 through botocore,
 // aws-iam-authenticator through aws-sdk-go-v2) signs its presigned STS GET with the SHA-256 of
 // the empty body (e3b0c442…b855) as the payload hash, not "UNSIGNED-PAYLOAD" (that is S3's
-// presigning convention); TestSignatureRealClientTokens checks that the other value never
+// presigning convention); TestSignaturePayloadHashFinding checks that the other value never
 // verifies. STS, like every non-S3 service, hashes the body it received, so Verify always uses
 // the SHA-256 of SignedRequest.Body.
 
@@ -323,6 +323,19 @@ func (s *Signed) CheckTime(now time.Time) error {
 // error wrapping ErrSignatureDoesNotMatch. Verify does not allocate for requests of usual
 // size (a token GET, an STS form POST).
 func (s *Signed) Verify(r *SignedRequest, secretAccessKey string) error {
+	return s.VerifyWithKey(r, DeriveSigningKey(secretAccessKey, s.Date, s.Region, s.Service))
+}
+
+// DeriveSigningKey returns the SigV4 signing key of a secret access key for one credential
+// scope: HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). A
+// verifier may cache it per access key and scope (it changes daily) and call VerifyWithKey.
+func DeriveSigningKey(secretAccessKey, date, region, service string) [32]byte {
+	return sigSigningKey(secretAccessKey, date, region, service)
+}
+
+// VerifyWithKey is Verify with a signing key from DeriveSigningKey for s's Date, Region and
+// Service.
+func (s *Signed) VerifyWithKey(r *SignedRequest, signingKey [32]byte) error {
 	var want [32]byte
 	if !sigDecodeHex(want[:], s.Signature) {
 		return ErrSignatureDoesNotMatch
@@ -343,8 +356,7 @@ func (s *Signed) Verify(r *SignedRequest, secretAccessKey string) error {
 	sts = append(sts, '\n')
 	sts = sigAppendHex(sts, crHash[:])
 
-	key := sigSigningKey(secretAccessKey, s.Date, s.Region, s.Service)
-	got := sigHMAC(key[:], sts)
+	got := sigHMAC(signingKey[:], sts)
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return ErrSignatureDoesNotMatch
 	}

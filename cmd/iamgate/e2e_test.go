@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,27 @@ type e2eEnv struct {
 	sts        *fakests.Server
 	kubeconfig string
 	internal   string
+	webhook    string
+	logs       *syncBuffer
+	stop       func() // stops the server and waits for it
+}
+
+// syncBuffer is a log sink safe to read while the server writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -122,20 +144,25 @@ func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 	}, extraFlags...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var logs strings.Builder
-	go func() { done <- runServer(ctx, args, io.Discard, &logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("iamgate server returned %v", err)
+	logs := &syncBuffer{}
+	go func() { done <- runServer(ctx, args, io.Discard, logs) }()
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("iamgate server returned %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("iamgate server did not stop")
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("iamgate server did not stop")
-		}
-	})
-	env := &e2eEnv{sts: sts, kubeconfig: filepath.Join(dir, "webhook-kubeconfig.yaml"), internal: "http://" + internalAddr}
+		})
+	}
+	t.Cleanup(stop)
+	env := &e2eEnv{sts: sts, kubeconfig: filepath.Join(dir, "webhook-kubeconfig.yaml"), internal: "http://" + internalAddr,
+		webhook: webhookAddr, logs: logs, stop: stop}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(env.internal + "/readyz")
@@ -298,4 +325,83 @@ func TestEndToEndAWSCLIToken(t *testing.T) {
 	if got := env.sts.Stats().Count(fakests.ActionGetCallerIdentity, "ok"); got != 1 {
 		t.Fatalf("unexpected verified STS calls; got %d; want 1", got)
 	}
+}
+
+// TestNoTokenInLogs: at the most verbose level, the log names why reviews were denied and the
+// canonical ARN of an unmapped identity, and never contains a token or a piece of one.
+func TestNoTokenInLogs(t *testing.T) {
+	env := startE2E(t, "-log.level", "debug")
+	auth := env.authenticator(t, "v1", false)
+	tokens := []string{mint(t, e2eAlice), mint(t, e2eMallory), mint(t, e2eNode),
+		"k8s-aws-v1.aHR0cHM6Ly91c2VyOnB3QHN0cy5hbWF6b25hd3MuY29tLw", "k8s-aws-v1.SECRETLOOKINGGARBAGE_0123456789"}
+	for _, tok := range tokens {
+		if _, _, err := auth.AuthenticateToken(t.Context(), tok); err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+	}
+	env.stop()
+	logs := env.logs.String()
+	if !strings.Contains(logs, "identity is not mapped") || !strings.Contains(logs, "arn:aws:iam::123456789012:user/mallory") {
+		t.Fatalf("unexpected logs: the unmapped identity's canonical ARN is missing:\n%s", logs)
+	}
+	for _, tok := range tokens {
+		payload := strings.TrimPrefix(tok, "k8s-aws-v1.")
+		// Any 16-byte window of the token must be absent, not only the whole token.
+		for i := 0; i+16 <= len(payload); i += 8 {
+			if strings.Contains(logs, payload[i:i+16]) {
+				t.Fatalf("a piece of a token is in the logs: %q", payload[i:i+16])
+			}
+		}
+	}
+	for _, secret := range []string{e2eAlice.secret, e2eMallory.secret, e2eNode.secret, e2eNode.session, "X-Amz-Signature"} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("unexpected secret material in the logs: %q", secret)
+		}
+	}
+}
+
+func TestServerFlagValidation(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut strings.Builder
+	if err := runInit(t.Context(), []string{"-out", dir}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	mappingFile := filepath.Join(dir, "aws-auth.yaml")
+	if err := os.WriteFile(mappingFile, []byte(e2eMapping), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	good := []string{"-cluster.id", "c", "-tls.certFile", filepath.Join(dir, "cert.pem"), "-tls.keyFile", filepath.Join(dir, "key.pem"),
+		"-mapping.file", mappingFile, "-ec2.region", "us-east-1"}
+	f := func(extra []string, wantErr string) {
+		t.Helper()
+		var out, errOut strings.Builder
+		err := runServer(t.Context(), append(append([]string{}, good...), append(extra, "-dryRun")...), &out, &errOut)
+		if wantErr == "" {
+			if err != nil || !strings.Contains(out.String(), "mapping OK") {
+				t.Fatalf("unexpected result for %q: %v %s", extra, err, out.String())
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("unexpected error for %q; got %v; want it to mention %q", extra, err, wantErr)
+		}
+	}
+	f(nil, "")
+	f([]string{"-cluster.id", ""}, "-cluster.id is required")
+	f([]string{"-tls.certFile", ""}, "-tls.certFile and -tls.keyFile are required")
+	f([]string{"-tls.keyFile", filepath.Join(dir, "ca.pem")}, "cannot load -tls.certFile")
+	f([]string{"-mapping.file", ""}, "no mapping source")
+	f([]string{"-mapping.file", filepath.Join(dir, "missing.yaml")}, "missing.yaml")
+	f([]string{"-sts.timeout", "1ms"}, "-sts.timeout")
+	f([]string{"-sts.maxConcurrency", "0"}, "-sts.maxConcurrency")
+	f([]string{"-sts.insecureHTTP"}, "-sts.insecureHTTP needs -sts.dialOverride")
+	f([]string{"-sts.partitions", "aws-moon"}, "unknown partition")
+	f([]string{"-sts.extraRegions", "us-gov-east-9"}, "us-gov-east-9")
+	f([]string{"-cache.ttl", "16m"}, "-cache.ttl")
+	f([]string{"-cache.maxBytes", "1KiB"}, "-cache.maxBytes")
+	f([]string{"-cache.maxBytes", "lots"}, "byte size")
+	f([]string{"-webhook.insecureNoTLS", "-webhook.listenAddr", "0.0.0.0:21362"}, "loopback")
+	f([]string{"-log.level", "loud"}, "-log.level")
+	f([]string{"-sts.caFile", mappingFile}, "no PEM certificate")
 }

@@ -1,9 +1,8 @@
 // Command loadtest drives an iamgate webhook on loopback and measures it. This main only
 // dispatches subcommands; the work lives in packages loadtest and bench.
 //
-//	loadtest bench     the whole `make bench` (starts fakests, the trivial server and the daemon)
+//	loadtest bench     the whole `make bench` (starts bin/fakests, the trivial server and bin/iamgate server)
 //	loadtest run       one scenario against a daemon and fake STS that are already running
-//	loadtest fakests   the fake STS in this binary (until cmd/fakests is built alongside)
 //	loadtest trivial   the trivial fasthttp TokenReview server (the limit)
 //	loadtest memory    the identity cache memory step, JSON on stdout
 package main
@@ -28,7 +27,6 @@ type command struct {
 var commands = []command{
 	{"bench", "run every scenario, the memory step and the micro-benchmarks; write results and BENCHMARKS.md", runBench},
 	{"run", "run one scenario against a running daemon and fake STS (loopback only)", runScenario},
-	{"fakests", "serve the fake STS (library fakests) on a loopback address", runFakeSTS},
 	{"trivial", "serve the trivial TokenReview server (the limit) on a loopback address", runTrivial},
 	{"memory", "measure the identity cache's memory per cached identity; JSON on stdout", runMemory},
 }

@@ -21,7 +21,6 @@ func TestRefusesRemoteTargets(t *testing.T) {
 	f("run", "-webhook.url", "https://iamgate.kube-system.svc:443/authenticate")
 	f("run", "-internal.url", "http://192.0.2.1:21363")
 	f("run", "-sts.url", "https://sts.amazonaws.com:443")
-	f("fakests", "-listen", "0.0.0.0:4566")
 	f("trivial", "-listen", "example.com:80")
 }
 

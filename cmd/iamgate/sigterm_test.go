@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+// TestSIGTERMUnderLoad runs the real binary, sends SIGTERM while reviews wait on a slow STS,
+// and checks that every review in flight gets its answer and the process exits cleanly [A6].
+func TestSIGTERMUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "iamgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("cannot build iamgate: %s\n%s", err, out)
+	}
+	sts, err := fakests.New(fakests.Config{Users: []fakests.User{{ARN: e2eAlice.arn, AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret}}},
+		fakests.Options{Logger: slog.New(slog.DiscardHandler), Faults: fakests.Faults{Latency: fakests.Duration(700 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stsAddr, err := sts.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sts.Close()
+	var out, errOut strings.Builder
+	webhookAddr := freeAddr(t)
+	if err := runInit(t.Context(), []string{"-out", dir, "-server.url", "https://" + webhookAddr + "/authenticate"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	mappingFile := filepath.Join(dir, "aws-auth.yaml")
+	if err := os.WriteFile(mappingFile, []byte(e2eMapping), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "server", "-cluster.id", "demo-cluster", "-webhook.listenAddr", webhookAddr, "-internal.listenAddr", "",
+		"-tls.certFile", filepath.Join(dir, "cert.pem"), "-tls.keyFile", filepath.Join(dir, "key.pem"),
+		"-mapping.file", mappingFile, "-sts.dialOverride", stsAddr, "-sts.insecureHTTP", "-ec2.region", "us-east-1", "-log.level", "warn")
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true")
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	pem, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	post := func(token string) (int, bool, error) {
+		body := `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"` + token + `"}}`
+		resp, err := client.Post("https://"+webhookAddr+"/authenticate", "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, false, err
+		}
+		defer resp.Body.Close()
+		var tr struct{ Status struct{ Authenticated bool } }
+		err = json.NewDecoder(resp.Body).Decode(&tr)
+		return resp.StatusCode, tr.Status.Authenticated, err
+	}
+	mintAt := func(at time.Time) string {
+		tok, err := sigv4.Presign(context.Background(), sigv4.PresignInput{ClusterID: "demo-cluster", Region: "us-east-1", Time: at,
+			Credentials: aws.Credentials{AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// Wait until the server answers (the first review also pays the STS latency).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if status, _, err := post(mintAt(time.Now().Add(-time.Hour))); err == nil && status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("iamgate did not come up:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	const n = 40
+	now := time.Now()
+	var wg sync.WaitGroup
+	failures := make(chan string, n)
+	for i := range n {
+		tok := mintAt(now.Add(-time.Duration(i) * time.Second)) // distinct tokens: each waits on STS
+		wg.Go(func() {
+			status, ok, err := post(tok)
+			if err != nil || status != 200 || !ok {
+				failures <- strings.TrimSpace(strings.Join([]string{http.StatusText(status), errString(err)}, " "))
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // the reviews are waiting on the slow STS
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Errorf("a review in flight at SIGTERM failed: %s", f)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("iamgate exited with %v after SIGTERM:\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("iamgate did not exit after SIGTERM")
+	}
+	if got := sts.Stats().Total(fakests.ActionGetCallerIdentity); got < n {
+		t.Fatalf("unexpected STS calls; got %d; want at least %d (every review reached STS)", got, n)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

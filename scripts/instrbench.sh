@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Instructions per operation of Go benchmarks, counted by valgrind's callgrind: repeatable on a
+# busy machine, where timings are not. Each benchmark runs twice, with N1 and N2 iterations;
+# (I(N2) - I(N1)) / (N2 - N1) removes the fixed cost of starting the test binary.
+# With TOGGLE=<function pattern> only instructions inside that function count (callgrind's
+# --toggle-collect), which leaves out background goroutines of a benchmark's harness.
+# Usage: [TOGGLE=pattern] scripts/instrbench.sh PKG BENCH [BENCH...]
+#   e.g. scripts/instrbench.sh ./sigv4 Validate
+#        TOGGLE='*daemon.(*Server).handle' scripts/instrbench.sh ./daemon HandleCacheHit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkg=$1; shift
+n1=${N1:-2000}; n2=${N2:-22000}
+command -v valgrind >/dev/null || { echo "instrbench: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+bin=$(mktemp -d)/bench.test
+go test -c -o "$bin" "$pkg"
+dir=$(go list -f '{{.Dir}}' "$pkg")
+count() {
+  # Go's asynchronous preemption signals are not supported under callgrind.
+  (cd "$dir" && GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    ${TOGGLE:+--toggle-collect="$TOGGLE"} "$bin" -test.run='^$' -test.bench="^Benchmark$1\$" -test.benchtime="$2x" 2>&1) |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+printf '%-40s %15s\n' "benchmark ($pkg)" "instructions/op"
+for b in "$@"; do
+  i1=$(count "$b" "$n1"); i2=$(count "$b" "$n2")
+  printf '%-40s %15d\n' "$b" $(( (i2 - i1) / (n2 - n1) ))
+done
