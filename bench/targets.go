@@ -53,7 +53,15 @@ func evaluate(r *Results) []Check {
 				cs[len(cs)-1].profileSrc = hot.Profile
 			}
 		}
-		add(hot, "≤ 15 µs daemon CPU per review", fmt.Sprintf("%.1f µs", hot.DaemonCPUPerRevUs), hot.DaemonCPUPerRevUs <= 15)
+		add(hot, "≤ 15 µs daemon CPU per review (hey)", fmt.Sprintf("%.1f µs", hot.DaemonCPUPerRevUs), hot.DaemonCPUPerRevUs <= 15)
+		if len(r.Wrk) == 2 {
+			w := r.Wrk[1]
+			c := Check{Scenario: "wrk-hot", Target: "≤ 15 µs daemon CPU per review (wrk)", Got: fmt.Sprintf("%.1f µs", w.ServerCPUPerReqUs), Met: w.ServerCPUPerReqUs <= 15}
+			if !c.Met {
+				c.profileSrc = hot.Profile
+			}
+			cs = append(cs, c)
+		}
 		add(hot, "p99 ≤ 3 ms at c=50", fmt.Sprintf("%.3f ms", hot.Latency.P99), hot.Latency.P99 <= 3)
 	}
 	if cold := r.scenario("cold"); cold != nil {

@@ -87,7 +87,7 @@ func TestRender(t *testing.T) {
 		}
 	}
 	f("hot ≥ 0.70 of the trivial server's rps (hey)", true)
-	f("hot ≤ 15 µs daemon CPU per review", true)
+	f("hot ≤ 15 µs daemon CPU per review (hey)", true)
 	f("cold ≤ 80 µs daemon CPU per STS-verified review", false)
 	f("cold p99 ≤ STS latency + 5 ms = 5 ms", false)
 	f("cold exactly one STS call per distinct token", true)
