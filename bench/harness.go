@@ -109,6 +109,8 @@ type WrkRun struct {
 	// ServerCPUPerReqUs is the server's CPU time per request in microseconds.
 	ServerCPUPerReqUs float64 `json:"serverCpuPerRequestUs"`
 	LimitRatio        float64 `json:"limitRatio,omitempty"`
+
+	profile string // CPU profile of the daemon during the run, in the temporary directory
 }
 
 // principals is the number of fake STS users tokens are minted for.
@@ -255,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 	scale := 1
 	if cfg.Quick {
-		scale = 6
+		scale = 20
 	}
 	for _, sc := range scenarios(cfg.Duration, scale) {
 		if ctx.Err() != nil {
@@ -292,13 +294,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}{{"wrk-limit", trivialURL, trivial.pid()}, {"wrk-hot", target.WebhookURL, daemon.pid()}} {
 			say("%s: wrk -t1 -c%d -d%s", w.name, concurrency, cfg.Duration)
 			p := loadtest.Process{PID: w.pid}
+			profDone := make(chan string, 1)
+			if w.pid == daemon.pid() {
+				go func() {
+					profDone <- target.Profile(loadtest.Scenario{Name: w.name, Duration: cfg.Duration})
+				}()
+			} else {
+				profDone <- ""
+			}
 			c0, _ := p.CPU()
 			wr, err := loadtest.Wrk{URL: w.url, Body: hot, Threads: 1, Connections: concurrency, Duration: cfg.Duration, Dir: tmp}.Run(ctx)
 			if err != nil {
 				return nil, err
 			}
 			c1, _ := p.CPU()
-			run := &WrkRun{Name: w.name, Target: w.url, Result: wr, ServerCPUPerReqUs: loadtest.PerOp(c1-c0, float64(wr.Requests))}
+			run := &WrkRun{Name: w.name, Target: w.url, Result: wr, ServerCPUPerReqUs: loadtest.PerOp(c1-c0, float64(wr.Requests)), profile: <-profDone}
 			if len(res.Wrk) > 0 {
 				run.LimitRatio = loadtest.Ratio(wr.RPS, res.Wrk[0].Result.RPS)
 			}
@@ -430,7 +440,11 @@ func runMemory(ctx context.Context, bin string, cfg Config, heapProfile string, 
 }
 
 func machine() Machine {
+	// runtime.NumCPU sees only this process's affinity (pinned): ask for the online CPUs.
 	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Kernel: runOutput("uname", "-sr")}
+	if n, err := strconv.Atoi(runOutput("getconf", "_NPROCESSORS_ONLN")); err == nil && n > 0 {
+		m.CPUs = n
+	}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "model name"); ok {

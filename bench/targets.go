@@ -50,15 +50,16 @@ func evaluate(r *Results) []Check {
 			cs = append(cs, Check{Scenario: "wrk-hot", Target: "≥ 0.70 of the trivial server's rps (wrk)",
 				Got: fmt.Sprintf("%.2f (%.0f / %.0f rps)", w.LimitRatio, w.Result.RPS, r.Wrk[0].Result.RPS), Met: w.LimitRatio >= 0.70})
 			if !cs[len(cs)-1].Met {
-				cs[len(cs)-1].profileSrc = hot.Profile
+				cs[len(cs)-1].profileSrc = w.profile
 			}
 		}
-		add(hot, "≤ 15 µs daemon CPU per review (hey)", fmt.Sprintf("%.1f µs", hot.DaemonCPUPerRevUs), hot.DaemonCPUPerRevUs <= 15)
+		add(hot, "≤ 15 µs daemon CPU per review (hey)", fmt.Sprintf("%.1f µs (trivial server under hey: %.1f µs/request)", hot.DaemonCPUPerRevUs, limitCPU(r)), hot.DaemonCPUPerRevUs <= 15)
 		if len(r.Wrk) == 2 {
 			w := r.Wrk[1]
-			c := Check{Scenario: "wrk-hot", Target: "≤ 15 µs daemon CPU per review (wrk)", Got: fmt.Sprintf("%.1f µs", w.ServerCPUPerReqUs), Met: w.ServerCPUPerReqUs <= 15}
+			c := Check{Scenario: "wrk-hot", Target: "≤ 15 µs daemon CPU per review (wrk)",
+				Got: fmt.Sprintf("%.1f µs (trivial server under wrk: %.1f µs/request)", w.ServerCPUPerReqUs, r.Wrk[0].ServerCPUPerReqUs), Met: w.ServerCPUPerReqUs <= 15}
 			if !c.Met {
-				c.profileSrc = hot.Profile
+				c.profileSrc = w.profile
 			}
 			cs = append(cs, c)
 		}
@@ -84,8 +85,13 @@ func evaluate(r *Results) []Check {
 			sc.STSCalls == uint64(sc.DistinctToken))
 	}
 	if inv := r.scenario("invalid"); inv != nil {
-		add(inv, "≤ 5 µs daemon CPU per review", fmt.Sprintf("%.1f µs", inv.DaemonCPUPerRevUs), inv.DaemonCPUPerRevUs <= 5)
+		add(inv, "≤ 5 µs daemon CPU per review", fmt.Sprintf("%.1f µs (trivial server under hey: %.1f µs/request)", inv.DaemonCPUPerRevUs, limitCPU(r)), inv.DaemonCPUPerRevUs <= 5)
 		add(inv, "zero STS calls", fmt.Sprintf("%d", inv.STSCalls), inv.STSCalls == 0)
+	}
+	if bad := r.scenario("badsig"); bad != nil {
+		add(bad, "one STS call per distinct rejected token (SPEC K4, not an issue #7 target)",
+			fmt.Sprintf("%d calls / %d tokens; %.0f cache entries at the end", bad.STSCalls, bad.DistinctToken, bad.CacheEntries),
+			bad.STSCalls == uint64(bad.DistinctToken))
 	}
 	if m := r.Memory; m != nil && len(m.Points) > 0 {
 		p := m.Points[len(m.Points)-1]
@@ -99,14 +105,27 @@ func evaluate(r *Results) []Check {
 	return cs
 }
 
+func limitCPU(r *Results) float64 {
+	if r.Limit == nil {
+		return 0
+	}
+	return r.Limit.ServerCPUPerReqUs
+}
+
 // keepProfiles copies the profiles of missed targets into dir as <run>-<name>.pb.gz and
 // records their `go tool pprof -top` excerpts. The other profiles are dropped.
 func keepProfiles(r *Results, dir, bin string) error {
+	done := map[string]*Check{}
 	for i := range r.Targets {
 		c := &r.Targets[i]
 		if c.Met || c.profileSrc == "" {
 			continue
 		}
+		if prev := done[c.profileSrc]; prev != nil {
+			c.Profile = prev.Profile // the excerpt is printed once, with the first target
+			continue
+		}
+		done[c.profileSrc] = c
 		data, err := os.ReadFile(c.profileSrc)
 		if err != nil || len(data) == 0 {
 			continue

@@ -140,6 +140,7 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		if len(s.STSByOutcome) > 0 {
 			extra += " Fake STS answers: " + uintMapText(s.STSByOutcome) + "."
 		}
+		extra += fmt.Sprintf(" %.0f cache entries at the end.", s.CacheEntries)
 		p("- **%s**: %s. %d requests in %.1f s.%s\n", s.Scenario.Name, s.Scenario.Description, s.Requests, s.Elapsed.Seconds(), extra)
 	}
 	p("\n![p50 and p99 latency per scenario](%s)\n\n", svg)
@@ -192,7 +193,17 @@ func Markdown(r *Results, svg, jsonFile string) string {
 				p("### Profiles of missed targets\n\n")
 				missed = true
 			}
-			p("**%s: %s** — measured %s; profile `%s` (`go tool pprof -top`):\n\n```\n%s\n```\n\n", c.Scenario, c.Target, c.Got, filepath.Base(c.Profile), c.Top)
+			var also []string
+			for _, o := range r.Targets {
+				if !o.Met && o.Profile == c.Profile && o.Top == "" {
+					also = append(also, o.Scenario+": "+o.Target)
+				}
+			}
+			p("**%s: %s** — measured %s", c.Scenario, c.Target, c.Got)
+			if len(also) > 0 {
+				p("; also for %s", strings.Join(also, "; "))
+			}
+			p(". Profile `%s` (`go tool pprof -top`):\n\n```\n%s\n```\n\n", filepath.Base(c.Profile), c.Top)
 		}
 	}
 	if len(r.Notes) > 0 {

@@ -93,6 +93,9 @@ type Report struct {
 	// Collapsed is iamgate_sts_collapsed_total during the run.
 	Collapsed     float64 `json:"collapsed"`
 	CacheHitRatio float64 `json:"cacheHitRatio"`
+	// CacheEntries is iamgate_cache_entries at the end of the run (identities and cached
+	// rejections, every scenario so far).
+	CacheEntries float64 `json:"cacheEntriesEnd"`
 	// DaemonCPU is the daemon's CPU time during the run; per review in microseconds.
 	DaemonCPU         time.Duration `json:"daemonCpuNs"`
 	DaemonCPUPerRevUs float64       `json:"daemonCpuPerReviewUs"`
@@ -220,7 +223,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	profDone := make(chan string, 1)
 	if sc.Profile && t.ProfileDir != "" {
-		go func() { profDone <- t.profile(sc) }()
+		go func() { profDone <- t.Profile(sc) }()
 	} else {
 		profDone <- ""
 	}
@@ -253,6 +256,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	rep.ByResult = d.Labeled("iamgate_reviews_total", "result")
 	rep.ByReason = d.Labeled("iamgate_reviews_total", "reason")
 	rep.Collapsed = d.Sum("iamgate_sts_collapsed_total")
+	rep.CacheEntries = after.Sum("iamgate_cache_entries")
 	hits, misses := d.Sum("iamgate_cache_hits_total"), d.Sum("iamgate_cache_misses_total")
 	rep.CacheHitRatio = Ratio(hits, hits+misses)
 	rep.STSCalls = st.Total(fakests.ActionGetCallerIdentity)
@@ -285,8 +289,12 @@ func (t *Target) warm(bodies [][]byte) error {
 	return err
 }
 
-// profile takes a CPU profile of the daemon for most of sc's duration.
-func (t *Target) profile(sc Scenario) string {
+// Profile takes a CPU profile of the daemon for most of sc's duration (from now) and
+// returns the file it wrote in ProfileDir, or "" when it could not.
+func (t *Target) Profile(sc Scenario) string {
+	if t.ProfileDir == "" {
+		return ""
+	}
 	secs := max(1, int(sc.Duration/time.Second)-1)
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", t.InternalURL, secs)
 	c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
