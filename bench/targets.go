@@ -116,6 +116,18 @@ func limitCPU(r *Results) float64 {
 // records their `go tool pprof -top` excerpts. The other profiles are dropped.
 func keepProfiles(r *Results, dir, bin string) error {
 	done := map[string]*Check{}
+	kept := map[string]string{} // temporary file → saved file
+	defer func() {
+		// Only saved profiles are named in the results; the others were temporary.
+		for _, s := range append(append([]*ScenarioRun(nil), r.Scenarios...), r.TLS) {
+			if s != nil {
+				s.Profile = kept[s.Profile]
+			}
+		}
+		if r.Memory != nil {
+			r.Memory.HeapProfile = kept[r.Memory.HeapProfile]
+		}
+	}()
 	for i := range r.Targets {
 		c := &r.Targets[i]
 		if c.Met || c.profileSrc == "" {
@@ -136,6 +148,7 @@ func keepProfiles(r *Results, dir, bin string) error {
 			return fmt.Errorf("cannot save profile %s: %w", dst, err)
 		}
 		c.Profile = dst
+		kept[c.profileSrc] = dst
 		args := []string{"tool", "pprof", "-top", "-nodecount=18"}
 		if c.heap {
 			args = append(args, "-sample_index=inuse_space")

@@ -114,7 +114,9 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		"Latency is hey's, from building the request to reading the whole answer. STS calls come from the fake STS's `/stats`; "+
 		"cache hits, answers by result and collapsed calls from the daemon's `/metrics`; daemon CPU from `/proc/<pid>/stat` "+
 		"(10 ms ticks), peak RSS from VmHWM (reset per scenario through `clear_refs`); generator CPU is the load generator's own "+
-		"(getrusage): when it is near 1 CPU-second per second, hey is the bottleneck, not the daemon.\n\n", concurrency)
+		"(getrusage): when it is near 1 CPU-second per second, hey is the bottleneck, not the daemon. "+
+		"Per-request CPU of any server falls as its request rate rises (fewer wake-ups and system calls per request), "+
+		"so compare the daemon with the trivial server under the same generator.\n\n", concurrency)
 	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	if l := r.Limit; l != nil {

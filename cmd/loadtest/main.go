@@ -5,6 +5,7 @@
 //	loadtest run       one scenario against a daemon and fake STS that are already running
 //	loadtest trivial   the trivial fasthttp TokenReview server (the limit)
 //	loadtest memory    the identity cache memory step, JSON on stdout
+//	loadtest stsconfig the fake STS config of the benchmark principals (for loadtest run)
 package main
 
 import (
@@ -29,6 +30,7 @@ var commands = []command{
 	{"run", "run one scenario against a running daemon and fake STS (loopback only)", runScenario},
 	{"trivial", "serve the trivial TokenReview server (the limit) on a loopback address", runTrivial},
 	{"memory", "measure the identity cache's memory per cached identity; JSON on stdout", runMemory},
+	{"stsconfig", "print the fake STS config (bin/fakests -config) of the principals tokens are minted for", runSTSConfig},
 }
 
 func main() {

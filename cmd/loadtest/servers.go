@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -35,4 +36,19 @@ func runTrivial(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case err := <-errc:
 		return err
 	}
+}
+
+// runSTSConfig prints the fakests config of loadtest.Principals, so that `loadtest run` can
+// be pointed at a fake STS started by hand: bin/fakests -config <(bin/loadtest stsconfig).
+func runSTSConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stsconfig", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("sts.principals", 2000, "number of principals (the same as loadtest run -sts.principals)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 {
+		return fmt.Errorf("-sts.principals=%d must be positive", *n)
+	}
+	return json.NewEncoder(stdout).Encode(loadtest.FakeSTSConfig(loadtest.Principals(*n)))
 }
