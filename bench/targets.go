@@ -63,7 +63,16 @@ func evaluate(r *Results) []Check {
 			}
 			cs = append(cs, c)
 		}
-		add(hot, "p99 ≤ 3 ms at c=50", fmt.Sprintf("%.3f ms", hot.Latency.P99), hot.Latency.P99 <= 3)
+		add(hot, "p99 ≤ 3 ms at c=50 (hey)", fmt.Sprintf("%.3f ms (trivial server under hey: %.3f ms)", hot.Latency.P99, r.Limit.Latency.P99), hot.Latency.P99 <= 3)
+		if len(r.Wrk) == 2 {
+			w := r.Wrk[1]
+			c := Check{Scenario: "wrk-hot", Target: "p99 ≤ 3 ms at c=50 (wrk)",
+				Got: fmt.Sprintf("%.3f ms (trivial server under wrk: %.3f ms)", w.Result.Latency.P99, r.Wrk[0].Result.Latency.P99), Met: w.Result.Latency.P99 <= 3}
+			if !c.Met {
+				c.profileSrc = w.profile
+			}
+			cs = append(cs, c)
+		}
 	}
 	if cold := r.scenario("cold"); cold != nil {
 		add(cold, "≤ 80 µs daemon CPU per STS-verified review", fmt.Sprintf("%.1f µs", cold.DaemonCPUPerRevUs), cold.DaemonCPUPerRevUs <= 80)
