@@ -30,7 +30,7 @@ func latencyChart(r *Results) []byte {
 	const (
 		left, right, top, rowH = 140.0, 90.0, 50.0, 26.0
 		width                  = 860.0
-		minMs, maxMs           = 0.01, 1000.0
+		minMs, maxMs           = 0.1, 1000.0
 	)
 	plotW := width - left - right
 	height := top + rowH*float64(len(rows)) + 40
@@ -44,7 +44,7 @@ func latencyChart(r *Results) []byte {
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
 	p(`<text x="%.0f" y="20" font-size="14" font-weight="bold">iamgate latency per scenario, c=%d (ms, log scale): p50 light, p99 dark</text>`+"\n", left, concurrency)
 	p(`<text x="%.0f" y="36" fill="#555">run %s</text>`+"\n", left, html.EscapeString(r.RunID))
-	for _, tick := range []float64{0.01, 0.1, 1, 10, 100, 1000} {
+	for _, tick := range []float64{0.1, 1, 10, 100, 1000} {
 		tx := x(tick)
 		p(`<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`+"\n", tx, top-6, tx, height-30)
 		p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%g</text>`+"\n", tx, height-14, tick)

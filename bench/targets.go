@@ -166,7 +166,14 @@ func keepProfiles(r *Results, dir, bin string) error {
 		}
 		out, err := exec.Command("go", append(args, dst)...).Output()
 		if err == nil {
-			c.Top = strings.TrimSpace(string(out))
+			// Drop the file, build ID and time lines: the profile's name says them.
+			var keep []string
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.HasPrefix(line, "File:") && !strings.HasPrefix(line, "Build ID:") && !strings.HasPrefix(line, "Time:") {
+					keep = append(keep, line)
+				}
+			}
+			c.Top = strings.Join(keep, "\n")
 		}
 	}
 	return nil

@@ -117,10 +117,10 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		"(getrusage): when it is near 1 CPU-second per second, hey is the bottleneck, not the daemon. "+
 		"Per-request CPU of any server falls as its request rate rises (fewer wake-ups and system calls per request), "+
 		"so compare the daemon with the trivial server under the same generator.\n\n", concurrency)
-	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req |\n")
-	p("|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | daemon-side p99 ≤ ms | STS call p99 ≤ ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req |\n")
+	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	if l := r.Limit; l != nil {
-		p("| limit: trivial server | %.0f | 1.00 | %.3f | %.3f | %.3f | %.3f | %s | — | — | — | — | — | %.1f (server) | — | %.1f |\n",
+		p("| limit: trivial server | %.0f | 1.00 | %.3f | %.3f | %.3f | %.3f | — | — | %s | — | — | — | — | — | %.1f (server) | — | %.1f |\n",
 			l.RPS, l.Latency.P50, l.Latency.P90, l.Latency.P99, l.Latency.P999, statusText(l.Status, l.Errors), l.ServerCPUPerReqUs, l.GenCPUPerReqUs)
 	}
 	rows := append([]*ScenarioRun(nil), r.Scenarios...)
@@ -128,9 +128,9 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		rows = append(rows, r.TLS)
 	}
 	for _, s := range rows {
-		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f |\n",
+		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f |\n",
 			s.Scenario.Name, s.RPS, s.LimitRatio, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999,
-			statusText(s.Status, s.Errors), floatMapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
+			dash(s.DaemonP99), dash(s.STSP99), statusText(s.Status, s.Errors), floatMapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
 			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, s.DaemonSysShare*100, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq)
 	}
 	p("\nWhat each scenario sends:\n\n")
@@ -221,6 +221,16 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
+}
+
+func dash(v float64) string {
+	switch {
+	case v == 0:
+		return "—"
+	case v < 0:
+		return "∞"
+	}
+	return fmt.Sprintf("%g", v)
 }
 
 func peakNote(reset bool) string {

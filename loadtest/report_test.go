@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,33 @@ func TestParseWrk(t *testing.T) {
 	}
 	if _, err := parseWrk([]byte("no summary")); err == nil {
 		t.Fatalf("expected an error without the summary line")
+	}
+}
+
+func TestQuantileBound(t *testing.T) {
+	// 100 observations: 50 in (0, 1ms], 40 in (1ms, 5ms], 9 in (5ms, 10ms], 1 above 10ms.
+	m := Metrics{
+		`x_seconds_bucket{result="allowed",le="0.001"}`: 30,
+		`x_seconds_bucket{result="denied",le="0.001"}`:  20,
+		`x_seconds_bucket{result="allowed",le="0.005"}`: 70,
+		`x_seconds_bucket{result="denied",le="0.005"}`:  20,
+		`x_seconds_bucket{result="allowed",le="0.01"}`:  79,
+		`x_seconds_bucket{result="denied",le="0.01"}`:   20,
+		`x_seconds_bucket{result="allowed",le="+Inf"}`:  80,
+		`x_seconds_bucket{result="denied",le="+Inf"}`:   20,
+	}
+	f := func(q, want float64) {
+		t.Helper()
+		got, ok := m.QuantileBound("x_seconds", q)
+		if !ok || got != want {
+			t.Fatalf("unexpected q%v; got %v (ok %v); want %v", q, got, ok, want)
+		}
+	}
+	f(0.5, 0.001)
+	f(0.7, 0.005)
+	f(0.99, 0.01)
+	f(0.995, math.Inf(1))
+	if _, ok := m.QuantileBound("y_seconds", 0.5); ok {
+		t.Fatalf("unexpected quantile of a missing histogram")
 	}
 }

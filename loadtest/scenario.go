@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"time"
@@ -93,6 +94,12 @@ type Report struct {
 	// Collapsed is iamgate_sts_collapsed_total during the run.
 	Collapsed     float64 `json:"collapsed"`
 	CacheHitRatio float64 `json:"cacheHitRatio"`
+	// DaemonP99 bounds the p99 of the daemon's own review latency: the upper bound, in ms, of
+	// the iamgate_review_duration_seconds bucket that holds it (what the daemon takes, without
+	// the generator and the network; -1 means above the largest bucket). STSP99 bounds the p99
+	// of its STS calls (iamgate_sts_request_duration_seconds) likewise.
+	DaemonP99 float64 `json:"daemonP99Ms"`
+	STSP99    float64 `json:"stsP99Ms,omitempty"`
 	// CacheEntries is iamgate_cache_entries at the end of the run (identities and cached
 	// rejections, every scenario so far).
 	CacheEntries float64 `json:"cacheEntriesEnd"`
@@ -257,6 +264,12 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	rep.ByReason = d.Labeled("iamgate_reviews_total", "reason")
 	rep.Collapsed = d.Sum("iamgate_sts_collapsed_total")
 	rep.CacheEntries = after.Sum("iamgate_cache_entries")
+	if v, ok := d.QuantileBound("iamgate_review_duration_seconds", 0.99); ok {
+		rep.DaemonP99 = msBound(v)
+	}
+	if v, ok := d.QuantileBound("iamgate_sts_request_duration_seconds", 0.99); ok {
+		rep.STSP99 = msBound(v)
+	}
 	hits, misses := d.Sum("iamgate_cache_hits_total"), d.Sum("iamgate_cache_misses_total")
 	rep.CacheHitRatio = Ratio(hits, hits+misses)
 	rep.STSCalls = st.Total(fakests.ActionGetCallerIdentity)
@@ -316,4 +329,12 @@ func (t *Target) Profile(sc Scenario) string {
 		return ""
 	}
 	return path
+}
+
+// msBound converts a bucket bound in seconds to ms, -1 for +Inf (JSON has no infinity).
+func msBound(v float64) float64 {
+	if math.IsInf(v, 1) {
+		return -1
+	}
+	return round3(v * 1e3)
 }
