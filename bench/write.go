@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/iamgate/iamgate/loadtest"
 )
 
 // Markers around the generated section of BENCHMARKS.md; the prose around them is kept.
@@ -114,24 +116,25 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		"Latency is hey's, from building the request to reading the whole answer. STS calls come from the fake STS's `/stats`; "+
 		"cache hits, answers by result and collapsed calls from the daemon's `/metrics`; daemon CPU from `/proc/<pid>/stat` "+
 		"(10 ms ticks), peak RSS from VmHWM (reset per scenario through `clear_refs`); generator CPU is the load generator's own "+
-		"(getrusage): when it is near 1 CPU-second per second, hey is the bottleneck, not the daemon. "+
+		"(getrusage), with the CPUs it kept busy (CPU time / wall time; it has one CPU): **bold** from 0.8 on, where hey, "+
+		"not the daemon, is the bottleneck. "+
 		"Per-request CPU of any server falls as its request rate rises (fewer wake-ups and system calls per request), "+
 		"so compare the daemon with the trivial server under the same generator.\n\n", concurrency)
-	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | daemon-side p99 ≤ ms | STS call p99 ≤ ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req |\n")
+	p("| scenario | rps | × limit | p50 ms | p90 ms | p99 ms | p99.9 ms | daemon-side p99 ≤ ms | STS call p99 ≤ ms | HTTP status | daemon results | STS calls | per review | per token | cache hits | daemon µs/review (kernel share) | daemon peak RSS | generator µs/req (CPUs busy) |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	if l := r.Limit; l != nil {
-		p("| limit: trivial server | %.0f | 1.00 | %.3f | %.3f | %.3f | %.3f | — | — | %s | — | — | — | — | — | %.1f (server) | — | %.1f |\n",
-			l.RPS, l.Latency.P50, l.Latency.P90, l.Latency.P99, l.Latency.P999, statusText(l.Status, l.Errors), l.ServerCPUPerReqUs, l.GenCPUPerReqUs)
+		p("| limit: trivial server | %.0f | 1.00 | %.3f | %.3f | %.3f | %.3f | — | — | %s | — | — | — | — | — | %.1f (server) | — | %.1f (%s) |\n",
+			l.RPS, l.Latency.P50, l.Latency.P90, l.Latency.P99, l.Latency.P999, statusText(l.Status, l.Errors), l.ServerCPUPerReqUs, l.GenCPUPerReqUs, busy(l.Result))
 	}
 	rows := append([]*ScenarioRun(nil), r.Scenarios...)
 	if r.TLS != nil {
 		rows = append(rows, r.TLS)
 	}
 	for _, s := range rows {
-		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f |\n",
+		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f (%s) |\n",
 			s.Scenario.Name, s.RPS, s.LimitRatio, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999,
 			dash(s.DaemonP99), dash(s.STSP99), statusText(s.Status, s.Errors), floatMapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
-			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, s.DaemonSysShare*100, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq)
+			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, s.DaemonSysShare*100, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq, busy(s.Result))
 	}
 	p("\nWhat each scenario sends:\n\n")
 	for _, s := range rows {
@@ -221,6 +224,18 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
+}
+
+// busy is the generator's CPU time over the run's wall time, bold from 0.8 on.
+func busy(r loadtest.Result) string {
+	if r.Elapsed <= 0 {
+		return "?"
+	}
+	b := r.GeneratorCPU.Seconds() / r.Elapsed.Seconds()
+	if b >= 0.8 {
+		return fmt.Sprintf("**%.2f**", b)
+	}
+	return fmt.Sprintf("%.2f", b)
 }
 
 func dash(v float64) string {
