@@ -11,26 +11,11 @@ import (
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// identity is a verified caller and the part of its answer that never changes (uid, extra).
-// It is immutable once built and shared by every review of the token.
-type identity struct {
-	mapping.Identity
-	tail []byte // `"uid":…,"extra":{…}`, see appendUserTail
-}
-
-func newIdentity(id mapping.Identity) *identity {
-	uid := "iamgate:" + id.AccountID + ":" + id.PrincipalID
-	return &identity{
-		Identity: id,
-		tail:     appendUserTail(nil, uid, id.ARN, id.CanonicalARN, id.SessionName, id.AccessKeyID, id.PrincipalID),
-	}
-}
-
 // cacheEntry is what the cache holds for one canonical key: an identity, or a definite
 // rejection (id == nil) with its reason. Immutable once stored.
 type cacheEntry struct {
 	key     sigv4.Key
-	id      *identity
+	id      *mapping.Identity
 	reason  reason
 	expires time.Time // checked against the injected clock on every hit
 }
@@ -88,13 +73,15 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 
 // entryCost estimates the bytes an entry keeps alive, for -cache.maxBytes.
 func entryCost(e *cacheEntry) int64 {
-	const fixed = 64 + 24 + 8*8 + 100 // entry, identity header, string headers, ristretto item
+	// The entry, the Identity's string headers, ristretto's item, its map and TTL bucket slots.
+	const fixed = 80 + 11*16 + 200
 	if e.id == nil {
 		return fixed
 	}
-	id := &e.id.Identity
-	return int64(fixed + len(id.ARN) + len(id.CanonicalARN) + len(id.UserID) + len(id.SessionName) +
-		len(id.AccessKeyID) + len(id.PrincipalID) + len(id.AccountID) + len(id.Partition) + 2*len(id.CanonicalARN) + cap(e.id.tail))
+	id := e.id
+	// ARN, UserID and AccessKeyID are their own allocations (AccountID, PrincipalID and
+	// SessionName are substrings); CanonicalARN and the two lookup keys are built from it.
+	return int64(fixed + len(id.ARN) + len(id.UserID) + len(id.AccessKeyID) + 3*len(id.CanonicalARN))
 }
 
 func (ic *identityCache) close() { ic.c.Close() }

@@ -27,13 +27,13 @@ type pipeline struct {
 
 // flightResult is what one STS call gives every review that shares it.
 type flightResult struct {
-	id     *identity
+	id     *mapping.Identity
 	reason reason
 }
 
 // verify returns the identity behind token, or the reason there is none. r is the caller's
 // scratch Request; nothing derived from it outlives the call.
-func (p *pipeline) verify(token []byte, r *sigv4.Request) (*identity, reason) {
+func (p *pipeline) verify(token []byte, r *sigv4.Request) (*mapping.Identity, reason) {
 	now := p.now()
 	if err := p.validator.Validate(token, now, r); err != nil {
 		reason := tokenReason(err)
@@ -56,7 +56,7 @@ func (p *pipeline) verify(token []byte, r *sigv4.Request) (*identity, reason) {
 // collapse makes at most one STS call per canonical key at a time [K2]. The shared call gets
 // copies of what it needs and its own deadline, so it finishes for the others even when the
 // review that started it has already returned.
-func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*identity, reason) {
+func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity, reason) {
 	call := stsCall{
 		key:         key,
 		host:        r.Host(),
@@ -122,7 +122,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		p.cache.set(&cacheEntry{key: c.key, reason: reasonBadIdentity, expires: earliest(now.Add(p.negativeTTL), c.expiresAt)}, now)
 		return flightResult{reason: reasonBadIdentity}
 	}
-	id := newIdentity(mid)
+	id := &mid
 	// Never cache an identity longer than STS would honour its token [K3].
 	p.cache.set(&cacheEntry{key: c.key, id: id, reason: reasonAllowed, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}

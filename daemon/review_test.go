@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	authv1 "k8s.io/api/authentication/v1"
+
+	"github.com/iamgate/iamgate/mapping"
 )
 
 func TestParseReview(t *testing.T) {
@@ -69,8 +71,11 @@ func TestParseReview(t *testing.T) {
 }
 
 func TestAnswersAreTokenReviews(t *testing.T) {
-	tail := appendUserTail(nil, "iamgate:123456789012:AROAEXAMPLE", "arn:aws:sts::123456789012:assumed-role/dev/alice@example.com",
-		"arn:aws:iam::123456789012:role/dev", "alice@example.com", "ASIAEXAMPLE", "AROAEXAMPLE")
+	tail, err := mapping.NewIdentity("arn:aws:sts::123456789012:assumed-role/dev/alice@example.com", "123456789012",
+		"AROAEXAMPLE:alice@example.com", "ASIAEXAMPLE")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := func(body []byte, wantAPIVersion string, wantAuth bool, wantUser string, wantGroups []string, wantErr string) {
 		t.Helper()
 		var tr authv1.TokenReview
@@ -94,8 +99,8 @@ func TestAnswersAreTokenReviews(t *testing.T) {
 			}
 		}
 	}
-	f(appendAllowed(nil, true, "alice", []string{"dev", "system:masters"}, tail), apiVersionV1, true, "alice", []string{"dev", "system:masters"}, "")
-	f(appendAllowed(nil, false, `we"ird<>&`+"\x01\xff", nil, tail), apiVersionV1beta1, true, `we"ird<>&`+"\x01\uFFFD", nil, "")
+	f(appendAllowed(nil, true, "alice", []string{"dev", "system:masters"}, &tail), apiVersionV1, true, "alice", []string{"dev", "system:masters"}, "")
+	f(appendAllowed(nil, false, `we"ird<>&`+"\x01\xff", nil, &tail), apiVersionV1beta1, true, `we"ird<>&`+"\x01\uFFFD", nil, "")
 	f(appendDenied(nil, true, ""), apiVersionV1, false, "", nil, "")
 	f(appendDenied(nil, false, "not mapped"), apiVersionV1beta1, false, "", nil, "not mapped")
 }

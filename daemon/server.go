@@ -212,7 +212,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var (
-		id       *identity
+		id       *mapping.Identity
 		username string
 		groups   []string
 		why      = reasonNotReady
@@ -225,13 +225,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	s.answer(ctx, st, rr.v1, why, id, username, groups)
 	info := &reasons[why]
+	if info.result == resultDenied && id == nil {
+		s.logTokenDenial(why)
+	}
 	s.metrics.reviews[why].Inc()
 	s.metrics.reviewDuration[info.result].Observe(time.Since(start).Seconds())
 }
 
 // mapUser applies the mapping to a verified identity [K5].
-func (s *Server) mapUser(ctx context.Context, id *identity) (string, []string, reason) {
-	user, err := s.mapper.Map(ctx, &id.Identity)
+func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []string, reason) {
+	user, err := s.mapper.Map(ctx, id)
 	switch {
 	case err == nil:
 		return user.Username, user.Groups, reasonAllowed
@@ -254,12 +257,20 @@ func (s *Server) mapUser(ctx context.Context, id *identity) (string, []string, r
 	}
 }
 
+// logTokenDenial logs why a token was denied (never the token) [A3], rate-limited with the
+// other denial lines. Unmapped identities are logged by mapUser, with their canonical ARN.
+func (s *Server) logTokenDenial(why reason) {
+	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denials.allow() {
+		s.log.Info("token denied", "reason", reasons[why].label)
+	}
+}
+
 // answer writes every TokenReview answer: one place, one shape [A2–A4].
-func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *identity, username string, groups []string) {
+func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *mapping.Identity, username string, groups []string) {
 	info := &reasons[why]
 	switch info.result {
 	case resultAllowed:
-		st.answer = appendAllowed(st.answer[:0], v1, username, groups, id.tail)
+		st.answer = appendAllowed(st.answer[:0], v1, username, groups, id)
 	case resultDenied:
 		msg := ""
 		if s.cfg.ReportErrors {

@@ -475,3 +475,37 @@ func TestInternalEndpoints(t *testing.T) {
 		t.Fatalf("unexpected /healthz without a mapping; got %d; want 200", got)
 	}
 }
+
+// TestCallerGivingUpDoesNotCancelSharedCall: the review that started an STS call goes away
+// (its client times out); the call finishes for the review that joined it, and the answer is
+// cached [K2].
+func TestCallerGivingUpDoesNotCancelSharedCall(t *testing.T) {
+	h := newHarness(t)
+	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(400 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	token := h.token(alice)
+	impatient := &http.Client{Timeout: 100 * time.Millisecond}
+	go func() {
+		resp, err := impatient.Post(h.url, "application/json", strings.NewReader(string(reviewBody(apiVersionV1, token))))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the first review has started the STS call
+	if a := h.review(token); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer for the review that joined the call: %+v", a)
+	}
+	if err := h.sts.SetFaults(fakests.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.review(token); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer after the call: %+v", a)
+	}
+	if got := h.stsCalls(); got != 1 {
+		t.Fatalf("unexpected STS calls; got %d; want 1 (shared, then cached)", got)
+	}
+	if got := h.metric("iamgate_sts_collapsed_total"); got != 1 {
+		t.Fatalf("unexpected collapsed reviews; got %v; want 1", got)
+	}
+}

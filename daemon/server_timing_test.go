@@ -45,7 +45,7 @@ func baselineHandler(s *Server) http.Handler {
 		out := authv1.TokenReview{TypeMeta: in.TypeMeta}
 		id, why := s.pipeline.verify([]byte(in.Spec.Token), req)
 		if why == reasonAllowed {
-			user, err := s.mapper.Map(r.Context(), &id.Identity)
+			user, err := s.mapper.Map(r.Context(), id)
 			if err == nil {
 				out.Status.Authenticated = true
 				out.Status.User = authv1.UserInfo{

@@ -2,7 +2,6 @@ package fakests
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -82,18 +81,7 @@ func startServer(tb testing.TB, cfg Config, opts Options) *Server {
 }
 
 // decodeToken returns the presigned URL of a k8s-aws-v1. token.
-func decodeToken(tb testing.TB, token string) *url.URL {
-	tb.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "k8s-aws-v1."))
-	if err != nil {
-		tb.Fatalf("cannot decode token: %s", err)
-	}
-	u, err := url.Parse(string(raw))
-	if err != nil {
-		tb.Fatalf("cannot parse token URL: %s", err)
-	}
-	return u
-}
+func decodeToken(tb testing.TB, token string) *url.URL { return testenv.TokenURL(tb, token) }
 
 // tokenGET sends the presigned GET of a token to the fake as the daemon does: to the fake's
 // address, with the token's Host, x-k8s-aws-id and Accept: application/json.

@@ -129,9 +129,15 @@ func (e *RecordError) Error() string {
 		b.WriteString(" " + strconv.Quote(clip(e.ARN)))
 	}
 	if e.Line > 0 {
-		b.WriteString(" (line " + strconv.Itoa(e.Line) + ")")
+		if b.Len() == 0 {
+			b.WriteString("line " + strconv.Itoa(e.Line))
+		} else {
+			b.WriteString(" (line " + strconv.Itoa(e.Line) + ")")
+		}
 	}
-	b.WriteString(": ")
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
 	b.WriteString(e.Err.Error())
 	return b.String()
 }
@@ -181,6 +187,11 @@ func ParseDocument(source string, data []byte) (doc *Document, err error) {
 	if kind := lookupKey(root, "kind"); kind != nil {
 		if kind.Kind != yaml.ScalarNode || kind.Value != "ConfigMap" {
 			return nil, fmt.Errorf("%w: kind %q is not ConfigMap", ErrSyntax, clip(kind.Value))
+		}
+		if md := lookupKey(root, "metadata"); md != nil && p.deref(md).Kind == yaml.MappingNode {
+			if name := lookupKey(p.deref(md), "name"); name != nil && name.Kind == yaml.ScalarNode && name.Value != AWSAuthName {
+				p.warn("", -1, "", name.Line, "the ConfigMap is named %q, not %q; its data is used all the same", clip(name.Value), AWSAuthName)
+			}
 		}
 		data := lookupKey(root, "data")
 		if data == nil || p.deref(data).ShortTag() == "!!null" {

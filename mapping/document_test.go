@@ -274,7 +274,8 @@ func TestParseDocumentLimits(t *testing.T) {
 	f("bad YAML", []byte("mapRoles: [\n"), ErrSyntax, "bad YAML")
 	f("list is a number", []byte("mapRoles: 3\n"), ErrSyntax, "mapRoles must be a list")
 	f("record is a string", []byte("mapRoles:\n- arn:aws:iam::111122223333:role/x\n"), ErrBadRecord, "a record must be a mapping")
-	f("duplicate list", []byte("mapRoles: []\nmapRoles: []\n"), ErrSyntax, "mapRoles given twice")
+	f("duplicate list", []byte("mapRoles: []\nmapRoles: []\n"), ErrSyntax, "mapRoles (line 2): bad YAML: mapRoles given twice")
+	f("key not a string", []byte("mapRoles: []\n[a]: b\n"), ErrSyntax, "line 2: bad YAML: a top-level key is not a string")
 	f("boolean username", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: true\n"), ErrNotString, "username is a boolean (true)")
 	f("unclosed placeholder", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: a{{SessionName\n"), ErrUnknownPlaceholder, "unclosed {{")
 	f("spaced placeholder", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: '{{ SessionName }}'\n"), ErrUnknownPlaceholder, "{{ SessionName }}")
@@ -323,6 +324,7 @@ func TestParseDocumentEmpty(t *testing.T) {
 	f("mapRoles: []\nmapUsers:\nmapAccounts: ''\n", "")
 	f("mapRoles: |\n  # nothing yet\n", "")
 	f("mapRoles: []\nextra: 1\n", `unknown key "extra" ignored`)
+	f("kind: ConfigMap\nmetadata: {name: other}\ndata: {}\n", `the ConfigMap is named "other", not "aws-auth"; its data is used all the same`)
 }
 
 func TestParseConfigMapData(t *testing.T) {

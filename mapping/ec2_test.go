@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeClock is an injected clock tests move by hand.
@@ -312,5 +313,47 @@ func TestEC2ResolverBound(t *testing.T) {
 		if n > 16 {
 			t.Fatalf("unexpected cache size %d > MaxEntries 16", n)
 		}
+	}
+}
+
+// TestEC2ResolverRateLimit protects the rate limit on DescribeInstances, and the lookup
+// metrics.
+func TestEC2ResolverRateLimit(t *testing.T) {
+	instances := map[string]string{}
+	for i := 0; i < 5; i++ {
+		instances[fmt.Sprintf("i-%08x", i)] = fmt.Sprintf("ip-%d", i)
+	}
+	srv := startEC2(t, instances)
+	reg := prometheus.NewRegistry()
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+		c.BatchWindow = time.Millisecond
+		c.RatePerSecond = 20
+		c.Burst = 1
+		c.Metrics = NewMetrics(reg)
+	})
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		if _, err := r.PrivateDNSName(context.Background(), fmt.Sprintf("i-%08x", i)); err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+	}
+	// Five calls at 20/s with a burst of 1: at least four waits of 50ms.
+	if d := time.Since(start); d < 190*time.Millisecond {
+		t.Fatalf("unexpected duration of 5 rate-limited calls; got %s; want at least 200ms", d)
+	}
+	if _, err := r.PrivateDNSName(context.Background(), "i-00000000"); err != nil {
+		t.Fatalf("unexpected error: %s", err)
+	}
+	f := func(result string, want float64) {
+		t.Helper()
+		if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", result); got != want {
+			t.Fatalf("unexpected iamgate_ec2_lookups_total{result=%q}; got %v; want %v", result, got, want)
+		}
+	}
+	f("fetched", 5)
+	f("hit", 1)
+	f("error", 0)
+	if got := metricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
+		t.Fatalf("unexpected iamgate_ec2_lookup_duration_seconds count; got %v; want 5", got)
 	}
 }

@@ -11,6 +11,7 @@ type Metrics struct {
 	entries     *prometheus.GaugeVec
 	ec2Lookups  *prometheus.CounterVec
 	ec2Duration prometheus.Histogram
+	ec2Results  map[string]prometheus.Counter // ec2Lookups by result, bound once
 }
 
 // Label values of iamgate_mapping_reloads_total and iamgate_ec2_lookups_total.
@@ -58,8 +59,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, k := range []string{"role", "user", "sso", "account"} {
 		m.entries.WithLabelValues(k)
 	}
+	m.ec2Results = map[string]prometheus.Counter{}
 	for _, r := range []string{ec2Hit, ec2Fetched, ec2NotFound, ec2Error} {
-		m.ec2Lookups.WithLabelValues(r)
+		m.ec2Results[r] = m.ec2Lookups.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.reloads, m.entries, m.ec2Lookups, m.ec2Duration)
@@ -84,7 +86,7 @@ func (m *Metrics) setEntries(e Entries) {
 
 func (m *Metrics) ec2Lookup(result string) {
 	if m != nil {
-		m.ec2Lookups.WithLabelValues(result).Inc()
+		m.ec2Results[result].Inc()
 	}
 }
 

@@ -238,6 +238,21 @@ func (r *Record) Render(ctx context.Context, id *Identity, res InstanceResolver)
 	return User{Username: name, Groups: groups}, nil
 }
 
+// usesSession reports whether a template of r needs the session name.
+func (r *Record) usesSession() bool {
+	if r.ec2 {
+		return true
+	}
+	for _, t := range append([]template{r.username}, r.groups...) {
+		for _, p := range t.parts {
+			if p.ph == phSessionName || p.ph == phSessionNameRaw {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func renderError(err error, id *Identity) error {
 	switch {
 	case errors.Is(err, ErrNotInstanceID):

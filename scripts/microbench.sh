@@ -38,7 +38,7 @@ awk '
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   END {
-    split("BenchmarkValidateAndKey:BenchmarkBaselineValidateAndKey BenchmarkValidateAndKeyParallel:BenchmarkBaselineValidateAndKeyParallel BenchmarkSignatureVerify:BenchmarkSignatureSDKBaseline BenchmarkHandlerCacheHit:BenchmarkBaselineNetHTTPCacheHit BenchmarkHandlerCacheHitParallel:BenchmarkBaselineNetHTTPCacheHitParallel BenchmarkLookupRender:BenchmarkLookupRenderBaseline", pairs, " ")
+    split("BenchmarkValidateAndKey:BenchmarkBaselineValidateAndKey BenchmarkCanonicalKey:BenchmarkBaselineCanonicalKey BenchmarkCanonicalKeyParallel:BenchmarkBaselineCanonicalKeyParallel BenchmarkValidateAndKeyParallel:BenchmarkBaselineValidateAndKeyParallel BenchmarkSignatureVerify:BenchmarkSignatureSDKBaseline BenchmarkHandlerCacheHit:BenchmarkBaselineNetHTTPCacheHit BenchmarkHandlerCacheHitParallel:BenchmarkBaselineNetHTTPCacheHitParallel BenchmarkMap/plain:BenchmarkMapBaseline/plain BenchmarkMap/session:BenchmarkMapBaseline/session BenchmarkMap/user:BenchmarkMapBaseline/user", pairs, " ")
     for (p in pairs) {
       split(pairs[p], ab, ":"); n = 0; delete v
       for (r in rounds) if ((r, ab[1]) in ns && (r, ab[2]) in ns) v[++n] = ns[r, ab[2]] / ns[r, ab[1]]

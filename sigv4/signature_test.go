@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -20,18 +19,7 @@ import (
 )
 
 // sigTokenURL decodes a k8s-aws-v1. token into its presigned URL.
-func sigTokenURL(tb testing.TB, token string) *url.URL {
-	tb.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "k8s-aws-v1."))
-	if err != nil {
-		tb.Fatalf("cannot decode token: %s", err)
-	}
-	u, err := url.Parse(string(raw))
-	if err != nil {
-		tb.Fatalf("cannot parse token URL: %s", err)
-	}
-	return u
-}
+func sigTokenURL(tb testing.TB, token string) *url.URL { return testenv.TokenURL(tb, token) }
 
 // sigTokenRequest is the GET a verifier receives for the token with x-k8s-aws-id: clusterID.
 func sigTokenRequest(u *url.URL, rawQuery, clusterID string) *SignedRequest {

@@ -51,6 +51,10 @@ data:
       groups:
         - system:bootstrappers
         - system:nodes
+    - rolearn: arn:aws:iam::123456789012:role/developers
+      username: dev:{{SessionName}}
+      groups:
+        - developers
   mapUsers: |
     - userarn: arn:aws:iam::123456789012:user/alice
       username: alice
@@ -64,6 +68,7 @@ type e2eEnv struct {
 	kubeconfig string
 	internal   string
 	webhook    string
+	stsURL     string // the fake STS, for clients' AWS_ENDPOINT_URL_STS
 	logs       *syncBuffer
 	stop       func() // stops the server and waits for it
 }
@@ -103,6 +108,7 @@ func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 			{ARN: e2eAlice.arn, AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret},
 			{ARN: e2eMallory.arn, AccessKeyID: e2eMallory.akid, SecretAccessKey: e2eMallory.secret},
 		},
+		Roles:     []fakests.Role{{ARN: "arn:aws:iam::123456789012:role/developers", Trust: []string{e2eAlice.arn}}},
 		Sessions:  []fakests.Session{{ARN: e2eNode.arn, AccessKeyID: e2eNode.akid, SecretAccessKey: e2eNode.secret, SessionToken: e2eNode.session}},
 		Instances: []fakests.Instance{{InstanceID: "i-0123456789abcdef0", PrivateDNSName: "ip-10-0-0-1.ec2.internal"}},
 	}, fakests.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -162,7 +168,7 @@ func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 	}
 	t.Cleanup(stop)
 	env := &e2eEnv{sts: sts, kubeconfig: filepath.Join(dir, "webhook-kubeconfig.yaml"), internal: "http://" + internalAddr,
-		webhook: webhookAddr, logs: logs, stop: stop}
+		webhook: webhookAddr, stsURL: "http://" + stsAddr, logs: logs, stop: stop}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(env.internal + "/readyz")
@@ -343,6 +349,9 @@ func TestNoTokenInLogs(t *testing.T) {
 	logs := env.logs.String()
 	if !strings.Contains(logs, "identity is not mapped") || !strings.Contains(logs, "arn:aws:iam::123456789012:user/mallory") {
 		t.Fatalf("unexpected logs: the unmapped identity's canonical ARN is missing:\n%s", logs)
+	}
+	if !strings.Contains(logs, `msg="token denied" reason=bad_url`) {
+		t.Fatalf("unexpected logs: the reason of a local rejection is missing:\n%s", logs)
 	}
 	for _, tok := range tokens {
 		payload := strings.TrimPrefix(tok, "k8s-aws-v1.")

@@ -36,6 +36,7 @@ func runInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		"comma-separated extra DNS names or IPs for the serving certificate (e.g. a Service name)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "how long the certificates are valid; rotate before they expire")
 	force := fs.Bool("force", false, "overwrite existing files in -out")
+	clusterID := fs.String("cluster.id", "<CLUSTER>", "the cluster ID, only to fill in the printed `iamgate server` command")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,13 +83,13 @@ func runInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, `Wrote %[1]s/{ca.pem,cert.pem,key.pem,webhook-kubeconfig.yaml}.
 
 Start iamgate with:
-  iamgate server -cluster.id=<CLUSTER> -tls.certFile=%[1]s/cert.pem -tls.keyFile=%[1]s/key.pem -mapping.file=<aws-auth.yaml>
+  iamgate server -cluster.id=%[2]s -tls.certFile=%[1]s/cert.pem -tls.keyFile=%[1]s/key.pem -mapping.file=<aws-auth.yaml>
 
 Add to kube-apiserver:
   --authentication-token-webhook-config-file=%[1]s/webhook-kubeconfig.yaml
   --authentication-token-webhook-version=v1
   --authentication-token-webhook-cache-ttl=2m
-`, dir)
+`, dir, *clusterID)
 	return nil
 }
 

@@ -14,11 +14,11 @@ import (
 func TestInitWritesLoadableKubeconfigAndPKI(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	var out, errOut strings.Builder
-	args := []string{"-out", dir, "-server.url", "https://iamgate.kube-system.svc:443/authenticate", "-hostnames", "10.0.0.7,iamgate"}
+	args := []string{"-out", dir, "-cluster.id", "my-cluster", "-server.url", "https://iamgate.kube-system.svc:443/authenticate", "-hostnames", "10.0.0.7,iamgate"}
 	if err := runInit(t.Context(), args, &out, &errOut); err != nil {
 		t.Fatalf("unexpected error: %s (%s)", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), "--authentication-token-webhook-config-file="+dir) {
+	if !strings.Contains(out.String(), "--authentication-token-webhook-config-file="+dir) || !strings.Contains(out.String(), "-cluster.id=my-cluster") {
 		t.Fatalf("unexpected output; got %q; want the kube-apiserver flags", out.String())
 	}
 	cfg, err := clientcmd.LoadFromFile(filepath.Join(dir, "webhook-kubeconfig.yaml"))

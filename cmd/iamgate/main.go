@@ -23,6 +23,8 @@ type command struct {
 var commands = []command{
 	{"token", "print an ExecCredential with a k8s-aws-v1 token (kubectl exec plugin)", runToken},
 	{"server", "run the TokenReview webhook", runServer},
+	{"verify", "check a token (locally, then with STS) and print who signed it", runVerify},
+	{"explain", "explain which mapping record maps an ARN or token, or why none does", runExplain},
 	{"init", "write the webhook TLS key pair and the kubeconfig kube-apiserver needs", runInit},
 	{"version", "print the version", runVersion},
 }

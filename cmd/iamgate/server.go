@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -33,19 +31,13 @@ type serverFlags struct {
 	certFile     string
 	keyFile      string
 
-	partitions     string
-	extraRegions   string
-	stsTimeout     time.Duration
+	stsFlags
 	stsConcurrency int
 	stsQueue       int
-	dialOverride   string
-	insecureHTTP   bool
-	stsCAFile      string
 
-	maxClockSkew time.Duration
-	cacheTTL     time.Duration
-	negativeTTL  time.Duration
-	cacheBytes   byteSize
+	cacheTTL    time.Duration
+	negativeTTL time.Duration
+	cacheBytes  byteSize
 
 	mappingFile   string
 	mappingPoll   time.Duration
@@ -63,6 +55,8 @@ type serverFlags struct {
 	logFormat     string
 	dryRun        bool
 	insecureNoTLS bool
+
+	certReloader *certReloader // set by config when TLS is on
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -72,20 +66,13 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.certFile, "tls.certFile", "", "PEM certificate (chain) of the webhook listener; `iamgate init` writes one. Required")
 	fs.StringVar(&f.keyFile, "tls.keyFile", "", "PEM private key of -tls.certFile. Required")
 
-	fs.StringVar(&f.partitions, "sts.partitions", "aws", "comma-separated AWS partitions whose STS hosts tokens may name ("+strings.Join(sigv4.PartitionIDs(), ", ")+"). See also -sts.extraRegions")
-	fs.StringVar(&f.extraRegions, "sts.extraRegions", "", "comma-separated regions to allow beyond the built-in list (a region newer than this build); each must match one of -sts.partitions")
-	fs.DurationVar(&f.stsTimeout, "sts.timeout", 5*time.Second, "bound on one STS call, including the wait for a slot; kube-apiserver's own webhook timeout is 30s and it retries 5xx")
+	f.stsFlags.register(fs)
 	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", 64, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
 	fs.IntVar(&f.stsQueue, "sts.maxQueue", 2048, "reviews waiting for an STS slot at most; beyond it reviews fail fast with 429 instead of piling up")
-	fs.StringVar(&f.dialOverride, "sts.dialOverride", "", "send every STS call to this host:port, keeping the signed Host header and TLS server name. Tests, benchmarks and local development with fakests ONLY")
-	fs.BoolVar(&f.insecureHTTP, "sts.insecureHTTP", false, "with -sts.dialOverride, speak plain HTTP (fakests without --tls). Never in production")
-	fs.StringVar(&f.stsCAFile, "sts.caFile", "", "PEM CA bundle to verify STS with instead of the system pool (fakests --tls writes one)")
-
-	fs.DurationVar(&f.maxClockSkew, "token.maxClockSkew", sigv4.DefaultMaxClockSkew, "how far in the future a token's X-Amz-Date may be; tolerates client clocks that run fast")
 	fs.DurationVar(&f.cacheTTL, "cache.ttl", 2*time.Minute, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
 	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", 30*time.Second, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
 	f.cacheBytes = 64 << 20
-	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 1 KiB per cached token")
+	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 700 bytes per cached token (BenchmarkCachedIdentityMemory)")
 
 	fs.StringVar(&f.mappingFile, "mapping.file", "", "YAML mapping: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document; re-read when it changes. See also -mapping.configMap")
 	fs.DurationVar(&f.mappingPoll, "mapping.pollInterval", 10*time.Second, "how often -mapping.file is checked besides file-system events (some mounts send none)")
@@ -123,17 +110,11 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	if f.mappingFile == "" && !f.configMap {
 		bad("no mapping source: set -mapping.file and/or -mapping.configMap")
 	}
-	if f.stsTimeout < 100*time.Millisecond || f.stsTimeout > time.Minute {
-		bad("-sts.timeout=%s must be between 100ms and 1m", f.stsTimeout)
-	}
 	if f.stsConcurrency < 1 || f.stsConcurrency > 10000 {
 		bad("-sts.maxConcurrency=%d must be between 1 and 10000", f.stsConcurrency)
 	}
 	if f.stsQueue < 0 || f.stsQueue > 1_000_000 {
 		bad("-sts.maxQueue=%d must be between 0 and 1000000", f.stsQueue)
-	}
-	if f.insecureHTTP && f.dialOverride == "" {
-		bad("-sts.insecureHTTP needs -sts.dialOverride")
 	}
 	if f.cacheTTL <= 0 || f.cacheTTL > sigv4.ValidFor {
 		bad("-cache.ttl=%s must be positive and at most %s (a token's life)", f.cacheTTL, sigv4.ValidFor)
@@ -144,9 +125,6 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	if f.cacheBytes < 1<<20 {
 		bad("-cache.maxBytes=%s must be at least 1MiB", f.cacheBytes)
 	}
-	if f.maxClockSkew < 0 || f.maxClockSkew > time.Hour {
-		bad("-token.maxClockSkew=%s must be between 0 and 1h", f.maxClockSkew)
-	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -156,39 +134,22 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		}
 	}
 	cfg := daemon.Config{
-		ClusterID:    f.clusterID,
-		Partitions:   splitList(f.partitions),
-		ExtraRegions: splitList(f.extraRegions),
-		MaxClockSkew: f.maxClockSkew,
-		STS: daemon.STSConfig{
-			Timeout: f.stsTimeout, MaxConcurrency: f.stsConcurrency, MaxQueue: f.stsQueue,
-			DialOverride: f.dialOverride, InsecureHTTP: f.insecureHTTP,
-		},
-		CacheTTL: f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
+		ClusterID: f.clusterID,
+		CacheTTL:  f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
 		ReportErrors: f.reportErrors,
 		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
 		Version: version,
 	}
-	if _, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions); err != nil {
-		errs = append(errs, err)
-	}
-	if f.stsCAFile != "" {
-		pem, err := os.ReadFile(f.stsCAFile)
-		if err != nil {
-			bad("cannot read -sts.caFile=%q: %w", f.stsCAFile, err)
-		} else {
-			cfg.STS.RootCAs = x509.NewCertPool()
-			if !cfg.STS.RootCAs.AppendCertsFromPEM(pem) {
-				bad("cannot use -sts.caFile=%q: no PEM certificate in it", f.stsCAFile)
-			}
-		}
-	}
+	errs = append(errs, f.stsFlags.apply(&cfg)...)
+	cfg.STS.MaxConcurrency, cfg.STS.MaxQueue = f.stsConcurrency, f.stsQueue
 	if !f.insecureNoTLS && f.certFile != "" && f.keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		reloader, err := newCertReloader(f.certFile, f.keyFile, 10*time.Second, slog.Default())
 		if err != nil {
-			bad("cannot load -tls.certFile=%q -tls.keyFile=%q: %w", f.certFile, f.keyFile, err)
+			errs = append(errs, err)
+		} else {
+			cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.getCertificate}
+			f.certReloader = reloader
 		}
-		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -214,10 +175,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Logger = log
 	cfg.Registry = prometheus.NewRegistry()
+	if f.certReloader != nil {
+		f.certReloader.log = log
+	}
 
 	mappingMetrics := mapping.NewMetrics(cfg.Registry)
 	store := mapping.NewStore(log, mappingMetrics)
-	resolver, err := f.ec2Resolver(ctx, mappingMetrics)
+	resolver, err := newEC2Resolver(ctx, f.ec2Endpoint, f.ec2Region, mapping.EC2ResolverConfig{
+		TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: mappingMetrics,
+	})
 	if err != nil {
 		return err
 	}
@@ -285,25 +251,25 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-// ec2Resolver builds the {{EC2PrivateDNSName}} resolver. It needs AWS credentials only when a
-// mapping uses the template; the SDK resolves them lazily.
-func (f *serverFlags) ec2Resolver(ctx context.Context, m *mapping.Metrics) (*mapping.EC2Resolver, error) {
+// newEC2Resolver builds the {{EC2PrivateDNSName}} resolver over EC2's API at endpoint (empty:
+// the regional AWS endpoint). It needs AWS credentials only when a lookup happens; the SDK
+// resolves them lazily.
+func newEC2Resolver(ctx context.Context, endpoint, region string, cfg mapping.EC2ResolverConfig) (*mapping.EC2Resolver, error) {
 	var opts []func(*config.LoadOptions) error
-	if f.ec2Region != "" {
-		opts = append(opts, config.WithRegion(f.ec2Region))
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS configuration for EC2 lookups: %w", err)
 	}
-	client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
-		if f.ec2Endpoint != "" {
-			o.BaseEndpoint = aws.String(f.ec2Endpoint)
+	cfg.Client = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	return mapping.NewEC2Resolver(mapping.EC2ResolverConfig{
-		Client: client, Now: time.Now, TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: m,
-	})
+	cfg.Now = time.Now
+	return mapping.NewEC2Resolver(cfg)
 }
 
 // storeMapper applies the live mapping of a Store, resolving EC2 names with resolver.

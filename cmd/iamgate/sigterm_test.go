@@ -25,14 +25,8 @@ import (
 // TestSIGTERMUnderLoad runs the real binary, sends SIGTERM while reviews wait on a slow STS,
 // and checks that every review in flight gets its answer and the process exits cleanly [A6].
 func TestSIGTERMUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "iamgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("cannot build iamgate: %s\n%s", err, out)
-	}
+	bin := buildIamgate(t)
 	sts, err := fakests.New(fakests.Config{Users: []fakests.User{{ARN: e2eAlice.arn, AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret}}},
 		fakests.Options{Logger: slog.New(slog.DiscardHandler), Faults: fakests.Faults{Latency: fakests.Duration(700 * time.Millisecond)}})
 	if err != nil {
@@ -133,6 +127,31 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if got := sts.Stats().Total(fakests.ActionGetCallerIdentity); got < n {
 		t.Fatalf("unexpected STS calls; got %d; want at least %d (every review reached STS)", got, n)
 	}
+}
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildIamgate builds this command once per test run, for tests that need the real binary.
+func buildIamgate(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "iamgate-test-bin")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "iamgate")
+		built.out, built.err = exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("cannot build iamgate: %s\n%s", built.err, built.out)
+	}
+	return built.path
 }
 
 func errString(err error) string {

@@ -1,14 +1,16 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iamgate/iamgate/daemon"
+	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -31,7 +33,7 @@ var tokenTestTime = time.Date(2026, 11, 27, 1, 44, 11, 0, time.UTC)
 
 func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 	t.Helper()
-	hosts, err := sigv4.NewAllowList([]string{"aws"}, nil)
+	hosts, err := sigv4.NewAllowList(sigv4.PartitionIDs(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +47,7 @@ func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 // verifySignature checks a token's SigV4 signature as STS would, with sigv4's verifier.
 func verifySignature(t *testing.T, token, clusterID, secret string) error {
 	t.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, sigv4.TokenPrefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(string(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testenv.TokenURL(t, token)
 	req := &sigv4.SignedRequest{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery,
 		Header: http.Header{"X-K8s-Aws-Id": {clusterID}}}
 	s, err := sigv4.ParseSigned(req)
@@ -129,6 +124,9 @@ func TestTokenRegionAndEndpoint(t *testing.T) {
 	f(tokenOptions{}, "ap-south-1", "sts.ap-south-1.amazonaws.com", "ap-south-1")
 	f(tokenOptions{region: "us-west-2"}, "ap-south-1", "sts.us-west-2.amazonaws.com", "us-west-2")
 	f(tokenOptions{globalEndpoint: true}, "", "sts.amazonaws.com", "us-east-1")
+	f(tokenOptions{region: "us-gov-west-1"}, "", "sts.us-gov-west-1.amazonaws.com", "us-gov-west-1")
+	f(tokenOptions{region: "cn-north-1"}, "", "sts.cn-north-1.amazonaws.com.cn", "cn-north-1")
+	f(tokenOptions{region: "eusc-de-east-1"}, "", "sts.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1")
 }
 
 func TestTokenErrors(t *testing.T) {
@@ -157,4 +155,73 @@ func TestRunDispatch(t *testing.T) {
 	if err := run(t.Context(), []string{"token", "extra-arg", "-i", "c"}, &out, &errOut); err == nil {
 		t.Fatalf("unexpected success with a positional argument")
 	}
+}
+
+// TestTokenRoleOptions: --role with --external-id, --session-name and --forward-session-name
+// against the fake STS's AssumeRole; the token's identity is read back through STS.
+func TestTokenRoleOptions(t *testing.T) {
+	const (
+		account = "123456789012"
+		partner = "arn:aws:iam::" + account + ":role/partner"
+		devs    = "arn:aws:iam::" + account + ":role/developers"
+	)
+	caller := e2eUser{"arn:aws:sts::" + account + ":assumed-role/sso-admins/alice-session", "ASIAE2ECALLER0000001", "caller-secret", "caller-session-token"}
+	sts, err := fakests.New(fakests.Config{
+		Users:    []fakests.User{{ARN: e2eAlice.arn, AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret}},
+		Sessions: []fakests.Session{{ARN: caller.arn, AccessKeyID: caller.akid, SecretAccessKey: caller.secret, SessionToken: caller.session}},
+		Roles: []fakests.Role{
+			{ARN: partner, Trust: []string{e2eAlice.arn}, ExternalID: "s3cret-external-id"},
+			{ARN: devs, Trust: []string{"arn:aws:iam::" + account + ":role/sso-admins", e2eAlice.arn}},
+		},
+	}, fakests.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := sts.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sts.Close()
+
+	// whoAmI mints a token with o as u and returns the identity STS vouches for.
+	whoAmI := func(u e2eUser, o tokenOptions) (string, error) {
+		t.Helper()
+		isolateAWS(t, u.akid, u.secret)
+		t.Setenv("AWS_SESSION_TOKEN", u.session)
+		t.Setenv("AWS_ENDPOINT_URL_STS", "http://"+addr)
+		o.clusterID, o.region, o.tokenOnly = "demo-cluster", "us-east-1", true
+		out, err := mintToken(t.Context(), o, "", time.Now())
+		if err != nil {
+			return "", err
+		}
+		cfg := daemon.Config{ClusterID: "demo-cluster", Partitions: []string{"aws"}, MaxClockSkew: time.Minute,
+			STS: daemon.STSConfig{Timeout: 5 * time.Second, DialOverride: addr, InsecureHTTP: true}}
+		id, err := daemon.VerifyToken(t.Context(), cfg, strings.TrimSpace(out), time.Now())
+		if err != nil {
+			t.Fatalf("cannot verify the minted token: %s", err)
+		}
+		return id.ARN, nil
+	}
+	f := func(u e2eUser, o tokenOptions, wantARN, wantErr string) {
+		t.Helper()
+		arn, err := whoAmI(u, o)
+		if wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("unexpected result for %+v; got %q, %v; want an error with %q", o, arn, err, wantErr)
+			}
+			return
+		}
+		if err != nil || arn != wantARN {
+			t.Fatalf("unexpected identity for %+v; got %q, %v; want %q", o, arn, err, wantARN)
+		}
+	}
+	f(e2eAlice, tokenOptions{}, e2eAlice.arn, "")
+	f(e2eAlice, tokenOptions{role: partner, externalID: "s3cret-external-id", sessionName: "ci"},
+		"arn:aws:sts::"+account+":assumed-role/partner/ci", "")
+	f(e2eAlice, tokenOptions{role: partner, externalID: "wrong", sessionName: "ci"}, "", "cannot assume role")
+	f(e2eAlice, tokenOptions{role: partner, sessionName: "ci"}, "", "cannot assume role")
+	f(caller, tokenOptions{role: devs, forwardSessionName: true}, "arn:aws:sts::"+account+":assumed-role/developers/alice-session", "")
+	// An IAM user has no session name to forward.
+	f(e2eAlice, tokenOptions{role: devs, forwardSessionName: true}, "", "not an assumed role")
+	f(e2eAlice, tokenOptions{role: devs, sessionName: "x", forwardSessionName: true}, "", "exclude each other")
 }

@@ -2,9 +2,12 @@ package testenv
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,4 +88,18 @@ func RealClientTokens(tb testing.TB) []RealToken {
 		tb.Fatalf("no tokens in %s", path)
 	}
 	return out
+}
+
+// TokenURL decodes a k8s-aws-v1. token into its presigned URL.
+func TokenURL(tb testing.TB, token string) *url.URL {
+	tb.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "k8s-aws-v1."))
+	if err != nil {
+		tb.Fatalf("cannot decode token: %s", err)
+	}
+	u, err := url.Parse(string(raw))
+	if err != nil {
+		tb.Fatalf("cannot parse token URL: %s", err)
+	}
+	return u
 }

@@ -1,0 +1,21 @@
+// Package daemon is the iamgate webhook: a fasthttp TokenReview endpoint for kube-apiserver and
+// an internal listener for /metrics, /healthz, /readyz and /debug/pprof/.
+//
+// One review goes through named stages (server.go, handle):
+//
+//	read review (review.go) → validate token (sigv4) → cache (cache.go) →
+//	collapse and call STS (pipeline.go, sts.go) → map (Mapper) → write review (review.go)
+//
+// Every answer is written by one function from one reason value, and one table (reasons.go)
+// gives each reason its metric label, result and HTTP status. Definite denials are 200
+// `authenticated:false` so that kube-apiserver caches them; "cannot decide now" is 429 or 503,
+// which it retries and never caches.
+//
+// Concurrency and retention: a Server is safe for concurrent use. Per-review scratch space
+// (reviewState) is pooled and nothing in it outlives the handler; the identities in the cache
+// are immutable and shared. The shared STS call of singleflight works on its own copies, so a
+// review that goes away never cancels it for the others.
+//
+// The package reads no flags and no clock of its own: cmd/iamgate fills Config, including the
+// clock and the metric registry.
+package daemon

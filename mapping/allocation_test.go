@@ -1,0 +1,72 @@
+package mapping
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestLookupRenderAllocs protects the request path: lookup and render of a record without
+// templates allocate nothing, a templated record only its rendered string.
+func TestLookupRenderAllocs(t *testing.T) {
+	doc, err := ParseDocument("allocs", []byte(`
+mapRoles:
+- rolearn: arn:aws:iam::111122223333:role/plain
+  username: plain
+  groups: [a, b]
+- rolearn: arn:aws:iam::111122223333:role/session
+  username: admin:{{SessionName}}
+  groups: [system:masters]
+- rolearn: arn:aws:iam::111122223333:role/raw
+  username: "{{SessionNameRaw}}"
+- rolearn: arn:aws:iam::111122223333:role/node
+  username: system:node:{{EC2PrivateDNSName}}
+  groups: [system:bootstrappers, system:nodes]
+- rolearn: arn:aws:iam::111122223333:role/grouped
+  username: g
+  groups: [static, "team:{{SessionName}}"]
+mapAccounts: ["444455556666"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := Compile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	srv := startEC2(t, map[string]string{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
+	res := newTestResolver(t, srv.URL, clock, func(c *EC2ResolverConfig) {
+		c.BatchWindow = time.Millisecond
+		c.Metrics = NewMetrics(nil)
+	})
+	ctx := context.Background()
+	f := func(arn string, want float64) {
+		t.Helper()
+		id := testIdentity(t, arn)
+		if _, err := table.Render(ctx, id, res); err != nil { // warms the EC2 cache
+			t.Fatalf("unexpected error for %s: %s", arn, err)
+		}
+		n := testing.AllocsPerRun(200, func() {
+			if _, err := table.Render(ctx, id, res); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != want {
+			t.Fatalf("unexpected allocations for %s; got %v; want %v", arn, n, want)
+		}
+	}
+	f("arn:aws:sts::111122223333:assumed-role/plain/alice@example.com", 0)
+	f("arn:aws:sts::111122223333:assumed-role/session/alice@example.com", 1) // the username
+	f("arn:aws:sts::111122223333:assumed-role/session/alice", 1)             // the username
+	f("arn:aws:sts::111122223333:assumed-role/raw/alice@example.com", 0)     // the session name itself
+	f("arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0", 1)  // the username; EC2 from cache
+	f("arn:aws:sts::111122223333:assumed-role/grouped/alice", 2)             // the groups slice and one group
+	f("arn:aws:iam::444455556666:user/anyone", 0)                            // mapAccounts
+
+	// A denial allocates nothing either.
+	nobody := testIdentity(t, "arn:aws:iam::111122223333:user/nobody")
+	if n := testing.AllocsPerRun(200, func() { _, _ = table.Render(ctx, nobody, res) }); n != 0 {
+		t.Fatalf("unexpected allocations for an unmapped identity; got %v; want 0", n)
+	}
+}

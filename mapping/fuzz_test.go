@@ -1,0 +1,104 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzParseDocument protects the parser of untrusted mapping documents: it never panics (the
+// recover in ParseDocument is reported as a failure here), and whatever it accepts compiles, and
+// every explicit record is found again by its own canonical ARN and renders or denies cleanly.
+func FuzzParseDocument(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("mapRoles: &a [*a]\n"))
+	f.Add([]byte("mapUsers: \"- userarn: arn:aws:iam::111122223333:user/u\\n  username: '{{SessionName}}'\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := ParseDocument("fuzz", data)
+		if err != nil {
+			if strings.Contains(err.Error(), "YAML parser failed") {
+				t.Fatalf("parser panicked: %s", err)
+			}
+			return
+		}
+		table, err := Compile(doc)
+		if err != nil {
+			t.Fatalf("cannot compile an accepted document: %s", err)
+		}
+		res := staticResolver{}
+		for i, r := range table.Records() {
+			if i == 20 {
+				break // aliases can make many records; their checks would cost n² below
+			}
+			if r.List == "mapAccounts" || r.SSO != nil {
+				continue
+			}
+			p, err := ParseARN(r.CanonicalARN)
+			if err != nil {
+				t.Fatalf("accepted record with a bad canonical ARN %q: %s", r.CanonicalARN, err)
+			}
+			userID := "AIDAFUZZ"
+			if p.Kind == KindRole {
+				userID = "AROAFUZZ:i-0123456789abcdef0"
+				p.SessionName = "i-0123456789abcdef0"
+			}
+			id, err := NewIdentity(r.CanonicalARN, p.AccountID, userID, "AKIAFUZZ")
+			if err != nil {
+				t.Fatalf("cannot build the identity of an accepted record %q: %s", r.CanonicalARN, err)
+			}
+			if _, ok := table.Lookup(&id); !ok {
+				t.Fatalf("record %q does not match its own ARN", r.CanonicalARN)
+			}
+			if _, err := table.Render(context.Background(), &id, res); err != nil && !IsDenial(err) {
+				t.Fatalf("unexpected render error for %q: %s", r.CanonicalARN, err)
+			}
+			_ = Explain(table, r.ARN)
+		}
+	})
+}
+
+// FuzzParseConfigMapData feeds the same parser through the ConfigMap path.
+func FuzzParseConfigMapData(f *testing.F) {
+	f.Add("- rolearn: arn:aws:iam::111122223333:role/r\n  username: system:node:{{EC2PrivateDNSName}}\n", "- \"111122223333\"\n")
+	f.Add("- rolearn: [\n", "x")
+	f.Fuzz(func(t *testing.T, roles, accounts string) {
+		_, err := ParseConfigMapData("fuzz", map[string]string{"mapRoles": roles, "mapAccounts": accounts})
+		if err != nil && strings.Contains(err.Error(), "YAML parser failed") {
+			t.Fatalf("parser panicked: %s", err)
+		}
+	})
+}
+
+// FuzzNewIdentity protects the ARN canonicalisation of STS answers: no panic, and a canonical
+// ARN is a fixed point.
+func FuzzNewIdentity(f *testing.F) {
+	f.Add("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA:s")
+	f.Add("arn:aws:iam::111122223333:user/p/u", "111122223333", "AIDA")
+	f.Add("arn:aws-us-gov:sts::111122223333:federated-user/f", "111122223333", "111122223333:f")
+	f.Fuzz(func(t *testing.T, arn, account, userID string) {
+		id, err := NewIdentity(arn, account, userID, "AKIA")
+		if err != nil {
+			if !errors.Is(err, ErrInvalidIdentity) {
+				t.Fatalf("unexpected error kind: %s", err)
+			}
+			return
+		}
+		p, err := ParseARN(id.CanonicalARN)
+		if err != nil {
+			t.Fatalf("canonical ARN %q does not parse: %s", id.CanonicalARN, err)
+		}
+		if c := p.Canonical(); c != id.CanonicalARN {
+			t.Fatalf("canonical ARN is not a fixed point; got %q; want %q", c, id.CanonicalARN)
+		}
+	})
+}
