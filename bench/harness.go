@@ -66,6 +66,8 @@ type Results struct {
 
 	Memory  *MemoryResult `json:"memory,omitempty"`
 	Micro   []Micro       `json:"micro,omitempty"`
+	// MicroCPUs is the taskset CPU list of the micro-benchmarks; empty means unpinned.
+	MicroCPUs string `json:"microCpus,omitempty"`
 	Targets []Check       `json:"targets"`
 	Notes   []string      `json:"notes,omitempty"`
 }
@@ -337,8 +339,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	if cfg.Micro {
-		say("micro-benchmarks: go test -bench (sigv4, daemon, bench)")
-		micro, err := runMicro(ctx, progress)
+		say("micro-benchmarks: go test -bench (sigv4, daemon, mapping)")
+		cpus := ""
+		if cfg.DaemonCPUs != "" {
+			cpus = "0-" + cfg.DaemonCPUs // the daemon is idle by now
+		}
+		res.MicroCPUs = cpus
+		micro, err := runMicro(ctx, progress, cpus)
 		if err != nil {
 			res.Notes = append(res.Notes, "the micro-benchmarks failed: "+err.Error())
 			say("NOTICE: micro-benchmarks: %s", err)

@@ -24,19 +24,25 @@ type Micro struct {
 
 // microBenchmarks are the packages and benchmarks of the report: sigv4 validation and the
 // canonical key, the handler's cache hit and local rejection next to their net/http
-// baselines, and the mapping lookup.
+// baselines, and the mapping lookup and render (mapping's own benchmark, 10,000 records).
 var microBenchmarks = []struct{ pkg, pattern string }{
 	{"./sigv4", "^Benchmark(Validate|ValidateAndKey|CanonicalKey|ValidateReject|BaselineValidateAndKey|SignatureVerify)$"},
 	{"./daemon", "^Benchmark(HandlerCacheHit|HandlerCacheHitParallel|BaselineNetHTTPCacheHit|HandleCacheHit|HandleLocalRejection)$"},
-	{"./bench", "^BenchmarkMapping"},
+	{"./mapping", "^BenchmarkMap$"},
 }
 
 // runMicro runs the micro-benchmarks with go test and parses the standard benchmark lines.
-func runMicro(ctx context.Context, progress io.Writer) ([]Micro, error) {
+// cpus, when not empty, is the taskset CPU list to run them on (every CPU: the harness itself
+// is pinned to one, and its children inherit that).
+func runMicro(ctx context.Context, progress io.Writer, cpus string) ([]Micro, error) {
 	var all []Micro
 	for _, b := range microBenchmarks {
 		args := []string{"test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "3", "-benchtime", "300ms", b.pkg}
-		out, err := commandOutput(ctx, progress, "go", args...)
+		name := "go"
+		if cpus != "" {
+			name, args = "taskset", append([]string{"-c", cpus, "go"}, args...)
+		}
+		out, err := commandOutput(ctx, progress, name, args...)
 		if err != nil {
 			return all, fmt.Errorf("cannot run go %s: %w", strings.Join(args, " "), err)
 		}
@@ -58,8 +64,8 @@ func parseBench(pkg string, out []byte) []Micro {
 			continue
 		}
 		name := f[0]
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i]
+		if i := strings.LastIndexByte(name, '-'); i > 0 && allDigits(name[i+1:]) {
+			name = name[:i] // the -GOMAXPROCS suffix
 		}
 		r := byName[name]
 		if r == nil {
@@ -89,6 +95,15 @@ func parseBench(pkg string, out []byte) []Micro {
 			BytesPerOp: median(r.bytes), AllocsPerOp: median(r.allocs), Runs: len(r.ns)})
 	}
 	return res
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func median(v []float64) float64 {

@@ -183,7 +183,8 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 
 	if len(r.Micro) > 0 {
-		p("### Go micro-benchmarks\n\n`go test -run '^$' -bench … -benchmem -count 3 -benchtime 300ms`, median of 3, unpinned.\n\n")
+		p("### Go micro-benchmarks\n\n`go test -run '^$' -bench … -benchmem -count 3 -benchtime 300ms` in sigv4, daemon and mapping, median of 3, "+
+			"on CPUs %s while the daemon is idle. The sections above the generated one compare these with their baselines.\n\n", microCPUs(r.MicroCPUs))
 		p("| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|--:|--:|--:|\n")
 		for _, m := range r.Micro {
 			p("| %s | %s | %.0f | %.0f | %.0f |\n", m.Package, m.Name, m.NsPerOp, m.BytesPerOp, m.AllocsPerOp)
@@ -224,6 +225,13 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
+}
+
+func microCPUs(s string) string {
+	if s == "" {
+		return "(unpinned)"
+	}
+	return s
 }
 
 // busy is the generator's CPU time over the run's wall time, bold from 0.8 on.

@@ -45,10 +45,11 @@ BenchmarkValidate-2   	  100000	       900.0 ns/op	       0 B/op	       0 allocs
 BenchmarkValidate-2   	  100000	      1100 ns/op	       0 B/op	       0 allocs/op
 BenchmarkValidate-2   	  100000	      1000 ns/op	       0 B/op	       0 allocs/op
 BenchmarkCanonicalKey-2   	  100000	       300 ns/op	      16 B/op	       1 allocs/op
+BenchmarkMap/assumed-role   	  100000	       120 ns/op	      32 B/op	       1 allocs/op
 PASS
 `)
 	got := parseBench("./sigv4", out)
-	if len(got) != 2 {
+	if len(got) != 3 || got[2].Name != "BenchmarkMap/assumed-role" {
 		t.Fatalf("unexpected benchmarks %+v", got)
 	}
 	if got[0] != (Micro{Package: "sigv4", Name: "BenchmarkValidate", NsPerOp: 1000, Runs: 3}) {
