@@ -64,12 +64,12 @@ type Results struct {
 	// TLS is the hot path over TLS under hey.
 	TLS *ScenarioRun `json:"tls,omitempty"`
 
-	Memory  *MemoryResult `json:"memory,omitempty"`
-	Micro   []Micro       `json:"micro,omitempty"`
+	Memory *MemoryResult `json:"memory,omitempty"`
+	Micro  []Micro       `json:"micro,omitempty"`
 	// MicroCPUs is the taskset CPU list of the micro-benchmarks; empty means unpinned.
-	MicroCPUs string `json:"microCpus,omitempty"`
-	Targets []Check       `json:"targets"`
-	Notes   []string      `json:"notes,omitempty"`
+	MicroCPUs string   `json:"microCpus,omitempty"`
+	Targets   []Check  `json:"targets"`
+	Notes     []string `json:"notes,omitempty"`
 }
 
 // Machine describes where the run happened.
