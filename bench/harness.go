@@ -143,7 +143,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if commit == "" {
 		commit = "unknown"
 	}
-	if runOutput("git", "status", "--porcelain", "--untracked-files=no") != "" {
+	// Dirty means the code differs from the commit; the harness's own outputs do not count.
+	if runOutput("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!BENCHMARKS.md") != "" {
 		commit += "-dirty"
 	}
 	res := &Results{
