@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: run-check all build fakests test test-tools test-race fuzz bench bench-quick lint run clean microbench
+.PHONY: run-check all build fakests test test-tools test-race fuzz bench bench-quick loadtest lint run clean microbench
 
 all: build
 
@@ -32,14 +32,24 @@ test-race: test-tools
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS)
+# bench runs every load scenario against bin/iamgate server and the fake STS (pinned with
+# taskset), the 1M-identity memory step and the Go micro-benchmarks (~10 min), and writes
+# bench/results/<date>-<commit>.json and the generated section of BENCHMARKS.md.
+bench: build
+	$(BIN)/loadtest bench
 
 microbench:
 	@bash scripts/microbench.sh
 
-bench-quick:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=200ms -count=1 $(PKGS)
+# bench-quick is the same in under a minute (short scenarios, no micro-benchmarks); it writes
+# bench/results/quick-*.json and leaves BENCHMARKS.md alone.
+bench-quick: build
+	$(BIN)/loadtest bench -bench.quick
+
+# loadtest runs one scenario against a daemon and fake STS already running (e.g. make run):
+# make loadtest ARGS='-load.kind cold -load.duration 20s'
+loadtest: build
+	$(BIN)/loadtest run $(ARGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iamgate/iamgate/loadtest"
+)
+
+// child is a process the harness started (the daemon, the fake STS, the trivial server).
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	args []string // the command line as run, for the report
+	log  string   // file receiving stdout and stderr
+}
+
+// startChild runs args (pinned to cpus with taskset when cpus is not empty), logging to
+// dir/name.log.
+func startChild(name, dir, cpus string, env []string, args ...string) (*child, error) {
+	full := args
+	if cpus != "" {
+		full = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	logPath := dir + "/" + name + ".log"
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create log of %s: %w", name, err)
+	}
+	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("cannot start %s (%s): %w", name, strings.Join(full, " "), err)
+	}
+	logFile.Close()
+	return &child{name: name, cmd: cmd, args: full, log: logPath}, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits up to 10 s, then kills.
+func (c *child) stop() {
+	if c == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// tail is the end of the child's log, for error messages.
+func (c *child) tail() string {
+	data, _ := os.ReadFile(c.log)
+	if len(data) > 2000 {
+		data = data[len(data)-2000:]
+	}
+	return string(data)
+}
+
+// waitHTTP polls url until it answers 200, the child exits or 20 s pass.
+func (c *child) waitHTTP(ctx context.Context, url string) error {
+	if err := loadtest.CheckLoopbackURL(url); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if c.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("cannot get %s ready at %s:\n%s", c.name, url, c.tail())
+}
+
+// freePort returns a loopback address with a port free right now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// runOutput runs a command and returns its trimmed stdout, or "" when it fails.
+func runOutput(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// copyTail is io.Copy of the last n bytes of r.
+func readAllString(r io.Reader) string {
+	data, _ := io.ReadAll(r)
+	return string(data)
+}
+
+var errSkipped = errors.New("skipped")

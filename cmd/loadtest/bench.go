@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iamgate/iamgate/bench"
+	"github.com/iamgate/iamgate/loadtest"
+)
+
+// pinnedEnv marks a process that already re-executed itself under taskset; its value is the
+// daemon's CPU list.
+const pinnedEnv = "IAMGATE_LOADTEST_PINNED"
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, no micro-benchmarks (make bench-quick, under a minute)")
+	bin := fs.String("bench.bin", "bin", "directory of the iamgate and loadtest binaries (make build)")
+	results := fs.String("bench.results", "bench/results", "directory for <date>-<commit>.json, latest.svg and the profiles of missed targets")
+	markdown := fs.String("bench.markdown", "BENCHMARKS.md", "file whose section between <!-- bench:begin --> and <!-- bench:end --> is regenerated; empty for none (quick runs write none unless set)")
+	mappingFile := fs.String("bench.mappingFile", "bench/mapping.yaml", "the daemon's -mapping.file")
+	duration := fs.Duration("bench.duration", 0, "duration of each scenario; 0 means 10s (quick: 1.5s)")
+	micro := fs.Bool("bench.micro", true, "run the Go micro-benchmarks (never in quick runs)")
+	memory := fs.String("memory.points", "", "comma-separated identity counts of the memory step; empty means 100000,1000000 (quick: 20000)")
+	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := bench.Config{
+		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
+		Micro: *micro && !*quick, Progress: stderr,
+	}
+	markdownSet := false
+	fs.Visit(func(f *flag.Flag) { markdownSet = markdownSet || f.Name == "bench.markdown" })
+	if !*quick || markdownSet {
+		cfg.Markdown = *markdown
+	}
+	if *memory != "" {
+		pts, err := parseInts(*memory)
+		if err != nil {
+			return fmt.Errorf("cannot parse -memory.points: %w", err)
+		}
+		cfg.MemoryPoints = pts
+	}
+	if daemonCPUs := os.Getenv(pinnedEnv); daemonCPUs != "" {
+		// Re-executed under taskset: runtime.NumCPU now sees the generator's CPU only.
+		cfg.GeneratorCPUs, cfg.DaemonCPUs = "0", daemonCPUs
+	} else if *pin && runtime.NumCPU() >= 2 {
+		if _, err := exec.LookPath("taskset"); err != nil {
+			fmt.Fprintln(stderr, "loadtest: NOTICE: taskset is missing (util-linux): nothing is pinned")
+		} else {
+			return reexecPinned("0", strconv.Itoa(runtime.NumCPU()-1))
+		}
+	} else if *pin {
+		fmt.Fprintln(stderr, "loadtest: NOTICE: one CPU only: the daemon and the generator share it, capacity figures are not meaningful")
+	}
+	_, err := bench.Run(ctx, cfg)
+	return err
+}
+
+// reexecPinned runs this command again under taskset, so that the Go runtime starts with the
+// generator's CPU set (GOMAXPROCS follows the affinity at start).
+func reexecPinned(cpus, daemonCPUs string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find this executable to pin it: %w", err)
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return err
+	}
+	argv := append([]string{"taskset", "-c", cpus, self}, os.Args[1:]...)
+	return syscall.Exec(taskset, argv, append(os.Environ(), pinnedEnv+"="+daemonCPUs))
+}
+
+func runMemory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("memory", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	points := fs.String("memory.points", "100000,1000000", "comma-separated, ascending identity counts at which the heap is measured")
+	heap := fs.String("memory.heapProfile", "", "write a heap profile here after the last point")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pts, err := parseInts(*points)
+	if err != nil {
+		return fmt.Errorf("cannot parse -memory.points: %w", err)
+	}
+	res, err := bench.MeasureCacheMemory(ctx, pts, *heap, stderr)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// runScenario runs one scenario against processes that are already running.
+func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	webhook := fs.String("webhook.url", "http://127.0.0.1:21362/authenticate", "the daemon's review URL (loopback only)")
+	internal := fs.String("internal.url", "http://127.0.0.1:21363", "the daemon's internal listener (/metrics)")
+	stsURL := fs.String("sts.url", "http://127.0.0.1:4566", "the fake STS's admin base URL (/admin/faults, /stats)")
+	pid := fs.Int("daemon.pid", 0, "the daemon's process ID, for CPU and peak RSS from /proc; 0 skips them")
+	clusterID := fs.String("cluster.id", "bench", "the daemon's -cluster.id")
+	nPrincipals := fs.Int("sts.principals", 2000, "tokens are minted for the first N principals of loadtest.Principals (the fake STS must know them)")
+	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig or outage")
+	conc := fs.Int("load.concurrency", 50, "concurrent workers")
+	requests := fs.Int("load.requests", 100000, "at most this many requests (also the tokens minted for cold and herd)")
+	dur := fs.Duration("load.duration", 10*time.Second, "at most this long")
+	tokens := fs.Int("load.tokens", 100, "distinct tokens of warm, invalid, badsig and outage runs")
+	herd := fs.Int("load.herd", 50, "reviews per token of a herd run")
+	latency := fs.Duration("sts.latency", 0, "fake STS latency during the run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, u := range []string{*webhook, *internal, *stsURL} {
+		if err := loadtest.CheckLoopbackURL(u); err != nil {
+			return err
+		}
+	}
+	t := &loadtest.Target{
+		WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: loadtest.FakeSTS{URL: strings.TrimSuffix(*stsURL, "/")},
+		Daemon:   loadtest.Process{PID: *pid},
+		Minter:   &loadtest.Minter{ClusterID: *clusterID, Principals: loadtest.Principals(*nPrincipals)},
+		Progress: stderr,
+	}
+	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur,
+		Tokens: *tokens, Herd: *herd, NewEvery: 100}
+	sc.Faults.Latency = fakestsDuration(*latency)
+	rep, err := t.Run(ctx, sc)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

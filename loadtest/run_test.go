@@ -1,0 +1,86 @@
+package loadtest
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func selfPID() int { return os.Getpid() }
+
+func startTrivial(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewTrivialServer()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String() + "/authenticate"
+}
+
+// TestHeyResults protects the reflection that reads hey's per-request results: a count-bound
+// run against the trivial server gives one latency and one status per request.
+func TestHeyResults(t *testing.T) {
+	url := startTrivial(t)
+	res, err := Run(context.Background(), Load{
+		URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 4, Requests: 200, Duration: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 200 || res.Status[200] != 200 || len(res.Errors) != 0 {
+		t.Fatalf("unexpected result; got %d requests, status %v, errors %v; want 200 answers 200", res.Requests, res.Status, res.Errors)
+	}
+	l := res.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		t.Fatalf("unexpected latency distribution %+v", l)
+	}
+	if res.RPS <= 0 || res.GeneratorCPU <= 0 {
+		t.Fatalf("unexpected rps %v or generator CPU %v", res.RPS, res.GeneratorCPU)
+	}
+}
+
+// TestRunStopsOnTime protects the time bound: a run with a huge count stops after Duration.
+func TestRunStopsOnTime(t *testing.T) {
+	url := startTrivial(t)
+	start := time.Now()
+	res, err := Run(context.Background(), Load{
+		URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 2, Requests: 1 << 30, Duration: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("unexpected run time %s for a 300ms bound", d)
+	}
+	if res.Requests == 0 || res.Requests >= 1<<30 {
+		t.Fatalf("unexpected request count %d", res.Requests)
+	}
+}
+
+// TestRunPick protects the body choice per request: Pick sees every index once.
+func TestRunPick(t *testing.T) {
+	url := startTrivial(t)
+	seen := make(chan int, 100)
+	_, err := Run(context.Background(), Load{
+		URL: url, Bodies: [][]byte{[]byte("a"), []byte("b")}, Concurrency: 5, Requests: 100, Duration: 10 * time.Second,
+		Pick: func(i int) int { seen <- i; return i % 2 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(seen)
+	got := map[int]bool{}
+	for i := range seen {
+		got[i] = true
+	}
+	for i := range 100 {
+		if !got[i] {
+			t.Fatalf("request index %d was never picked", i)
+		}
+	}
+}
