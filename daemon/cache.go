@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -11,12 +12,10 @@ import (
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// cacheEntry is what the cache holds for one canonical key: an identity, or a definite
-// rejection (id == nil) with its reason. Immutable once stored.
+// cacheEntry is what the identity cache holds for one canonical key. Immutable once stored.
 type cacheEntry struct {
 	key     sigv4.Key
 	id      *mapping.Identity
-	reason  reason
 	expires time.Time // checked against the injected clock on every hit
 }
 
@@ -75,9 +74,6 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 func entryCost(e *cacheEntry) int64 {
 	// The entry, the Identity's string headers, ristretto's item, its map and TTL bucket slots.
 	const fixed = 80 + 11*16 + 200
-	if e.id == nil {
-		return fixed
-	}
 	id := e.id
 	// ARN, UserID and AccessKeyID are their own allocations (AccountID, PrincipalID and
 	// SessionName are substrings); CanonicalARN and the two lookup keys are built from it.
@@ -85,3 +81,63 @@ func entryCost(e *cacheEntry) int64 {
 }
 
 func (ic *identityCache) close() { ic.c.Close() }
+
+// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL [K4]. It is apart
+// from ristretto on purpose: ristretto's admission policy may refuse a new entry when its cache
+// is full, and a refused rejection would let a flood of one bad token reach STS on every
+// review. It holds at most max entries; when full, expired entries go first (swept at most once
+// a second), then arbitrary ones. Safe for concurrent use.
+type rejectionCache struct {
+	max     int
+	metrics *metrics
+
+	mu        sync.RWMutex
+	entries   map[sigv4.Key]rejection // guarded by mu
+	lastSweep time.Time               // guarded by mu
+}
+
+type rejection struct {
+	reason  reason
+	expires time.Time
+}
+
+func newRejectionCache(max int, m *metrics) *rejectionCache {
+	return &rejectionCache{max: max, metrics: m, entries: make(map[sigv4.Key]rejection)}
+}
+
+// get returns the reason key was rejected, if that is still remembered at time now.
+func (rc *rejectionCache) get(key *sigv4.Key, now time.Time) (reason, bool) {
+	rc.mu.RLock()
+	r, ok := rc.entries[*key]
+	rc.mu.RUnlock()
+	if !ok || !now.Before(r.expires) {
+		return 0, false
+	}
+	return r.reason, true
+}
+
+func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time) {
+	if !now.Before(expires) {
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if _, ok := rc.entries[key]; !ok && len(rc.entries) >= rc.max {
+		if now.Sub(rc.lastSweep) >= time.Second {
+			rc.lastSweep = now
+			for k, r := range rc.entries {
+				if !now.Before(r.expires) {
+					delete(rc.entries, k)
+				}
+			}
+		}
+		for k := range rc.entries { // still full: make room by dropping an arbitrary entry
+			if len(rc.entries) < rc.max {
+				break
+			}
+			delete(rc.entries, k)
+		}
+	}
+	rc.entries[key] = rejection{reason: why, expires: expires}
+	rc.metrics.cacheRejections.Set(float64(len(rc.entries)))
+}

@@ -22,6 +22,7 @@ type metrics struct {
 	cacheHitRejected prometheus.Counter
 	cacheMisses      prometheus.Counter
 	cacheEntries     prometheus.Gauge
+	cacheRejections  prometheus.Gauge
 
 	stsRequests        [numSTSOutcomes]prometheus.Counter
 	stsDuration        prometheus.Observer
@@ -71,7 +72,8 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	m.cacheHitIdentity = hits.WithLabelValues("identity")
 	m.cacheHitRejected = hits.WithLabelValues("rejected")
 	m.cacheMisses = f.counter("cache_misses_total", "Valid tokens not found in the cache.")
-	m.cacheEntries = f.gauge("cache_entries", "Entries in the identity cache (identities and cached rejections).")
+	m.cacheEntries = f.gauge("cache_entries", "Verified identities in the cache.")
+	m.cacheRejections = f.gauge("cache_rejections", "Tokens STS rejected, remembered for -cache.negativeTTL.")
 
 	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, by outcome (identity, rejected, throttled, unavailable).", "outcome")
 	for o := range numSTSOutcomes {

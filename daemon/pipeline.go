@@ -16,6 +16,7 @@ import (
 type pipeline struct {
 	validator   *sigv4.Validator
 	cache       *identityCache
+	rejections  *rejectionCache
 	flights     singleflight.Group
 	sts         *stsClient
 	now         func() time.Time
@@ -42,12 +43,12 @@ func (p *pipeline) verify(token []byte, r *sigv4.Request) (*mapping.Identity, re
 	}
 	key := r.CanonicalKey()
 	if e, ok := p.cache.get(&key, now); ok {
-		if e.id == nil {
-			p.metrics.cacheHitRejected.Inc()
-			return nil, e.reason
-		}
 		p.metrics.cacheHitIdentity.Inc()
 		return e.id, reasonAllowed
+	}
+	if why, ok := p.rejections.get(&key, now); ok {
+		p.metrics.cacheHitRejected.Inc()
+		return nil, why
 	}
 	p.metrics.cacheMisses.Inc()
 	return p.collapse(key, r)
@@ -105,7 +106,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		}
 		switch se.outcome {
 		case stsRejected:
-			p.cache.set(&cacheEntry{key: c.key, reason: reasonSTSRejected, expires: earliest(now.Add(p.negativeTTL), c.expiresAt)}, now)
+			p.rejections.set(c.key, reasonSTSRejected, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
 			return flightResult{reason: reasonSTSRejected}
 		case stsThrottled:
 			if errors.Is(err, errQueueFull) {
@@ -119,12 +120,12 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 	mid, err := mapping.NewIdentity(answer.Arn, answer.Account, answer.UserID, c.accessKeyID)
 	if err != nil {
 		// STS vouched for a principal whose form iamgate refuses (I1): a definite denial.
-		p.cache.set(&cacheEntry{key: c.key, reason: reasonBadIdentity, expires: earliest(now.Add(p.negativeTTL), c.expiresAt)}, now)
+		p.rejections.set(c.key, reasonBadIdentity, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
 		return flightResult{reason: reasonBadIdentity}
 	}
 	id := &mid
 	// Never cache an identity longer than STS would honour its token [K3].
-	p.cache.set(&cacheEntry{key: c.key, id: id, reason: reasonAllowed, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
+	p.cache.set(&cacheEntry{key: c.key, id: id, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
+const rejectionCost = 128
+
 // maxReviewBody bounds a TokenReview body [A1].
 const maxReviewBody = 64 << 10
 
@@ -107,7 +110,9 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		return nil, err
 	}
 	m := newMetrics(cfg.Version, cfg.Registry)
-	cache, err := newIdentityCache(cfg.CacheMaxBytes, m)
+	// A quarter of -cache.maxBytes remembers rejections, the rest holds identities.
+	rejectionBytes := cfg.CacheMaxBytes / 4
+	cache, err := newIdentityCache(cfg.CacheMaxBytes-rejectionBytes, m)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +122,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		pipeline: &pipeline{
 			validator:   sigv4.NewValidator(hosts, cfg.MaxClockSkew),
 			cache:       cache,
+			rejections:  newRejectionCache(int(max(rejectionBytes/rejectionCost, 1024)), m),
 			sts:         newSTSClient(cfg.STS, m),
 			now:         cfg.Now,
 			ttl:         cfg.CacheTTL,

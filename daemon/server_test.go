@@ -509,3 +509,32 @@ func TestCallerGivingUpDoesNotCancelSharedCall(t *testing.T) {
 		t.Fatalf("unexpected collapsed reviews; got %v; want 1", got)
 	}
 }
+
+// TestRejectionsRememberedWhenCacheIsFull: with the identity cache full, a flood of bad tokens
+// still costs one STS call per token [K4] (ristretto's admission policy must not decide that).
+func TestRejectionsRememberedWhenCacheIsFull(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CacheMaxBytes = 1 << 20 })
+	// Fill the identity cache: 1500 identities of ~700 bytes do not fit in 768 KiB.
+	for i := range 1500 {
+		p := principal{"arn:aws:iam::123456789012:user/f" + itoa(i+1), "AKIAFILLFILL" + pad(i+1), "fill-secret"}
+		if err := h.sts.AddUser(fakests.User{ARN: p.arn, AccessKeyID: p.akid, SecretAccessKey: p.secret}); err != nil {
+			t.Fatal(err)
+		}
+		h.review(h.tokenAt(p, testStart, testClusterID))
+	}
+	h.sts.ResetStats()
+	var bad []string
+	for i := range 100 {
+		bad = append(bad, h.tokenAt(principal{alice.arn, alice.akid, "wrong-secret"}, testStart.Add(-time.Duration(i)*time.Second), testClusterID))
+	}
+	for range 3 {
+		for _, tok := range bad {
+			if a := h.review(tok); a.Review.Authenticated {
+				t.Fatal("unexpected success for a bad signature")
+			}
+		}
+	}
+	if got := h.stsCalls(); got != 100 {
+		t.Fatalf("unexpected STS calls for 100 bad tokens reviewed 3 times; got %d; want 100", got)
+	}
+}

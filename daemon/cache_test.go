@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/iamgate/iamgate/sigv4"
+)
+
+func testKey(i int) sigv4.Key {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(i))
+	return sha256.Sum256(b[:])
+}
+
+func TestRejectionCache(t *testing.T) {
+	rc := newRejectionCache(100, newMetrics("test", nil))
+	now := testStart
+	for i := range 100 {
+		rc.set(testKey(i), reasonSTSRejected, now.Add(30*time.Second), now)
+	}
+	k := testKey(7)
+	if why, ok := rc.get(&k, now.Add(29*time.Second)); !ok || why != reasonSTSRejected {
+		t.Fatalf("unexpected miss for a remembered rejection")
+	}
+	if _, ok := rc.get(&k, now.Add(30*time.Second)); ok {
+		t.Fatalf("unexpected hit after the rejection expired")
+	}
+	// Full: a new rejection still gets in, and the cache stays bounded.
+	rc.set(testKey(1000), reasonBadIdentity, now.Add(30*time.Second), now)
+	k = testKey(1000)
+	if why, ok := rc.get(&k, now); !ok || why != reasonBadIdentity {
+		t.Fatalf("unexpected miss for a rejection added to a full cache")
+	}
+	if n := len(rc.entries); n > 100 {
+		t.Fatalf("unexpected size; got %d; want at most 100", n)
+	}
+	// Once the old ones expire, a sweep makes room without dropping live ones.
+	later := now.Add(time.Minute)
+	for i := 2000; i < 2050; i++ {
+		rc.set(testKey(i), reasonSTSRejected, later.Add(30*time.Second), later)
+	}
+	for i := 2000; i < 2050; i++ {
+		k := testKey(i)
+		if _, ok := rc.get(&k, later); !ok {
+			t.Fatalf("unexpected miss for live rejection %d", i)
+		}
+	}
+	if n := len(rc.entries); n != 50 {
+		t.Fatalf("unexpected size after the sweep; got %d; want 50 (the live ones)", n)
+	}
+}
