@@ -133,7 +133,7 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	for _, s := range rows {
 		p("| %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %d | %.4f | %.3f | %.1f%% | %.1f (%.0f%%) | %.0f MiB%s | %.1f (%s) |\n",
 			s.Scenario.Name, s.RPS, s.LimitRatio, s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999,
-			dash(s.DaemonP99), dash(s.STSP99), statusText(s.Status, s.Errors), floatMapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
+			dash(s.DaemonP99), dash(s.STSP99), statusText(s.Status, s.Errors), mapText(s.ByResult), s.STSCalls, s.STSCallsPerRev, s.STSCallsPerToken,
 			s.CacheHitRatio*100, s.DaemonCPUPerRevUs, s.DaemonSysShare*100, float64(s.DaemonPeakRSS)/(1<<20), peakNote(s.PeakReset), s.GeneratorCPUPerReq, busy(s.Result))
 	}
 	p("\nWhat each scenario sends:\n\n")
@@ -143,7 +143,7 @@ func Markdown(r *Results, svg, jsonFile string) string {
 			extra = fmt.Sprintf(" %.0f reviews shared another's STS call.", s.Collapsed)
 		}
 		if len(s.STSByOutcome) > 0 {
-			extra += " Fake STS answers: " + uintMapText(s.STSByOutcome) + "."
+			extra += " Fake STS answers: " + mapText(s.STSByOutcome) + "."
 		}
 		extra += fmt.Sprintf(" %.0f cache entries at the end.", s.CacheEntries)
 		p("- **%s**: %s. %d requests in %.1f s.%s\n", s.Scenario.Name, s.Scenario.Description, s.Requests, s.Elapsed.Seconds(), extra)
@@ -283,7 +283,8 @@ func statusText(status map[int]int, errs map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-func floatMapText(m map[string]float64) string {
+// mapText renders m as "k1 v1, k2 v2" in key order.
+func mapText[V float64 | uint64](m map[string]V) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -291,20 +292,7 @@ func floatMapText(m map[string]float64) string {
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func uintMapText(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, float64(m[k])))
 	}
 	return strings.Join(parts, ", ")
 }
