@@ -2,7 +2,15 @@ package daemon
 
 import (
 	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/iamgate/iamgate/sigv4"
 )
 
 func TestClassifySTSAnswer(t *testing.T) {
@@ -55,3 +63,53 @@ func TestClassifySTSAnswer(t *testing.T) {
 	f(503, errBody("ServiceUnavailable"), stsUnavailable)
 	f(302, ``, stsUnavailable)
 }
+
+// TestSTSClientLimits: an STS answer over 64 KiB, a redirect and a hang are "unavailable",
+// never followed or read without bound [S1]. A misbehaving STS is the one thing the fake
+// cannot be, so a tiny local server plays it.
+func TestSTSClientLimits(t *testing.T) {
+	var redirected atomic.Int64
+	var ln net.Listener
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/followed" {
+			redirected.Add(1)
+			return
+		}
+		switch string(ctx.Request.Header.Peek(sigv4.ClusterIDHeader)) {
+		case "huge":
+			ctx.SetBodyString(`{"GetCallerIdentityResponse":{"Pad":"` + strings.Repeat("x", 100<<10) + `"}}`)
+		case "redirect":
+			ctx.Redirect("http://"+ln.Addr().String()+"/followed", fasthttp.StatusFound)
+		case "hang":
+			time.Sleep(time.Second)
+		}
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	f := func(clusterID string, timeout time.Duration) {
+		t.Helper()
+		c := newSTSClient(STSConfig{ClusterID: clusterID, Timeout: timeout, MaxConcurrency: 1, DialOverride: ln.Addr().String(), InsecureHTTP: true},
+			newMetrics("test", nil))
+		start := time.Now()
+		_, err := c.getCallerIdentity(t.Context(), "sts.us-east-1.amazonaws.com", []byte(baseTokenURL))
+		var se *STSError
+		if !errors.As(err, &se) || se.outcome != stsUnavailable {
+			t.Fatalf("%s: unexpected result; got %v; want unavailable", clusterID, err)
+		}
+		if elapsed := time.Since(start); elapsed > timeout+time.Second {
+			t.Fatalf("%s: unexpected duration %s beyond the timeout %s", clusterID, elapsed, timeout)
+		}
+	}
+	f("huge", 5*time.Second)
+	f("redirect", 5*time.Second)
+	f("hang", 200*time.Millisecond)
+	if n := redirected.Load(); n != 0 {
+		t.Fatalf("unexpected: the client followed a redirect %d times", n)
+	}
+}
+
+const baseTokenURL = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
