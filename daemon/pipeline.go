@@ -32,10 +32,9 @@ type flightResult struct {
 	reason reason
 }
 
-// verify returns the identity behind token, or the reason there is none. r is the caller's
-// scratch Request; nothing derived from it outlives the call.
-func (p *pipeline) verify(token []byte, r *sigv4.Request) (*mapping.Identity, reason) {
-	now := p.now()
+// verify returns the identity behind token at time now, or the reason there is none. r is the
+// caller's scratch Request; nothing derived from it outlives the call.
+func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mapping.Identity, reason) {
 	if err := p.validator.Validate(token, now, r); err != nil {
 		reason := tokenReason(err)
 		p.metrics.tokenRejections[reason].Inc()

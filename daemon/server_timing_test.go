@@ -43,7 +43,7 @@ func baselineHandler(s *Server) http.Handler {
 		}
 		defer pool.Put(req)
 		out := authv1.TokenReview{TypeMeta: in.TypeMeta}
-		id, why := s.pipeline.verify([]byte(in.Spec.Token), req)
+		id, why := s.pipeline.verify([]byte(in.Spec.Token), s.cfg.Now(), req)
 		if why == reasonAllowed {
 			user, err := s.mapper.Map(r.Context(), id)
 			if err == nil {
