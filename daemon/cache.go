@@ -64,8 +64,12 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	if ttl <= 0 {
 		return
 	}
-	if ic.c.SetWithTTL(cacheHash(&e.key), e, entryCost(e), ttl) {
-		ic.metrics.cacheEntries.Inc()
+	h := cacheHash(&e.key)
+	_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
+	if ic.c.SetWithTTL(h, e, entryCost(e), ttl) {
+		if !replaces {
+			ic.metrics.cacheEntries.Inc()
+		}
 		ic.c.Wait()
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -50,5 +53,24 @@ func TestRejectionCache(t *testing.T) {
 	}
 	if n := len(rc.entries); n != 50 {
 		t.Fatalf("unexpected size after the sweep; got %d; want 50 (the live ones)", n)
+	}
+}
+
+// TestCacheEntriesGauge: replacing an entry (a token verified again after its entry went
+// stale on the injected clock) does not count it twice.
+func TestCacheEntriesGauge(t *testing.T) {
+	m := newMetrics("test", nil)
+	c, err := newIdentityCache(64<<20, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
+	for i := range 3 {
+		c.set(&cacheEntry{key: testKey(1), id: id, expires: testStart.Add(time.Minute)}, testStart)
+		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart)
+	}
+	if got := testutil.ToFloat64(m.cacheEntries); got != 4 {
+		t.Fatalf("unexpected iamgate_cache_entries; got %v; want 4", got)
 	}
 }
