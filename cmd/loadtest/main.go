@@ -10,56 +10,21 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/iamgate/iamgate/internal/subcommand"
 )
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+var commands = []subcommand.Command{
+	{Name: "bench", Summary: "run every scenario, the memory step and the micro-benchmarks; write results and BENCHMARKS.md", Run: runBench},
+	{Name: "run", Summary: "run one scenario against a running daemon and fake STS (loopback only)", Run: runScenario},
+	{Name: "trivial", Summary: "serve the trivial TokenReview server (the limit) on a loopback address", Run: runTrivial},
+	{Name: "memory", Summary: "measure the identity cache's memory per cached identity; JSON on stdout", Run: runMemory},
+	{Name: "stsconfig", Summary: "print the fake STS config (bin/fakests -config) of the principals tokens are minted for", Run: runSTSConfig},
 }
 
-var commands = []command{
-	{"bench", "run every scenario, the memory step and the micro-benchmarks; write results and BENCHMARKS.md", runBench},
-	{"run", "run one scenario against a running daemon and fake STS (loopback only)", runScenario},
-	{"trivial", "serve the trivial TokenReview server (the limit) on a loopback address", runTrivial},
-	{"memory", "measure the identity cache's memory per cached identity; JSON on stdout", runMemory},
-	{"stsconfig", "print the fake STS config (bin/fakests -config) of the principals tokens are minted for", runSTSConfig},
-}
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "loadtest: %s\n", err)
-		}
-		os.Exit(2)
-	}
-}
+func main() { subcommand.Main("loadtest", commands) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: loadtest <subcommand> [flags]")
-		for _, c := range commands {
-			fmt.Fprintf(stderr, "  %-8s %s\n", c.name, c.summary)
-		}
-		if len(args) == 0 {
-			return errors.New("missing subcommand")
-		}
-		return flag.ErrHelp
-	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	return fmt.Errorf("unknown subcommand %q", args[0])
+	return subcommand.Dispatch(ctx, "loadtest", commands, args, stdout, stderr)
 }
