@@ -21,7 +21,7 @@ type Config struct {
 	// Roles are IAM roles that AssumeRole can issue temporary credentials for.
 	Roles []Role `json:"roles,omitempty"`
 	// Sessions are fixed temporary credentials (ASIA… key and session token), e.g. the ones that
-	// signed the tokens in ../shared/testdata.
+	// signed the tokens in internal/testenv/testdata.
 	Sessions []Session `json:"sessions,omitempty"`
 	// Instances are EC2 instances that DescribeInstances knows.
 	Instances []Instance `json:"instances,omitempty"`

@@ -21,7 +21,7 @@ import (
 	"github.com/iamgate/iamgate/internal/testenv"
 )
 
-// Principals of the tests: the credentials of ../shared/testdata and a few more.
+// Principals of the tests: the credentials of internal/testenv/testdata and a few more.
 const (
 	testAccount    = "111122223333"
 	testUserARN    = "arn:aws:iam::111122223333:user/alice"
@@ -134,7 +134,7 @@ func errorCode(tb testing.TB, body []byte) string {
 	return e.Error.Code
 }
 
-// TestRealClientTokens: every token of ../shared/testdata verifies at signed_at + 1 min with
+// TestRealClientTokens: every token of internal/testenv/testdata verifies at signed_at + 1 min with
 // its cluster ID, and fails with another one, or 16 minutes later (issue #3 acceptance).
 func TestRealClientTokens(t *testing.T) {
 	clock := &testClock{}

@@ -12,7 +12,7 @@ import (
 )
 
 // emptyPayloadHash is the SHA-256 of an empty body: what aws-sdk-go-v2's STS presigner, botocore
-// and aws-iam-authenticator sign for the bodiless GET (the real-client tokens in shared/testdata
+// and aws-iam-authenticator sign for the bodiless GET (the real-client tokens in internal/testenv/testdata
 // reproduce only with it).
 const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

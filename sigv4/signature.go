@@ -4,7 +4,7 @@ package sigv4
 // does: it is what the fake STS runs on every request. Token validation for the daemon lives in
 // validate.go; this file only knows SigV4.
 //
-// Payload hash: every real client in ../shared/testdata (AWS CLI v1 and v2 through botocore,
+// Payload hash: every real client in internal/testenv/testdata (AWS CLI v1 and v2 through botocore,
 // aws-iam-authenticator through aws-sdk-go-v2) signs its presigned STS GET with the SHA-256 of
 // the empty body (e3b0c442…b855) as the payload hash, not "UNSIGNED-PAYLOAD" (that is S3's
 // presigning convention); TestSignaturePayloadHashFinding checks that the other value never

@@ -12,7 +12,7 @@ import (
 	"github.com/iamgate/iamgate/internal/testenv"
 )
 
-// baseURL is the URL inside the AWS CLI v2 token of shared/testdata (signed at baseTime).
+// baseURL is the URL inside the AWS CLI v2 token of internal/testenv/testdata (signed at baseTime).
 const baseURL = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15" +
 	"&X-Amz-Algorithm=AWS4-HMAC-SHA256" +
 	"&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Fsts%2Faws4_request" +

@@ -2,41 +2,17 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// SharedDir returns ../shared next to the repository root (the read-only spec and testdata
-// every developer and CI has), found by walking up from the test's directory to go.mod.
-func SharedDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("cannot get working directory: %s", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(filepath.Join(shared, "testdata")); err != nil {
-				tb.Fatalf("cannot find shared testdata next to the repository: %s", err)
-			}
-			return shared
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatalf("cannot find go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// RealToken is one line of shared/testdata/real-client-tokens.jsonl: a token made by a real
+// RealToken is one line of testdata/real-client-tokens.jsonl: a token made by a real
 // client (AWS CLI v1/v2, aws-iam-authenticator) with the fake credentials that signed it.
 type RealToken struct {
 	Client          string `json:"client"`
@@ -59,17 +35,17 @@ func (rt RealToken) SignedTime(tb testing.TB) time.Time {
 	return t
 }
 
-// RealClientTokens loads every token of shared/testdata/real-client-tokens.jsonl.
+// realClientTokens is testdata/real-client-tokens.jsonl (see testdata/README.md), embedded so
+// that the tests need no file outside the repository.
+//
+//go:embed testdata/real-client-tokens.jsonl
+var realClientTokens []byte
+
+// RealClientTokens returns every token of testdata/real-client-tokens.jsonl.
 func RealClientTokens(tb testing.TB) []RealToken {
 	tb.Helper()
-	path := filepath.Join(SharedDir(tb), "testdata", "real-client-tokens.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatalf("cannot open %s: %s", path, err)
-	}
-	defer f.Close()
 	var out []RealToken
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(realClientTokens))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if len(sc.Bytes()) == 0 {
@@ -77,15 +53,15 @@ func RealClientTokens(tb testing.TB) []RealToken {
 		}
 		var rt RealToken
 		if err := json.Unmarshal(sc.Bytes(), &rt); err != nil {
-			tb.Fatalf("cannot parse %s: %s", path, err)
+			tb.Fatalf("cannot parse real-client-tokens.jsonl: %s", err)
 		}
 		out = append(out, rt)
 	}
 	if err := sc.Err(); err != nil {
-		tb.Fatalf("cannot read %s: %s", path, err)
+		tb.Fatalf("cannot read real-client-tokens.jsonl: %s", err)
 	}
 	if len(out) == 0 {
-		tb.Fatalf("no tokens in %s", path)
+		tb.Fatalf("no tokens in real-client-tokens.jsonl")
 	}
 	return out
 }
