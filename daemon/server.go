@@ -56,6 +56,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
 
+	// Pprof serves /debug/pprof/ on the internal listener (-internal.pprof).
+	Pprof bool
+
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

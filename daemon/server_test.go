@@ -445,8 +445,9 @@ func encodeToken(url string) string {
 	return sigv4.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(url))
 }
 
-// TestInternalEndpoints: /healthz always, /readyz only once a mapping is loaded, /metrics and
-// /debug/pprof/ on the internal listener and nowhere on the webhook listener.
+// TestInternalEndpoints: /healthz always, /readyz only once a mapping is loaded, /metrics on
+// the internal listener and nowhere on the webhook listener; /debug/pprof/ only when
+// Config.Pprof turns it on.
 func TestInternalEndpoints(t *testing.T) {
 	h := newHarness(t)
 	get := func(url string) int {
@@ -458,9 +459,18 @@ func TestInternalEndpoints(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	webhook := strings.Split(h.url, "/authenticate")[0]
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile", "/debug/pprof/cmdline", "/debug/pprof/trace"} {
+		if got := get(h.admin + path); got != 404 {
+			t.Fatalf("unexpected status for %s without Pprof; got %d; want 404", path, got)
+		}
+	}
+	withPprof := newHarness(t, func(c *Config) { c.Pprof = true })
+	if got := get(withPprof.admin + "/debug/pprof/"); got != 200 {
+		t.Fatalf("unexpected status for /debug/pprof/ with Pprof; got %d; want 200", got)
+	}
+	webhook := strings.Split(withPprof.url, "/authenticate")[0]
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/": 200} {
-		if got := get(h.admin + path); got != want {
+		if got := get(withPprof.admin + path); got != want {
 			t.Fatalf("unexpected status for %s; got %d; want %d", path, got, want)
 		}
 		if got := get(webhook + path); got != 405 && got != 404 {
