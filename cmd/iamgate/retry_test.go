@@ -3,15 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	utilwebhook "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
+	"k8s.io/client-go/rest"
 
 	"github.com/iamgate/iamgate/fakests"
 )
@@ -177,4 +181,47 @@ func TestKubeAPIServerRetriesNotReady(t *testing.T) {
 		t.Fatalf("unexpected webhook calls; got %d %v; want %d not_ready", calls, by, kubeAPIServerSteps)
 	}
 	t.Logf("not ready: %d webhook calls, the user waited %s", calls, waited.Round(10*time.Millisecond))
+}
+
+// TestKubeAPIServerRetryRules pins the behaviour of kube-apiserver's webhook client that the
+// choice of statuses rests on: a stub answers every call with one status (and Retry-After), and
+// the test counts the calls of one authentication. 429, 500, 502 and 504 are retried once per
+// backoff step; a bare 503 is not retried at all; Retry-After makes client-go retry by itself
+// (11 calls at once for Retry-After: 0; 55 calls over about 55 s for Retry-After: 1, too slow
+// to run here).
+func TestKubeAPIServerRetryRules(t *testing.T) {
+	f := func(status int, retryAfter string, want int) {
+		t.Helper()
+		t.Run(fmt.Sprintf("%d Retry-After=%q", status, retryAfter), func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int64
+			stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				if retryAfter != "" {
+					w.Header().Set("Retry-After", retryAfter)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{"authenticated":false,"error":"retry"}}`))
+			}))
+			defer stub.Close()
+			cfg := &rest.Config{Host: stub.URL + "/authenticate", Timeout: 30 * time.Second, QPS: -1}
+			auth, err := webhook.New(cfg, "v1", nil, *webhook.DefaultRetryBackoff())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := auth.AuthenticateToken(t.Context(), "k8s-aws-v1.x"); ok || err == nil {
+				t.Fatalf("unexpected result; got ok=%v err=%v; want an error", ok, err)
+			}
+			if got := calls.Load(); got != int64(want) {
+				t.Fatalf("unexpected webhook calls; got %d; want %d", got, want)
+			}
+		})
+	}
+	f(429, "", kubeAPIServerSteps)
+	f(500, "", kubeAPIServerSteps)
+	f(502, "", kubeAPIServerSteps)
+	f(504, "", kubeAPIServerSteps)
+	f(503, "", 1)
+	f(503, "0", 11)
 }
