@@ -55,6 +55,7 @@ type serverFlags struct {
 	logFormat     string
 	dryRun        bool
 	insecureNoTLS bool
+	pprof         bool
 
 	certReloader *certReloader // set by config when TLS is on
 }
@@ -62,7 +63,8 @@ type serverFlags struct {
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.clusterID, "cluster.id", "", "the cluster ID tokens must be signed for (x-k8s-aws-id); `iamgate token -i` and `aws eks get-token --cluster-name` use the same value. Required")
 	fs.StringVar(&f.webhookAddr, "webhook.listenAddr", "127.0.0.1:21362", "TLS address of POST /authenticate for kube-apiserver. Loopback by default: on a control-plane node kube-apiserver is local")
-	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz, /readyz and /debug/pprof/; empty disables it. Keep it off the webhook port")
+	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz and /readyz (and /debug/pprof/ with -internal.pprof); empty disables it. Keep it off the webhook port")
+	fs.BoolVar(&f.pprof, "internal.pprof", false, "also serve /debug/pprof/ on -internal.listenAddr, for profiling. Off by default: profiles and traces are for whoever debugs, not for every host that may scrape metrics")
 	fs.StringVar(&f.certFile, "tls.certFile", "", "PEM certificate (chain) of the webhook listener; `iamgate init` writes one. Required")
 	fs.StringVar(&f.keyFile, "tls.keyFile", "", "PEM private key of -tls.certFile. Required")
 
@@ -138,6 +140,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		CacheTTL:  f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
 		ReportErrors: f.reportErrors,
 		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
+		Pprof:   f.pprof,
 		Version: version,
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
