@@ -142,6 +142,12 @@ func TestFixturesGood(t *testing.T) {
 		// STS reports users with their path: a path-less user ARN is another user.
 		mapCase{arn: "arn:aws:iam::111122223333:user/bob", err: ErrNotMapped},
 	)
+	// IAM paths hold any printable ASCII (names do not): EKS accepts such records.
+	f("aws-auth-good-iam-path-chars.yaml", nil,
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/deployer/gha", username: "deployer", groups: []string{"deployers"}},
+		mapCase{arn: "arn:aws:iam::111122223333:user/odd~path/x:y{1}/carol", username: "carol", groups: []string{"dev"}},
+		mapCase{arn: "arn:aws:iam::111122223333:user/carol", err: ErrNotMapped},
+	)
 	f("aws-auth-good-assumed-role-arn.yaml", []string{
 		`aws-auth-good-assumed-role-arn.yaml: mapRoles[0] "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com" (line 4): an assumed-role ARN is written where a role ARN is needed; matching its role arn:aws:iam::111122223333:role/ops (any session)`,
 	},
@@ -224,7 +230,7 @@ func TestFixturesBad(t *testing.T) {
 	f("aws-auth-bad-invalid-arn.yaml", ErrInvalidARN,
 		`mapRoles[0] "arn:aws:iam::11112222333:role/short-account" (line 3): invalid ARN: account "11112222333" is not 12 digits`+"\n"+
 			`mapRoles[1] "arn:aws:s3:::bucket" (line 5): invalid ARN: service "s3" is neither iam nor sts`+"\n"+
-			`mapRoles[2] "arn:aws:iam::111122223333:role/has space" (line 7): invalid ARN: bad role path or name "has space" (letters, digits and +=,.@_- only)`+"\n"+
+			`mapRoles[2] "arn:aws:iam::111122223333:role/has space" (line 7): invalid ARN: bad role name "has space" (1 to 64 letters, digits and +=,.@_-)`+"\n"+
 			`mapUsers[0] "arn:aws:iam::111122223333:group/devs" (line 10): invalid ARN: unsupported iam resource "group" (want role/, user/, root, assumed-role/ or federated-user/)`)
 	f("aws-auth-bad-unknown-partition.yaml", ErrInvalidARN,
 		`mapUsers[0] "arn:aws-moon:iam::111122223333:user/neil" (line 3): invalid ARN: unknown partition "aws-moon"`)

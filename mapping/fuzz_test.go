@@ -85,6 +85,8 @@ func FuzzNewIdentity(f *testing.F) {
 	f.Add("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA:s")
 	f.Add("arn:aws:iam::111122223333:user/p/u", "111122223333", "AIDA")
 	f.Add("arn:aws-us-gov:sts::111122223333:federated-user/f", "111122223333", "111122223333:f")
+	f.Add("arn:aws:iam::111122223333:user/we!rd{path}~/a//b/u", "111122223333", "AIDA")
+	f.Add("arn:aws:iam::111122223333:role//x/r", "111122223333", "AROA:s")
 	f.Fuzz(func(t *testing.T, arn, account, userID string) {
 		id, err := NewIdentity(arn, account, userID, "AKIA")
 		if err != nil {
