@@ -47,13 +47,15 @@ type Record struct {
 	Line  int
 	// ARN is the rolearn or userarn as written ("" for SSO and account records).
 	ARN string
-	// CanonicalARN is the ARN the record matches: canonical ([I1]) and, for roles, without the
-	// path, since STS reports roles without it.
+	// CanonicalARN is the ARN the record matches: canonical and, for roles, without the path,
+	// since STS reports roles without it. For a record WrittenAsAssumedRole, which matches
+	// nothing, it is the role ARN the record should have named.
 	CanonicalARN string
 	// Path is the IAM path written in a role ARN, which matching ignores ("" for none).
 	Path string
-	// WrittenAsAssumedRole is true when ARN was an sts assumed-role ARN, canonicalised to its
-	// role.
+	// WrittenAsAssumedRole is true when ARN is an sts assumed-role (session) ARN. Such a record
+	// matches nothing, as in EKS: callers are matched by their canonical ARN, which for an
+	// assumed role is the role's. Compile keeps it aside (Table.Inert) for explain.
 	WrittenAsAssumedRole bool
 	// SSO is set for IAM Identity Center permission-set records.
 	SSO *SSO
@@ -526,8 +528,11 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 				r.CanonicalARN = "arn:" + pa.Partition + ":iam::" + pa.AccountID + ":role/" + pa.Name
 			}
 			if pa.AssumedRole {
+				// EKS compares a record's ARN with the caller's canonical ARN (the role's,
+				// never a session's), so this record matches nobody there; widening it to
+				// every session of the role could grant a role far more than was written.
 				r.WrittenAsAssumedRole = true
-				p.warn(list, i, arn, n.Line, "an assumed-role ARN is written where a role ARN is needed; matching its role %s (any session)", r.CanonicalARN)
+				p.warn(list, i, arn, n.Line, "an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write %s", r.CanonicalARN)
 			}
 			if list == "mapRoles" && pa.Kind != KindRole {
 				p.warn(list, i, arn, n.Line, "a %s ARN in mapRoles; it is matched like a mapUsers record", pa.Kind)

@@ -148,10 +148,16 @@ func TestFixturesGood(t *testing.T) {
 		mapCase{arn: "arn:aws:iam::111122223333:user/odd~path/x:y{1}/carol", username: "carol", groups: []string{"dev"}},
 		mapCase{arn: "arn:aws:iam::111122223333:user/carol", err: ErrNotMapped},
 	)
-	f("aws-auth-good-assumed-role-arn.yaml", []string{
-		`aws-auth-good-assumed-role-arn.yaml: mapRoles[0] "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com" (line 4): an assumed-role ARN is written where a role ARN is needed; matching its role arn:aws:iam::111122223333:role/ops (any session)`,
+	// An assumed-role ARN as rolearn matches nothing (as in EKS), not even its own session,
+	// and never widens to every session of the role.
+	f("aws-auth-warn-assumed-role-arn.yaml", []string{
+		`aws-auth-warn-assumed-role-arn.yaml: mapRoles[0] "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com" (line 5): an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write arn:aws:iam::111122223333:role/ops`,
+		`aws-auth-warn-assumed-role-arn.yaml: mapRoles[2] "arn:aws:sts::111122223333:assumed-role/viewer/bob" (line 10): an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write arn:aws:iam::111122223333:role/viewer`,
 	},
-		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/bob@example.com", username: "ops:bob-example.com", groups: []string{"ops"}},
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/bob@example.com", err: ErrNotMapped},
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com", err: ErrNotMapped},
+		// The session record neither shadows nor widens the role's own record.
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/viewer/bob", username: "viewer"},
 	)
 	f("aws-auth-good-sso.yaml", nil,
 		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_View_0123456789abcdef/alice@example.com",

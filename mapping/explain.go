@@ -106,12 +106,14 @@ func ExplainIdentity(ctx context.Context, t *Table, id *Identity, res InstanceRe
 	if p.AssumedRole {
 		e.Notes = append(e.Notes, fmt.Sprintf("canonicalised from the assumed-role ARN (session %q): records match the role, any session", p.SessionName))
 	}
+	inert := inertNotes(t, id)
+	e.Notes = append(e.Notes, inert...)
 	r, ok := t.Lookup(id)
 	if !ok {
 		e.Result = "not_mapped"
 		e.Notes = append(e.Notes, "no record matches: kube-apiserver answers \"You must be logged in to the server (Unauthorized)\"")
 		e.Nearest = nearest(t, &p, id)
-		if len(e.Nearest) == 0 {
+		if len(e.Nearest) == 0 && len(inert) == 0 {
 			e.Notes = append(e.Notes, fmt.Sprintf("no record names this principal, its name or its account %s", id.AccountID))
 		}
 		return e
@@ -179,9 +181,6 @@ func matchNotes(t *Table, r *Record, p *ParsedARN, id *Identity) []string {
 		if r.Path != "" && !r.WrittenAsAssumedRole {
 			notes = append(notes, fmt.Sprintf("the record writes the role with the path /%s/; STS reports roles without their path, so iamgate matches the path-less ARN (aws-iam-authenticator's ConfigMap mode does not)", r.Path))
 		}
-		if r.WrittenAsAssumedRole {
-			notes = append(notes, "the record is written as an assumed-role ARN; it is canonicalised to its role, so every session of the role matches")
-		}
 		if r.CanonicalARN != "" && r.CanonicalARN != canonicalNoPath(p) && strings.EqualFold(r.CanonicalARN, canonicalNoPath(p)) {
 			notes = append(notes, fmt.Sprintf("matched regardless of case: the record writes %s (IAM names are unique regardless of case)", r.CanonicalARN))
 		}
@@ -201,6 +200,30 @@ func matchNotes(t *Table, r *Record, p *ParsedARN, id *Identity) []string {
 		}
 	}
 	return notes
+}
+
+// inertNotes names the records written as an assumed-role ARN of id's role: they match nothing,
+// and the operator who wrote one most likely meant to map this identity.
+func inertNotes(t *Table, id *Identity) []string {
+	if t == nil {
+		return nil
+	}
+	key, _ := id.keys()
+	var notes []string
+	for _, r := range t.inert {
+		if r.key == key {
+			notes = append(notes, fmt.Sprintf("%s names the assumed-role (session) ARN %s, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name %s",
+				describeRecord(r), r.ARN, r.CanonicalARN))
+		}
+	}
+	return notes
+}
+
+// describeRecord names a record in notes: list, index, source and line.
+func describeRecord(r *Record) string {
+	v := viewOf(r)
+	v.ARN, v.SSO, v.Account = "", nil, ""
+	return describeView(v)
 }
 
 func canonicalNoPath(p *ParsedARN) string {

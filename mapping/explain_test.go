@@ -25,7 +25,7 @@ func explainTable(tb testing.TB, fixtures ...string) *Table {
 // nearest records with the difference that keeps each from matching.
 func TestExplain(t *testing.T) {
 	table := explainTable(t, "aws-auth-good-seed.yaml", "aws-auth-good-sso.yaml", "aws-auth-good-role-path.yaml",
-		"aws-auth-good-mixed-case.yaml", "aws-auth-good-assumed-role-arn.yaml", "plain-good-lists.yaml")
+		"aws-auth-good-mixed-case.yaml", "aws-auth-warn-assumed-role-arn.yaml", "plain-good-lists.yaml")
 	f := func(arn, wantResult, wantRecord string, wantNotes, wantNearest []string) {
 		t.Helper()
 		e := Explain(table, arn)
@@ -66,10 +66,15 @@ func TestExplain(t *testing.T) {
 	f("arn:aws:iam::111122223333:role/ADMIN", "mapped", "mapRoles[0] arn:aws:iam::111122223333:role/Admin (aws-auth-good-mixed-case.yaml, line 10)", []string{
 		`matched regardless of case: the record writes arn:aws:iam::111122223333:role/Admin (IAM names are unique regardless of case)`,
 	}, nil)
-	// Assumed-role ARN written in the record: matched, with a note.
-	f("arn:aws:sts::111122223333:assumed-role/ops/carol", "mapped", "mapRoles[0] arn:aws:sts::111122223333:assumed-role/ops/alice@example.com (aws-auth-good-assumed-role-arn.yaml, line 4)", []string{
-		`canonicalised from the assumed-role ARN (session "carol"): records match the role, any session`,
-		`the record is written as an assumed-role ARN; it is canonicalised to its role, so every session of the role matches`,
+	// Assumed-role ARN written in the record: it matches nothing, and explain says so.
+	f("arn:aws:sts::111122223333:assumed-role/ops/alice@example.com", "not_mapped", "", []string{
+		`canonicalised from the assumed-role ARN (session "alice@example.com"): records match the role, any session`,
+		`mapRoles[0] (aws-auth-warn-assumed-role-arn.yaml, line 5) names the assumed-role (session) ARN arn:aws:sts::111122223333:assumed-role/ops/alice@example.com, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name arn:aws:iam::111122223333:role/ops`,
+		unauthorized,
+	}, nil)
+	f("arn:aws:sts::111122223333:assumed-role/viewer/bob", "mapped", "mapRoles[1] arn:aws:iam::111122223333:role/viewer (aws-auth-warn-assumed-role-arn.yaml, line 8)", []string{
+		`canonicalised from the assumed-role ARN (session "bob"): records match the role, any session`,
+		`mapRoles[2] (aws-auth-warn-assumed-role-arn.yaml, line 10) names the assumed-role (session) ARN arn:aws:sts::111122223333:assumed-role/viewer/bob, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name arn:aws:iam::111122223333:role/viewer`,
 	}, nil)
 	// Role vs user.
 	f("arn:aws:iam::111122223333:role/yaroslav", "not_mapped", "", nil,

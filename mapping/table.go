@@ -45,6 +45,7 @@ type Table struct {
 	sso      map[string]*Record // partition:account:permission set, lower-cased
 	accounts map[string]*Record // account ID
 	records  []*Record          // every record, in precedence order
+	inert    []*Record          // records that match nothing (written as assumed-role ARNs)
 	warnings []string
 	sources  []string
 	entries  Entries
@@ -103,6 +104,10 @@ func Compile(docs ...*Document) (*Table, error) {
 		}
 		for _, list := range [][]*Record{d.Roles, d.Users} {
 			for _, r := range list {
+				if r.WrittenAsAssumedRole {
+					t.inert = append(t.inert, r)
+					continue
+				}
 				if r.SSO == nil {
 					add(t.exact, r)
 					if r.kind == KindRole {
@@ -187,6 +192,10 @@ func (t *Table) Render(ctx context.Context, id *Identity, res InstanceResolver) 
 // Records returns every record in precedence order. The slice and the records are shared and
 // must not be modified.
 func (t *Table) Records() []*Record { return t.records }
+
+// Inert returns the records that match nothing: those written as an assumed-role (session) ARN.
+// The slice and the records are shared and must not be modified.
+func (t *Table) Inert() []*Record { return t.inert }
 
 // Warnings returns the warnings of the Table's documents and of Compile.
 func (t *Table) Warnings() []string { return t.warnings }
