@@ -254,6 +254,16 @@ func (t *Table) Refused() []*RecordError { return t.refused }
 // Unparsed: see Refused.
 func (t *Table) Unparsed() []*RecordError { return t.unparsed }
 
+// RefusedError returns t's unparsed lists and refused records as one error, as Document.Err
+// does for one document, or nil when there are none (or t is nil).
+func RefusedError(t *Table) error {
+	if t == nil {
+		return nil
+	}
+	d := Document{Unparsed: t.unparsed, Refused: t.refused}
+	return d.Err()
+}
+
 // Inert returns the records that match nothing: those written as an assumed-role (session) ARN.
 // The slice and the records are shared and must not be modified.
 func (t *Table) Inert() []*Record { return t.inert }

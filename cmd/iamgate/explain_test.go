@@ -62,6 +62,22 @@ data:
 	f([]string{"-mapping.file", mappingFile, "-o", "yaml", "x"}, "unknown -o")
 	f([]string{"-mapping.file", filepath.Join(t.TempDir(), "missing.yaml"), "x"}, "cannot read -mapping.file")
 
+	// A bad record does not hide the others; explain lists it and names it for its principal.
+	typo := filepath.Join(t.TempDir(), "aws-auth.yaml")
+	if err := os.WriteFile(typo, []byte(`mapUsers:
+- userarn: arn:aws:iam::111122223333:user/yaroslav
+  username: yaroslav
+- userarn: arn:aws:iam::111122223333:user/alice
+  username: 1234
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused := `refused (not applied; every other record applies):
+  - file ` + typo + `: mapUsers[1] "arn:aws:iam::111122223333:user/alice" (line 4): value is not a string: username is a number (1234); quote it if a string is meant`
+	f([]string{"-mapping.file", typo, "arn:aws:iam::111122223333:user/yaroslav"}, "", "MAPPED by mapUsers[0]", refused)
+	f([]string{"-mapping.file", typo, "arn:aws:iam::111122223333:user/alice"}, "is denied",
+		"DENIED: matched by mapUsers[1]", "the record that names this principal first is refused", refused)
+
 	var stdout strings.Builder
 	if err := runExplain(context.Background(), []string{"-mapping.file", mappingFile, "-o", "json", "arn:aws:iam::111122223333:user/yaroslav"}, &stdout, &strings.Builder{}); err != nil {
 		t.Fatal(err)

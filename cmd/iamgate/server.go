@@ -194,6 +194,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err := src.Load(); err != nil {
 				return fmt.Errorf("cannot load -mapping.file=%q: %w", f.mappingFile, err)
 			}
+			// The server would apply the valid records; a check before deploying must fail.
+			if err := mapping.RefusedError(store.Table()); err != nil {
+				return fmt.Errorf("-mapping.file=%q has refused records (the server would apply the others):\n%w", f.mappingFile, err)
+			}
 		}
 		sources = append(sources, src.Run)
 	}
@@ -203,8 +207,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if f.dryRun {
-			if _, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName); err != nil {
+			doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
+			if err != nil {
 				return err
+			}
+			if err := doc.Err(); err != nil {
+				return fmt.Errorf("%s has refused records (the server would apply the others):\n%w", doc.Source, err)
 			}
 		}
 		sources = append(sources, mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute).Run)
@@ -279,6 +287,10 @@ type storeMapper struct {
 }
 
 func (m storeMapper) Ready() bool { return m.store.Ready() }
+
+// ReadyDetail is the /readyz body below the verdict: each mapping source, its refused records
+// (list, index, line, kind of error; no ARN or value) and read failures.
+func (m storeMapper) ReadyDetail() string { return m.store.Status() }
 
 func (m storeMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
 	t := m.store.Table()
