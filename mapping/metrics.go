@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		ec2Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iamgate_ec2_lookup_duration_seconds",
-			Help:    "Duration of the EC2 DescribeInstances calls (one per batch of instance IDs), including the rate limiter's wait.",
+			Help:    "Duration of the EC2 DescribeInstances calls (one per batch of instance IDs, asked with an instance-id filter), including the rate limiter's wait.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}),
 	}

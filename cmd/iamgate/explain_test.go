@@ -101,9 +101,14 @@ data:
 // DescribeInstances at -ec2.endpoint.
 func TestExplainCommandResolve(t *testing.T) {
 	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstances" || r.Form.Get("InstanceId.1") != "i-0123456789abcdef0" {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstances" || r.Form.Get("Filter.1.Name") != "instance-id" {
 			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			return
+		}
+		if r.Form.Get("Filter.1.Value.1") != "i-0123456789abcdef0" {
+			// As EC2: an instance-id filter value that matches nothing is no error.
+			fmt.Fprint(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet/></DescribeInstancesResponse>`)
 			return
 		}
 		fmt.Fprint(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet><item><instancesSet><item><instanceId>i-0123456789abcdef0</instanceId><privateDnsName>ip-10-0-1-23.ec2.internal</privateDnsName></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`)
