@@ -696,8 +696,12 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 		if r.key != "" && !r.WrittenAsAssumedRole {
 			// The record names a principal: it still counts as that principal's record
 			// (see Compile), so that a refused record never lets another record apply.
+			sso := r.SSO
+			if r.CanonicalARN != "" {
+				sso = nil // keyed by its ARN (a record giving both is refused)
+			}
 			principal = &Record{Source: r.Source, List: list, Index: i, Line: n.Line, ARN: r.ARN,
-				CanonicalARN: r.CanonicalARN, Path: r.Path, SSO: r.SSO, AccountID: r.AccountID, kind: r.kind, key: r.key}
+				CanonicalARN: r.CanonicalARN, Path: r.Path, SSO: sso, AccountID: r.AccountID, kind: r.kind, key: r.key}
 		}
 		p.fail(list, i, name, n.Line, errors.Join(errs...), principal)
 		return
