@@ -18,11 +18,17 @@ func (s *Server) internalMux() *http.ServeMux {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// A Mapper may describe its sources (refused records, read failures) below the verdict.
+		var detail string
+		if d, ok := s.mapper.(interface{ ReadyDetail() string }); ok {
+			detail = d.ReadyDetail()
+		}
 		if !s.mapper.Ready() {
-			http.Error(w, "no mapping loaded yet", http.StatusServiceUnavailable)
+			http.Error(w, "no mapping loaded yet\n"+detail, http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n" + detail))
 	})
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
