@@ -291,7 +291,7 @@ func (c *stsClient) done(err error, start time.Time) error {
 }
 
 // classifySTSAnswer decodes an STS answer as JSON only, into the fixed GetCallerIdentity shape
-// (never XML: CVE-2020-16250), and sorts failures into outcomes [S4]:
+// (never XML: CVE-2020-16250), and sorts failures into outcomes:
 //
 //   - 200 with a well-formed identity: the identity; any other 200 is unavailable (never an
 //     identity, never a denial);
