@@ -38,6 +38,9 @@ type Config struct {
 	MemoryPoints []int
 	// Micro runs the Go micro-benchmarks.
 	Micro bool
+	// Cluster names the cluster model scenarios to run (ClusterNames, QuickClusterNames),
+	// each against iamgate and the passthrough baseline; empty runs none.
+	Cluster []string
 	// Progress receives progress lines.
 	Progress io.Writer
 }
@@ -63,6 +66,11 @@ type Results struct {
 	Wrk []*WrkRun `json:"wrk,omitempty"`
 	// TLS is the hot path over TLS under hey.
 	TLS *ScenarioRun `json:"tls,omitempty"`
+
+	// Cluster is the cluster model, against iamgate and the passthrough baseline, and
+	// ClusterTargets its targets (issue #12).
+	Cluster        []*ClusterRun `json:"cluster,omitempty"`
+	ClusterTargets []Check       `json:"clusterTargets,omitempty"`
 
 	Memory *MemoryResult `json:"memory,omitempty"`
 	Micro  []Micro       `json:"micro,omitempty"`
@@ -329,6 +337,16 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		res.TLS = run
 	}
 
+	// The cluster model: restart storms and STS faults, iamgate and the passthrough baseline.
+	if len(cfg.Cluster) > 0 {
+		runs, err := runCluster(ctx, cfg, start1, iamgateBin, stsAddr, target, say)
+		if err != nil {
+			res.Notes = append(res.Notes, "the cluster model failed: "+err.Error())
+			say("NOTICE: cluster: %s", err)
+		}
+		res.Cluster = runs
+	}
+
 	// Memory, in its own process so that nothing else lives in its heap.
 	say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
 	mem, err := runMemory(ctx, loadtestBin, cfg, filepath.Join(profileDir, "memory-heap.pb.gz"), progress)
@@ -356,6 +374,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 	res.LoadEnd = loadAverage()
 	res.Targets = evaluate(res)
+	res.ClusterTargets = evaluateCluster(res.Cluster)
 	if err := keepProfiles(res, cfg.ResultsDir, iamgateBin); err != nil {
 		return nil, err
 	}
@@ -372,7 +391,7 @@ const clusterID = "bench"
 // startDaemon starts bin/iamgate server against the fake STS, with TLS when pki is set
 // (cert.pem and key.pem of iamgate init), and waits until it is ready.
 func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*child, error), name string, cfg Config,
-	bin, stsAddr string, pki *string) (*child, *loadtest.Target, error) {
+	bin, stsAddr string, pki *string, extra ...string) (*child, *loadtest.Target, error) {
 	webhookAddr, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -391,6 +410,7 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 		scheme = "https"
 		args = append(args, "-tls.certFile", filepath.Join(*pki, "cert.pem"), "-tls.keyFile", filepath.Join(*pki, "key.pem"))
 	}
+	args = append(args, extra...)
 	d, err := start1(name, cfg.DaemonCPUs, args...)
 	if err != nil {
 		return nil, nil, err

@@ -150,6 +150,8 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 	p("\n![p50 and p99 latency per scenario](%s)\n\n", svg)
 
+	b.WriteString(clusterMarkdown(r))
+
 	if len(r.Wrk) > 0 || r.TLS != nil {
 		p("### Hot path capacity with wrk\n\n")
 		p("hey's net/http client costs more CPU per request than the daemon, so the hot path is measured again with wrk " +
