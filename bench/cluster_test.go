@@ -1,6 +1,10 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +63,7 @@ func TestEvaluateCluster(t *testing.T) {
 func TestClusterMarkdown(t *testing.T) {
 	r := &Results{Cluster: []*ClusterRun{stormRun(5500, 200*time.Second, 20000, 0)}}
 	r.ClusterTargets = evaluateCluster(r.Cluster)
-	md := clusterMarkdown(r)
+	md := ClusterMarkdown(r, "results/cluster.svg", "results/x.json")
 	for _, want := range []string{
 		"#### Targets (issue #12)", "**missed**", "#### storm-5000",
 		"| cold-storm | iamgate | 200.0 s (100.0 / —) | 111.0 s | 3 / 40 | 0 |",
@@ -69,7 +73,33 @@ func TestClusterMarkdown(t *testing.T) {
 			t.Fatalf("the cluster section lacks %q:\n%s", want, md)
 		}
 	}
-	if clusterMarkdown(&Results{}) != "" {
+	if ClusterMarkdown(&Results{}, "", "") != "" {
 		t.Fatalf("a run without the cluster model must render no cluster section")
+	}
+}
+
+// The storm chart is well-formed SVG with one line per daemon and the throttle.
+func TestSTSChart(t *testing.T) {
+	run := stormRun(5500, 200*time.Second, 20000, 0)
+	for _, rep := range []*loadtest.ClusterReport{run.IAMGate, run.Passthrough} {
+		rep.Scenario.SampleEvery = time.Second
+		targetPhase(rep).STS.PerSecond = []float64{10, 300, 50, 50}
+	}
+	svg := stsChart(&Results{RunID: "r<&>", Cluster: []*ClusterRun{run}})
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		if _, err := dec.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("the chart is not well-formed XML: %s\n%s", err, svg)
+		}
+	}
+	if n := bytes.Count(svg, []byte("<polyline")); n != 2 || !bytes.Contains(svg, []byte("stroke-dasharray")) {
+		t.Fatalf("unexpected chart: %d lines, throttle line %v", n, bytes.Contains(svg, []byte("stroke-dasharray")))
+	}
+	for in, want := range map[float64]float64{0: 1, 0.3: 0.5, 60: 100, 300: 500, 1000: 1000, 1001: 2000} {
+		if got := niceCeil(in); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("unexpected niceCeil(%v); got %v; want %v", in, got, want)
+		}
 	}
 }

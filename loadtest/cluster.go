@@ -20,13 +20,15 @@ import (
 // faults (throttling, resets, 5xx, latency), and reports what the clients saw.
 //
 // Where the later parts of the cluster work plug in:
-//   - an iamgate restart: ClusterPhase.RestartDaemon with ClusterTarget.RestartDaemon (the
-//     harness that owns the process restarts it on the same addresses);
+//   - an iamgate restart is here (KindClusterRestart, with a target that can restart the
+//     daemon: make bench's); one iamgate per replica is not yet;
 //   - a forged-token flood: more ClientDenied clients with a new forged token per request
 //     (a ClientKind beside ClientDenied and a phase event), measured with the same oracle;
 //   - the soak: phases that rotate faults, with ClusterTarget sampling goroutines, heap and
 //     file descriptors besides CPU and RSS;
-//   - DaemonSet-style, one iamgate per replica: ClusterTarget.WebhookURLs, one per replica.
+//   - DaemonSet-style, one iamgate per replica: a WebhookURL per replica in ClusterTarget,
+//     given to replicaFactory per replica instead of one for all;
+//   - the adaptive STS rate in the daemon: nothing to add here, the storm targets measure it.
 
 // Kinds of cluster scenario (Scenario.Kind of loadtest run).
 const (
@@ -37,6 +39,10 @@ const (
 	// KindClusterBrownout: warm-up; then every replica restarted and every client with a new
 	// token while STS resets connections, answers 5xx and slows down; then STS recovers.
 	KindClusterBrownout = "cluster-brownout"
+	// KindClusterRestart: warm-up; then iamgate restarts (its cache lost, the replicas' kept)
+	// with STS throttled, for as long as the replicas' cache keeps entries and 30 s more, so
+	// that the wave of their expiry is seen. Needs a target that can restart the daemon.
+	KindClusterRestart = "cluster-restart"
 )
 
 // ClusterPhase is one stretch of a cluster run.
@@ -83,7 +89,8 @@ type ClusterScenario struct {
 	RenewEvery time.Duration `json:"renewEveryNs"`
 	// NodeRetries and UserRetries are a client's retries of a failed request (backoff
 	// RetryBackoff, doubling, ±20 % jitter, at most RetryCap), after which the request has
-	// failed where a user sees it.
+	// failed where a user sees it. Zero means none (ClusterStorm and ClusterBrownout set
+	// NodeRetries to 5, kubelet-like; kubectl does not retry).
 	NodeRetries  int           `json:"nodeRetries"`
 	UserRetries  int           `json:"userRetries"`
 	RetryBackoff time.Duration `json:"retryBackoffNs"`
@@ -168,7 +175,7 @@ func (sc ClusterScenario) validate() error {
 func ClusterStorm(name string, nodes, users, denied int, rate float64, phaseMax time.Duration) ClusterScenario {
 	throttle := fakests.Faults{ThrottleRate: rate, ThrottleBurst: max(1, int(rate)), Actions: []string{fakests.ActionGetCallerIdentity}}
 	return ClusterScenario{
-		Name: name, Kind: KindClusterStorm, Nodes: nodes, Users: users, Denied: denied,
+		Name: name, Kind: KindClusterStorm, Nodes: nodes, Users: users, Denied: denied, NodeRetries: clusterDefaults.NodeRetries,
 		Description: fmt.Sprintf("%d nodes, %d users, %d forged tokens; every replica restarted at once, then a cold restart storm; STS throttled at %g calls/s", nodes, users, denied, rate),
 		Phases: []ClusterPhase{
 			{Name: "warm-up", MaxDuration: phaseMax, UntilRecovered: true, Settle: 2 * time.Second},
@@ -187,12 +194,26 @@ func ClusterBrownout(name string, nodes, users, denied int, brownFor, phaseMax t
 		ErrorRates: map[string]float64{fakests.CodeInternalFailure: 0.05, fakests.CodeServiceUnavailable: 0.05},
 		Actions:    []string{fakests.ActionGetCallerIdentity}}
 	return ClusterScenario{
-		Name: name, Kind: KindClusterBrownout, Nodes: nodes, Users: users, Denied: denied,
+		Name: name, Kind: KindClusterBrownout, Nodes: nodes, Users: users, Denied: denied, NodeRetries: clusterDefaults.NodeRetries,
 		Description: fmt.Sprintf("%d nodes, %d users, %d forged tokens; a cold restart during an STS brown-out of %s (5 %% resets, 10 %% 5xx, 50–500 ms)", nodes, users, denied, brownFor),
 		Phases: []ClusterPhase{
 			{Name: "warm-up", MaxDuration: phaseMax, UntilRecovered: true, Settle: 2 * time.Second},
 			{Name: "brown-out", RestartReplicas: true, RenewTokens: true, Faults: brown, MaxDuration: brownFor},
 			{Name: "recovery", MaxDuration: phaseMax, UntilRecovered: true, Settle: 2 * time.Second},
+		},
+	}
+}
+
+// ClusterDaemonRestart is the daemon restart scenario: after the warm-up, iamgate restarts
+// while STS is throttled at rate; the phase lasts the replicas' cache TTL (2m) and 30 s.
+func ClusterDaemonRestart(name string, nodes, users, denied int, rate float64, phaseMax time.Duration) ClusterScenario {
+	throttle := fakests.Faults{ThrottleRate: rate, ThrottleBurst: max(1, int(rate)), Actions: []string{fakests.ActionGetCallerIdentity}}
+	return ClusterScenario{
+		Name: name, Kind: KindClusterRestart, Nodes: nodes, Users: users, Denied: denied, NodeRetries: clusterDefaults.NodeRetries,
+		Description: fmt.Sprintf("%d nodes, %d users, %d forged tokens; iamgate restarted (its cache lost, the replicas' kept) with STS throttled at %g calls/s", nodes, users, denied, rate),
+		Phases: []ClusterPhase{
+			{Name: "warm-up", MaxDuration: phaseMax, UntilRecovered: true, Settle: 2 * time.Second},
+			{Name: "daemon-restart", RestartDaemon: true, Faults: throttle, MaxDuration: clusterDefaults.CacheTTL + 30*time.Second},
 		},
 	}
 }

@@ -63,13 +63,15 @@ func (h *jobHeap) Pop() any {
 
 // phaseTally accumulates one phase. Guarded by clusterModel.mu.
 type phaseTally struct {
-	start          time.Time
-	requests       int
-	attempts       int
-	verdicts       [numVerdicts]int
-	failed         [numClientKinds]int
-	distinct       int
-	renewed        int
+	start    time.Time
+	requests int
+	attempts int
+	verdicts [numVerdicts]int
+	failed   [numClientKinds]int
+	distinct int
+	renewed  int
+	// restarted: the daemon was restarted at the phase's start (its counters began again).
+	restarted      bool
 	recoveredAt    []time.Duration // per client that must authenticate; notRecovered until it does
 	recovered      int
 	reqLat, attLat []float64 // seconds
@@ -366,8 +368,8 @@ func (m *clusterModel) sample() time.Duration {
 	st, err := m.t.STS.Stats()
 	var cpu time.Duration
 	cpuOK := false
-	if m.t.Daemon.PID != 0 {
-		if v, err := m.t.Daemon.CPU(); err == nil {
+	if d := m.daemon(); d.PID != 0 {
+		if v, err := d.CPU(); err == nil {
 			cpu, cpuOK = v, true
 		}
 	}
@@ -381,6 +383,13 @@ func (m *clusterModel) sample() time.Duration {
 		m.cpu = append(m.cpu, cpuSample{at: at, cpu: cpu})
 	}
 	return at
+}
+
+// daemon is the daemon's process (a restart replaces it).
+func (m *clusterModel) daemon() Process {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.t.Daemon
 }
 
 // sampler samples every SampleEvery until stop closes.
@@ -416,8 +425,8 @@ func (m *clusterModel) readBoundary() boundary {
 			b.metrics = mt
 		}
 	}
-	if m.t.Daemon.PID != 0 {
-		if v, err := m.t.Daemon.CPU(); err == nil {
+	if d := m.daemon(); d.PID != 0 {
+		if v, err := d.CPU(); err == nil {
 			b.cpu, b.cpuOK = v, true
 		}
 	}
@@ -534,7 +543,8 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 	}
 	rep.Notes = append(rep.Notes, m.notes...)
 	if m.late > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): all %d workers were busy; the generator, not the daemon, set their pace", m.late, m.lateMax.Round(time.Millisecond), rep.Workers))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): the generator lagged (all %d workers busy, or its CPU starved), so it, not the daemon, set their pace",
+			m.late, m.lateMax.Round(time.Millisecond), rep.Workers))
 	}
 	return rep, runErr
 }
@@ -559,11 +569,14 @@ func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
 		return err
 	}
 	if ph.RestartDaemon {
+		m.say("restarting the daemon")
 		p, err := m.t.RestartDaemon(m.ctx)
 		if err != nil {
 			return fmt.Errorf("cannot restart the daemon: %w", err)
 		}
+		m.mu.Lock()
 		m.t.Daemon = p
+		m.mu.Unlock()
 	}
 	if ph.RestartReplicas {
 		for _, r := range m.reps {
@@ -582,6 +595,7 @@ func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
 	}
 	m.phase = i
 	m.tally = m.newTally(now)
+	m.tally.restarted = ph.RestartDaemon
 	return nil
 }
 
@@ -659,6 +673,10 @@ func (m *clusterModel) phaseReport(ph ClusterPhase, t *phaseTally, b0, b1 bounda
 	}
 	slices.SortFunc(in, func(a, b stsSample) int { return cmp.Compare(a.at, b.at) })
 	pr.STS = stsRateOf(in, m.sc.SampleEvery/2)
+	if t.restarted {
+		// The new process's counters start at zero: the phase's figures are its totals.
+		b0.cpu, b0.metrics = 0, Metrics{}
+	}
 	if b0.cpuOK && b1.cpuOK {
 		pr.DaemonCPU = b1.cpu - b0.cpu
 		var cs []cpuSample

@@ -35,13 +35,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memory := fs.String("memory.points", "", "comma-separated identity counts of the memory step; empty means 100000,1000000 (quick: 20000)")
 	cluster := fs.String("bench.cluster", "default", "comma-separated cluster model scenarios ("+strings.Join(append(append([]string(nil), bench.ClusterNames...), bench.QuickClusterNames...), ", ")+
 		"), each against iamgate and the passthrough baseline; default means "+strings.Join(bench.ClusterNames, ",")+" (quick: "+strings.Join(bench.QuickClusterNames, ",")+"); none skips them")
+	clusterOnly := fs.Bool("bench.clusterOnly", false, "run the cluster model alone (-bench.cluster), against iamgate and the passthrough baseline; rewrite only the cluster section of -bench.markdown")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := bench.Config{
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
-		Micro: *micro && !*quick, Progress: stderr,
+		Micro: *micro && !*quick && !*clusterOnly, Progress: stderr, ClusterOnly: *clusterOnly,
 	}
 	switch *cluster {
 	case "default":
@@ -52,6 +53,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "none", "":
 	default:
 		cfg.Cluster = splitNames(*cluster)
+	}
+	if cfg.ClusterOnly && len(cfg.Cluster) == 0 {
+		return fmt.Errorf("-bench.clusterOnly needs cluster scenarios (-bench.cluster)")
 	}
 	markdownSet := false
 	fs.Visit(func(f *flag.Flag) { markdownSet = markdownSet || f.Name == "bench.markdown" })

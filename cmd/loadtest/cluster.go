@@ -48,6 +48,8 @@ func (f *clusterFlags) scenario(kind string) (loadtest.ClusterScenario, error) {
 		sc = loadtest.ClusterStorm(kind, f.nodes, f.users, f.denied, f.throttle, f.phaseMax)
 	case loadtest.KindClusterBrownout:
 		sc = loadtest.ClusterBrownout(kind, f.nodes, f.users, f.denied, f.brownFor, f.phaseMax)
+	case loadtest.KindClusterRestart:
+		return sc, fmt.Errorf("cannot run %s with loadtest run: it restarts the daemon, which only `loadtest bench` controls (-bench.cluster restart-5000)", kind)
 	default:
 		return sc, fmt.Errorf("unknown cluster scenario kind %q: want %s or %s", kind, loadtest.KindClusterStorm, loadtest.KindClusterBrownout)
 	}
