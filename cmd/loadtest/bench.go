@@ -25,7 +25,7 @@ const pinnedEnv = "IAMGATE_LOADTEST_PINNED"
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, no micro-benchmarks (make bench-quick, under a minute)")
+	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, a small cluster storm, no micro-benchmarks (make bench-quick, about 2 minutes)")
 	bin := fs.String("bench.bin", "bin", "directory of the iamgate and loadtest binaries (make build)")
 	results := fs.String("bench.results", "bench/results", "directory for <date>-<commit>.json, latest.svg and the profiles of missed targets")
 	markdown := fs.String("bench.markdown", "BENCHMARKS.md", "file whose section between <!-- bench:begin --> and <!-- bench:end --> is regenerated; empty for none (quick runs write none unless set)")
