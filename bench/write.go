@@ -36,8 +36,10 @@ func write(r *Results, cfg Config) error {
 		svgName = "quick.svg"
 	}
 	svgPath := filepath.Join(cfg.ResultsDir, svgName)
-	if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
-		return fmt.Errorf("cannot write %s: %w", svgPath, err)
+	if !r.ClusterOnly { // a cluster-only run has no latency chart: keep the last one
+		if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
+			return fmt.Errorf("cannot write %s: %w", svgPath, err)
+		}
 	}
 	var clusterSVG string
 	if len(r.Cluster) > 0 {

@@ -282,7 +282,8 @@ type PhaseReport struct {
 	Failed       map[string]int `json:"failed"`
 	WrongAnswers int            `json:"wrongAnswers"`
 	Recovery     Recovery       `json:"recovery"`
-	// IdealRecovery is ClientTokens ÷ the phase's STS throttle rate (0 without a throttle).
+	// IdealRecovery is ClientTokens ÷ the phase's STS throttle rate, for a phase that gives
+	// every client a new token (RenewTokens) under a throttle; 0 otherwise.
 	IdealRecovery time.Duration `json:"idealRecoveryNs"`
 	// Latency is per request as its client saw it (from when it was due, retries included);
 	// AttemptLatency per authentication through a replica.

@@ -103,6 +103,7 @@ type clusterModel struct {
 	samples  []stsSample     // guarded by mu
 	cpu      []cpuSample     // guarded by mu
 	notes    []string        // guarded by mu
+	sampleMu sync.Mutex      // serialises sample
 	wake     chan struct{}
 	work     chan job
 	started  time.Time
@@ -362,8 +363,11 @@ func (m *clusterModel) attempt(j job) {
 }
 
 // sample records the fake STS's counters and the daemon's CPU time now, and returns the
-// time it is filed under.
+// time it is filed under. Samples never overlap (sampleMu), so that their counts grow with
+// their times.
 func (m *clusterModel) sample() time.Duration {
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
 	at := time.Since(m.started)
 	st, err := m.t.STS.Stats()
 	var cpu time.Duration
@@ -648,7 +652,7 @@ func (m *clusterModel) phaseReport(ph ClusterPhase, t *phaseTally, b0, b1 bounda
 		Requests: t.requests, Attempts: t.attempts,
 		Verdicts: map[string]int{}, Failed: map[string]int{},
 		Recovery:       recoveryOf(t.recoveredAt),
-		IdealRecovery:  IdealRecovery(len(m.clients), ph.Faults.ThrottleRate),
+		IdealRecovery:  idealOf(ph, len(m.clients)),
 		Latency:        Summarize(t.reqLat),
 		AttemptLatency: Summarize(t.attLat),
 		Webhook:        b1.webhook.sub(b0.webhook),
@@ -703,4 +707,13 @@ func (m *clusterModel) phaseReport(ph ClusterPhase, t *phaseTally, b0, b1 bounda
 		pr.STSByOutcome = d.Labeled("iamgate_sts_requests_total", "outcome")
 	}
 	return pr
+}
+
+// idealOf is the ideal recovery of a phase that gives every client a new token under a
+// throttle; other phases have none (the tokens may be known already).
+func idealOf(ph ClusterPhase, tokens int) time.Duration {
+	if !ph.RenewTokens {
+		return 0
+	}
+	return IdealRecovery(tokens, ph.Faults.ThrottleRate)
 }

@@ -173,6 +173,9 @@ func stsRateOf(samples []stsSample, minInterval time.Duration) STSRate {
 		return r
 	}
 	first, last := samples[0], samples[len(samples)-1]
+	if last.calls < first.calls || last.throttled < first.throttled {
+		return r // the counters were reset in between: no figures rather than wrong ones
+	}
 	r.Calls = last.calls - first.calls
 	r.Throttled = last.throttled - first.throttled
 	if span := (last.at - first.at).Seconds(); span > 0 {
@@ -181,8 +184,8 @@ func stsRateOf(samples []stsSample, minInterval time.Duration) STSRate {
 	anchor := samples[0]
 	for _, s := range samples[1:] {
 		dt := s.at - anchor.at
-		if dt < minInterval || dt <= 0 {
-			continue
+		if dt < minInterval || dt <= 0 || s.calls < anchor.calls {
+			continue // too close, or out of order (counters only grow)
 		}
 		v := round3(float64(s.calls-anchor.calls) / dt.Seconds())
 		r.PerSecond = append(r.PerSecond, v)

@@ -93,6 +93,15 @@ func TestSTSRateOf(t *testing.T) {
 	if r.Peak != 200 || r.Mean != round3(280.0/3) {
 		t.Fatalf("unexpected peak and mean; got %v, %v; want 200, %v", r.Peak, r.Mean, round3(280.0/3))
 	}
+	// A sample out of order (its count below the previous one) is skipped, never wrapped
+	// around into a huge rate.
+	odd := []stsSample{{at: ms(0), calls: 100}, {at: ms(1000), calls: 150}, {at: ms(2000), calls: 140}, {at: ms(3000), calls: 200}}
+	if r := stsRateOf(odd, ms(500)); r.Peak != 50 || len(r.PerSecond) != 2 || r.PerSecond[1] != 25 {
+		t.Fatalf("unexpected rates with a sample out of order; got %+v; want [50 25]", r)
+	}
+	if r := stsRateOf([]stsSample{{at: 0, calls: 100}, {at: ms(1000), calls: 5}}, ms(500)); r.Calls != 0 || r.Peak != 0 {
+		t.Fatalf("counters reset in between must give no figures; got %+v", r)
+	}
 	if r := stsRateOf(samples[:1], ms(500)); r.Calls != 0 || r.Peak != 0 {
 		t.Fatalf("one sample cannot give a rate; got %+v", r)
 	}
