@@ -153,7 +153,7 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 
 	checks := r.ClusterTargets
 	if len(checks) > 0 {
-		p("#### Targets (issue #12)\n\n| scenario | target | measured | |\n|---|---|---|---|\n")
+		p("#### Targets of the cluster model\n\n| scenario | target | measured | |\n|---|---|---|---|\n")
 		for _, c := range checks {
 			mark := "met"
 			if !c.Met {

@@ -65,7 +65,7 @@ func TestClusterMarkdown(t *testing.T) {
 	r.ClusterTargets = evaluateCluster(r.Cluster)
 	md := ClusterMarkdown(r, "results/cluster.svg", "results/x.json")
 	for _, want := range []string{
-		"#### Targets (issue #12)", "**missed**", "#### storm-5000",
+		"#### Targets of the cluster model", "**missed**", "#### storm-5000",
 		"| cold-storm | iamgate | 200.0 s (100.0 / —) | 111.0 s | 3 / 40 | 0 |",
 		"| cold-storm | passthrough | not all: 5000 of 5500 within 400 s |", "Passthrough ÷ iamgate: replica-restart: 3.0× STS calls",
 	} {

@@ -73,7 +73,7 @@ type Results struct {
 	TLS *ScenarioRun `json:"tls,omitempty"`
 
 	// Cluster is the cluster model, against iamgate and the passthrough baseline, and
-	// ClusterTargets its targets (issue #12).
+	// ClusterTargets its targets.
 	Cluster        []*ClusterRun `json:"cluster,omitempty"`
 	ClusterTargets []Check       `json:"clusterTargets,omitempty"`
 

@@ -137,7 +137,7 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	p("| pinning (taskset) | daemon and trivial server on CPU %s; generator (hey, wrk), fake STS on CPU %s |\n", r.Pinning.Daemon, r.Pinning.Generator)
 	p("| elapsed | %s |\n\n", r.Elapsed)
 
-	p("### Targets (issue #7)\n\n| scenario | target | measured | |\n|---|---|---|---|\n")
+	p("### Targets\n\n| scenario | target | measured | |\n|---|---|---|---|\n")
 	for _, c := range r.Targets {
 		mark := "met"
 		if !c.Met {

@@ -86,7 +86,7 @@ func entryCost(e *cacheEntry) int64 {
 
 func (ic *identityCache) close() { ic.c.Close() }
 
-// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL [K4]. It is apart
+// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see docs/design.md: Cache and collapsing). It is apart
 // from ristretto on purpose: ristretto's admission policy may refuse a new entry when its cache
 // is full, and a refused rejection would let a flood of one bad token reach STS on every
 // review. It holds at most max entries; when full, expired entries go first (swept at most once

@@ -48,7 +48,7 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
 	reviews := f.counterVec("reviews_total", "TokenReviews answered, by result (allowed, denied, error) and reason; every retry of kube-apiserver after an error answer counts again.", "result", "reason")
-	rejections := f.counterVec("token_rejections_total", "Tokens rejected locally before any STS call, by reason (SPEC §3).", "reason")
+	rejections := f.counterVec("token_rejections_total", "Tokens rejected locally before any STS call, by reason.", "reason")
 	for i, r := range reasons {
 		m.reviews = append(m.reviews, reviews.WithLabelValues(resultNames[r.result], r.label))
 		if reason(i) >= reasonFirstToken {

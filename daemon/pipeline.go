@@ -62,7 +62,7 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 	return p.collapse(key, r)
 }
 
-// collapse makes at most one STS call per canonical key at a time [K2]. The shared call gets
+// collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache and collapsing). The shared call gets
 // copies of what it needs and its own deadline, so it finishes for the others even when the
 // review that started it has already returned.
 func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity, reason) {
@@ -105,7 +105,7 @@ type stsCall struct {
 	expiresAt   time.Time
 }
 
-// callSTS asks STS who signed the token and caches definite answers [K3, K4].
+// callSTS asks STS who signed the token and caches definite answers (see docs/design.md: Cache and collapsing).
 func (p *pipeline) callSTS(c *stsCall) flightResult {
 	ctx, cancel := context.WithTimeout(context.Background(), p.stsTimeout)
 	defer cancel()
@@ -149,7 +149,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 	if p.passthrough {
 		return flightResult{id: id, reason: reasonAllowed}
 	}
-	// Never cache an identity longer than STS would honour its token [K3].
+	// Never cache an identity longer than STS would honour its token (see docs/design.md: Cache and collapsing).
 	p.cache.set(&cacheEntry{key: c.key, id: id, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}
 }

@@ -29,9 +29,9 @@ type reason uint8
 const (
 	reasonAllowed            reason = iota
 	reasonSTSRejected               // STS said the signature, key or token is not valid
-	reasonBadIdentity               // STS answered with an identity iamgate refuses [I1]
+	reasonBadIdentity               // STS answered with an identity iamgate refuses (see docs/design.md: Identity)
 	reasonNotMapped                 // verified, but no mapping record matches
-	reasonMappingDenied             // a record matched but renders no usable user [M3, M4]
+	reasonMappingDenied             // a record matched but renders no usable user (see docs/design.md: Mapping)
 	reasonSTSThrottled              // STS throttled us: 429
 	reasonSTSQueueFull              // too many STS calls already wait: 429
 	reasonSTSUnavailable            // STS unreachable, 5xx or a malformed answer: 502

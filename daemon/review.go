@@ -422,7 +422,7 @@ func appendAnswerPrefix(dst []byte, v1 bool) []byte {
 	return append(dst, answerV1beta1Prefix...)
 }
 
-// appendAllowed writes an authenticated answer [A2].
+// appendAllowed writes an authenticated answer (see docs/design.md: The answers).
 func appendAllowed(dst []byte, v1 bool, username string, groups []string, id *mapping.Identity) []byte {
 	dst = appendAnswerPrefix(dst, v1)
 	dst = append(dst, `"authenticated":true,"user":{"username":`...)
@@ -440,7 +440,7 @@ func appendAllowed(dst []byte, v1 bool, username string, groups []string, id *ma
 }
 
 // appendDenied writes an unauthenticated answer. errMsg goes to status.error only when set:
-// kube-apiserver caches a denial only when status.error is empty [A3].
+// kube-apiserver caches a denial only when status.error is empty (see docs/design.md: The answers).
 func appendDenied(dst []byte, v1 bool, errMsg string) []byte {
 	dst = appendAnswerPrefix(dst, v1)
 	dst = append(dst, `"authenticated":false`...)
@@ -451,7 +451,7 @@ func appendDenied(dst []byte, v1 bool, errMsg string) []byte {
 	return append(dst, "}}"...)
 }
 
-// appendUserTail writes uid (iamgate:<account>:<principal ID>) and extra [A2], with the keys
+// appendUserTail writes uid (iamgate:<account>:<principal ID>) and extra (see docs/design.md: The answers), with the keys
 // of the reference implementation for existing RBAC and audit tooling.
 func appendUserTail(dst []byte, id *mapping.Identity) []byte {
 	dst = append(dst, `"uid":"iamgate:`...)

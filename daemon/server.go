@@ -19,11 +19,11 @@ import (
 )
 
 // Mapper turns a verified identity into a Kubernetes user. The daemon calls it on every
-// review, after the cache, so a mapping change applies at once even to cached identities [K5].
+// review, after the cache, so a mapping change applies at once even to cached identities (see docs/design.md: Cache and collapsing).
 // Implementations must be safe for concurrent use; the returned groups may be shared and are
 // never modified or retained by the daemon.
 type Mapper interface {
-	// Ready reports whether a mapping has been loaded [A5].
+	// Ready reports whether a mapping has been loaded (see docs/design.md: Listeners).
 	Ready() bool
 	// Map returns the user of id. An error matching mapping.ErrNotMapped, or one for which
 	// mapping.IsDenial is true, is a definite denial; any other error means "cannot decide
@@ -52,7 +52,7 @@ type Config struct {
 	BaselinePassthrough bool
 
 	// ReportErrors puts the denial reason into status.error; kube-apiserver then does not
-	// cache denials [A3].
+	// cache denials (see docs/design.md: The answers).
 	ReportErrors bool
 
 	// TLS serves the webhook over TLS; nil serves plain HTTP (in-process tests and benchmarks
@@ -77,7 +77,7 @@ type Config struct {
 // rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
 const rejectionCost = 128
 
-// maxReviewBody bounds a TokenReview body [A1].
+// maxReviewBody bounds a TokenReview body (see docs/design.md: Listeners).
 const maxReviewBody = 64 << 10
 
 // Server is the webhook daemon: a fasthttp TokenReview endpoint and an internal listener.
@@ -178,7 +178,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // Serve answers TokenReviews on webhook (wrapped in TLS when configured) and serves the
 // internal endpoints on internal (may be nil) until ctx is done; then it stops accepting,
-// finishes the reviews in flight and returns [A6].
+// finishes the reviews in flight and returns (see docs/design.md: Listeners).
 func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) error {
 	if s.cfg.TLS != nil {
 		webhook = tls.NewListener(webhook, s.cfg.TLS)
@@ -260,7 +260,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.metrics.reviewDuration[info.result].Observe(time.Since(start).Seconds())
 }
 
-// mapUser applies the mapping to a verified identity [K5].
+// mapUser applies the mapping to a verified identity (see docs/design.md: Cache and collapsing).
 func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []string, reason) {
 	user, err := s.mapper.Map(ctx, id)
 	switch {
@@ -285,7 +285,7 @@ func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []s
 	}
 }
 
-// logTokenDenial logs why a token was denied (never the token) [A3], rate-limited with the
+// logTokenDenial logs why a token was denied (never the token), rate-limited with the
 // other denial lines. Unmapped identities are logged by mapUser, with their canonical ARN.
 func (s *Server) logTokenDenial(why reason) {
 	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denials.allow() {
@@ -293,7 +293,7 @@ func (s *Server) logTokenDenial(why reason) {
 	}
 }
 
-// answer writes every TokenReview answer: one place, one shape [A2–A4].
+// answer writes every TokenReview answer: one place, one shape (see docs/design.md: The answers).
 func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *mapping.Identity, username string, groups []string) {
 	info := &reasons[why]
 	switch info.result {

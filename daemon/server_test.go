@@ -32,7 +32,7 @@ func TestReviewAnswers(t *testing.T) {
 		t.Fatalf("unexpected v1beta1 answer: %+v", v1beta1)
 	}
 
-	// [A3] definite denials are 200 without status.error, so kube-apiserver caches them.
+	// Definite denials are 200 without status.error, so kube-apiserver caches them.
 	denied := func(token, why string) {
 		t.Helper()
 		a := h.review(token)
@@ -138,8 +138,8 @@ mapRoles:
 	}
 }
 
-// TestCollapsing: a herd of reviews of one new token makes one STS call [K2]; a reordered
-// token is a cache hit [K1]; distinct tokens each make their own call.
+// TestCollapsing: a herd of reviews of one new token makes one STS call (see docs/design.md: Cache and collapsing); a reordered
+// token is a cache hit (see docs/design.md: Cache and collapsing); distinct tokens each make their own call.
 func TestCollapsing(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(100 * time.Millisecond)}); err != nil {
@@ -364,7 +364,7 @@ func TestCaseFoldedKeyCannotPoisonGenuineToken(t *testing.T) {
 	}
 }
 
-// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token [K3].
+// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see docs/design.md: Cache and collapsing).
 func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Hour })
 	token := h.token(alice)
@@ -385,7 +385,7 @@ func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestMappingAppliesToCachedIdentities: a mapping change applies at once [K5].
+// TestMappingAppliesToCachedIdentities: a mapping change applies at once (see docs/design.md: Cache and collapsing).
 func TestMappingAppliesToCachedIdentities(t *testing.T) {
 	h := newHarness(t)
 	token := h.token(alice)
@@ -403,7 +403,7 @@ func TestMappingAppliesToCachedIdentities(t *testing.T) {
 }
 
 // TestSTSQueueFull: beyond -sts.maxConcurrency in flight and -sts.maxQueue waiting, reviews
-// fail fast with 429 [S2].
+// fail fast with 429 (see docs/design.md: The STS call).
 func TestSTSQueueFull(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.STS.MaxConcurrency = 1; c.STS.MaxQueue = 1 })
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
@@ -437,7 +437,7 @@ func TestSTSQueueFull(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: on shutdown every review in flight gets its answer [A6].
+// TestGracefulShutdown: on shutdown every review in flight gets its answer (see docs/design.md: Listeners).
 func TestGracefulShutdown(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
@@ -547,7 +547,7 @@ func TestInternalEndpoints(t *testing.T) {
 
 // TestCallerGivingUpDoesNotCancelSharedCall: the review that started an STS call goes away
 // (its client times out); the call finishes for the review that joined it, and the answer is
-// cached [K2].
+// cached (see docs/design.md: Cache and collapsing).
 func TestCallerGivingUpDoesNotCancelSharedCall(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(400 * time.Millisecond)}); err != nil {
@@ -580,7 +580,7 @@ func TestCallerGivingUpDoesNotCancelSharedCall(t *testing.T) {
 }
 
 // TestRejectionsRememberedWhenCacheIsFull: with the identity cache full, a flood of bad tokens
-// still costs one STS call per token [K4] (ristretto's admission policy must not decide that).
+// still costs one STS call per token (ristretto's admission policy must not decide that).
 func TestRejectionsRememberedWhenCacheIsFull(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CacheMaxBytes = 1 << 20 })
 	// Fill the identity cache: 1500 identities of ~700 bytes do not fit in 768 KiB.

@@ -21,7 +21,7 @@ import (
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// stsOutcome classifies one STS call [S4]. Each has its own counter.
+// stsOutcome classifies one STS call (see docs/design.md: The STS call). Each has its own counter.
 type stsOutcome uint8
 
 const (
@@ -130,7 +130,7 @@ var errCollapseTimeout = errors.New("the shared STS call did not return within -
 // full: failing fast keeps a thundering herd from piling up goroutines and memory.
 var errQueueFull = errors.New("too many STS calls waiting")
 
-// maxSTSBody bounds the STS answer we read [S1].
+// maxSTSBody bounds the STS answer we read (see docs/design.md: The STS call).
 const maxSTSBody = 64 << 10
 
 // callerIdentity is STS's answer to GetCallerIdentity.
@@ -150,7 +150,7 @@ type STSConfig struct {
 	MaxConcurrency int
 	MaxQueue       int
 	// DialOverride sends every call to this host:port instead of the token's host, keeping
-	// the signed Host header and the TLS server name (tests, benchmarks, local dev) [S3].
+	// the signed Host header and the TLS server name (tests, benchmarks, local dev) (see docs/design.md: The STS call).
 	DialOverride string
 	// InsecureHTTP speaks plain HTTP to DialOverride.
 	InsecureHTTP bool
@@ -166,7 +166,7 @@ type stsClient struct {
 	metrics *metrics
 
 	mu      sync.Mutex
-	clients map[string]*fasthttp.HostClient // guarded by mu; one pool per STS host [S2]
+	clients map[string]*fasthttp.HostClient // guarded by mu; one pool per STS host (see docs/design.md: The STS call)
 }
 
 func newSTSClient(cfg STSConfig, m *metrics) *stsClient {
@@ -240,8 +240,8 @@ func (c *stsClient) acquire(deadline time.Time) error {
 	}
 }
 
-// getCallerIdentity sends the presigned URL exactly as signed to its host [S1] and classifies
-// the answer [S4]. url must stay valid for the call; host is the allow-listed host.
+// getCallerIdentity sends the presigned URL exactly as signed to its host (see docs/design.md: The STS call) and classifies
+// the answer (see docs/design.md: The STS call). url must stay valid for the call; host is the allow-listed host.
 func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte) (callerIdentity, error) {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

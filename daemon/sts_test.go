@@ -46,7 +46,7 @@ func TestClassifySTSAnswer(t *testing.T) {
 	}
 	f(200, goodJSON, stsIdentity)
 	f(200, "  "+goodJSON+"\n", stsIdentity)
-	// [S4] a 200 that is not exactly the JSON shape is not an identity (CVE-2020-16250: never XML).
+	// A 200 that is not exactly the JSON shape is not an identity (CVE-2020-16250: never XML).
 	f(200, `<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/alice</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>`, stsUnavailable)
 	f(200, `{"GetCallerIdentityResponse":{}}`, stsUnavailable)
 	f(200, `{"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":"123456789012","Arn":"","UserId":"x"}}}`, stsUnavailable)
@@ -149,7 +149,7 @@ func TestSTSResetIsOneAttempt(t *testing.T) {
 }
 
 // TestSTSClientLimits: an STS answer over 64 KiB, a redirect and a hang are "unavailable",
-// never followed or read without bound [S1]. A misbehaving STS is the one thing the fake
+// never followed or read without bound (see docs/design.md: The STS call). A misbehaving STS is the one thing the fake
 // cannot be, so a tiny local server plays it.
 func TestSTSClientLimits(t *testing.T) {
 	var redirected atomic.Int64

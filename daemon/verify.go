@@ -14,7 +14,7 @@ import (
 
 // VerifyToken checks one token exactly as the webhook does, without cache or mapping: local
 // validation (the error is a sigv4.RejectError), then STS (an *STSError), then the identity
-// rules of SPEC §6 (an error wrapping mapping.ErrInvalidIdentity). For `iamgate verify` and
+// rules of docs/design.md, Identity (an error wrapping mapping.ErrInvalidIdentity). For `iamgate verify` and
 // `iamgate explain`; cfg needs ClusterID, Partitions and STS.
 func VerifyToken(ctx context.Context, cfg Config, token string, now time.Time) (mapping.Identity, error) {
 	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)

@@ -42,7 +42,7 @@ func awsCLI(t *testing.T, s *Server, key, secret, token string, args ...string) 
 	return stdout.String(), stderr.String(), err
 }
 
-// TestAWSCLI is issue #3's acceptance with the real AWS CLI v2: get-caller-identity with the
+// TestAWSCLI drives the fake with the real AWS CLI v2: get-caller-identity with the
 // configured ARN, SignatureDoesNotMatch for a wrong secret, assume-role then
 // get-caller-identity as the assumed role, expired temporary credentials refused, and an
 // `aws eks get-token` token verified through a GET with the right x-k8s-aws-id only.

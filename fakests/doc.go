@@ -2,7 +2,7 @@
 // GetCallerIdentity (presigned GET and signed POST), AssumeRole and DescribeInstances for the
 // principals it is given, verifying every SigV4 signature as AWS does (package sigv4). It makes
 // iamgate's token path testable and benchmarkable without AWS, and cmd/fakests runs it on a
-// laptop. SPEC.md §9 is its contract; README.md in this folder documents the binary.
+// laptop. docs/design.md, The fake STS, is its contract; README.md in this folder documents the binary.
 //
 // Use in a Go test:
 //

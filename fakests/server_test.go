@@ -135,7 +135,7 @@ func errorCode(tb testing.TB, body []byte) string {
 }
 
 // TestRealClientTokens: every token of internal/testenv/testdata verifies at signed_at + 1 min with
-// its cluster ID, and fails with another one, or 16 minutes later (issue #3 acceptance).
+// its cluster ID, and fails with another one, or 16 minutes later.
 func TestRealClientTokens(t *testing.T) {
 	clock := &testClock{}
 	s := startServer(t, testConfig(t), Options{Clock: clock.Now})

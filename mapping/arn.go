@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Partitions lists the AWS partitions iamgate knows (SPEC §3 V4); an ARN in any other
+// Partitions lists the AWS partitions iamgate knows (docs/design.md, Token validation); an ARN in any other
 // partition is rejected.
 var Partitions = []string{"aws", "aws-us-gov", "aws-cn", "aws-eusc", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f"}
 
@@ -25,7 +25,7 @@ var ErrInvalidARN = errors.New("invalid ARN")
 // Kind is the kind of IAM principal an ARN names.
 type Kind uint8
 
-// The principal kinds iamgate maps (SPEC [I1]); every other ARN form is rejected.
+// The principal kinds iamgate maps (see docs/design.md: Identity); every other ARN form is rejected.
 const (
 	KindUnknown       Kind = iota
 	KindRole               // arn:P:iam::A:role/[path/]NAME, and assumed roles canonicalised to it
@@ -64,7 +64,7 @@ type ParsedARN struct {
 	AssumedRole bool
 }
 
-// Canonical returns the canonical ARN (SPEC [I1]): assumed roles become their role, paths of
+// Canonical returns the canonical ARN (see docs/design.md: Identity): assumed roles become their role, paths of
 // roles and users are kept as written.
 func (p *ParsedARN) Canonical() string {
 	switch p.Kind {
@@ -97,7 +97,7 @@ func withPath(path, name string) string {
 	return path + "/" + name
 }
 
-// ParseARN parses a principal ARN of one of the forms of SPEC [I1]:
+// ParseARN parses a principal ARN of one of the forms iamgate maps (see docs/design.md: Identity):
 //
 //	arn:P:iam::A:role/[path/]NAME
 //	arn:P:iam::A:user/[path/]NAME

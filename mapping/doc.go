@@ -1,9 +1,9 @@
 // Package mapping turns a verified STS identity into a Kubernetes username and groups, the way
-// EKS operators expect from the aws-auth ConfigMap (SPEC §6 and §7).
+// EKS operators expect from the aws-auth ConfigMap (docs/design.md, Identity and Mapping).
 //
 // The pieces, in the order a request meets them:
 //
-//   - NewIdentity canonicalises the ARN STS returned ([I1]) and splits its UserId ([I2]).
+//   - NewIdentity canonicalises the ARN STS returned (see docs/design.md: Identity) and splits its UserId (see docs/design.md: Identity).
 //   - ParseDocument reads an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/
 //     mapAccounts document: EKS's quirks are kept (case-insensitive record keys, blank values
 //     as absent), dangerous input is refused record by record (unknown placeholders, empty

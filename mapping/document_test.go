@@ -111,7 +111,7 @@ func TestFixturesGood(t *testing.T) {
 		}
 	}
 
-	seedCases := []mapCase{
+	eksExampleCases := []mapCase{
 		{arn: "arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0123456789abcdef0",
 			username: "system:node:ip-10-0-1-23.ec2.internal", groups: []string{"system:bootstrappers", "system:nodes"}},
 		{arn: "arn:aws:iam::111122223333:user/yaroslav", username: "yaroslav", groups: []string{"system:masters"}},
@@ -120,8 +120,8 @@ func TestFixturesGood(t *testing.T) {
 		{arn: "arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0000000000000000f", err: ErrInstanceNotFound},
 		{arn: "arn:aws:iam::444455556666:user/yaroslav", err: ErrNotMapped},
 	}
-	f("aws-auth-good-seed.yaml", nil, seedCases...)
-	f("aws-auth-good-json.json", nil, seedCases...)
+	f("aws-auth-good-eks-example.yaml", nil, eksExampleCases...)
+	f("aws-auth-good-json.json", nil, eksExampleCases...)
 	f("aws-auth-good-mixed-case.yaml", nil,
 		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/Admin/s", username: "admin", groups: []string{"system:masters"}},
 		// IAM names are unique regardless of case: the lookup is on the lower-cased ARN.

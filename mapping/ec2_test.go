@@ -187,7 +187,7 @@ func TestEC2ResolverCache(t *testing.T) {
 	f(2)
 }
 
-// TestEC2ResolverBatching protects [M4]: concurrent lookups share DescribeInstances calls, and
+// TestEC2ResolverBatching (see docs/design.md: Mapping): concurrent lookups share DescribeInstances calls, and
 // lookups of one instance collapse into one ID of one call.
 func TestEC2ResolverBatching(t *testing.T) {
 	instances := map[string]string{}

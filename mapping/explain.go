@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Explanation answers "why is this identity (not) mapped?" (SPEC [M6]). Build it with Explain
+// Explanation answers "why is this identity (not) mapped?" (see docs/design.md: Mapping). Build it with Explain
 // or ExplainIdentity; render it with WriteText for people or JSON for scripts.
 type Explanation struct {
 	Input string `json:"input"`

@@ -21,10 +21,10 @@ func explainTable(tb testing.TB, fixtures ...string) *Table {
 	return t
 }
 
-// TestExplain protects [M6]: the result, the matching record, and for an unmapped ARN the
+// TestExplain (see docs/design.md: Mapping): the result, the matching record, and for an unmapped ARN the
 // nearest records with the difference that keeps each from matching.
 func TestExplain(t *testing.T) {
-	table := explainTable(t, "aws-auth-good-seed.yaml", "aws-auth-good-sso.yaml", "aws-auth-good-role-path.yaml",
+	table := explainTable(t, "aws-auth-good-eks-example.yaml", "aws-auth-good-sso.yaml", "aws-auth-good-role-path.yaml",
 		"aws-auth-good-mixed-case.yaml", "aws-auth-warn-assumed-role-arn.yaml", "plain-good-lists.yaml")
 	f := func(arn, wantResult, wantRecord string, wantNotes, wantNearest []string) {
 		t.Helper()
@@ -48,10 +48,10 @@ func TestExplain(t *testing.T) {
 		}
 	}
 	const unauthorized = `no record matches: kube-apiserver answers "You must be logged in to the server (Unauthorized)"`
-	f("arn:aws:iam::111122223333:user/yaroslav", "mapped", "mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-seed.yaml, line 12)", []string(nil), nil)
+	f("arn:aws:iam::111122223333:user/yaroslav", "mapped", "mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-eks-example.yaml, line 12)", []string(nil), nil)
 	// Other account.
 	f("arn:aws:iam::444455556666:user/yaroslav", "not_mapped", "", []string{unauthorized},
-		[]string{"mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-seed.yaml, line 12): same user name in account 111122223333; the identity is in account 444455556666"})
+		[]string{"mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-eks-example.yaml, line 12): same user name in account 111122223333; the identity is in account 444455556666"})
 	// Nothing near.
 	f("arn:aws:iam::222233334444:user/mallory", "not_mapped", "", []string{unauthorized, "no record names this principal, its name or its account 222233334444"}, nil)
 	// User path.
@@ -78,7 +78,7 @@ func TestExplain(t *testing.T) {
 	}, nil)
 	// Role vs user.
 	f("arn:aws:iam::111122223333:role/yaroslav", "not_mapped", "", nil,
-		[]string{"mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-seed.yaml, line 12): a user with the same name; the identity is a role"})
+		[]string{"mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-eks-example.yaml, line 12): a user with the same name; the identity is a role"})
 	// Partition.
 	f("arn:aws:iam::111122223333:role/cn-admin", "not_mapped", "", nil,
 		[]string{"mapRoles[0] arn:aws-cn:iam::111122223333:role/cn-admin (plain-good-lists.yaml, line 3): same role name in partition aws-cn; the identity is in aws"})
@@ -92,7 +92,7 @@ func TestExplain(t *testing.T) {
 	f("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_View_0123456789abcdef/alice", "mapped",
 		"mapRoles[0] sso{permissionSetName: View, accountID: 111122223333, partition: aws} (aws-auth-good-sso.yaml, line 5)", nil, nil)
 	// Denied after matching: the node role used by a person.
-	f("arn:aws:sts::111122223333:assumed-role/eks-node-group-role/alice", "denied", "mapRoles[0] arn:aws:iam::111122223333:role/eks-node-group-role (aws-auth-good-seed.yaml, line 6)", []string{
+	f("arn:aws:sts::111122223333:assumed-role/eks-node-group-role/alice", "denied", "mapRoles[0] arn:aws:iam::111122223333:role/eks-node-group-role (aws-auth-good-eks-example.yaml, line 6)", []string{
 		`canonicalised from the assumed-role ARN (session "alice"): records match the role, any session`,
 		`denied: session name is not an EC2 instance ID: {{EC2PrivateDNSName}} needs a session name like i-0123456789abcdef0; got "alice"`,
 	}, nil)
@@ -109,7 +109,7 @@ func TestExplain(t *testing.T) {
 // TestExplainRendering protects what explain shows of templates: rendered from an
 // assumed-role ARN's session, left as written where the ARN does not carry the value.
 func TestExplainRendering(t *testing.T) {
-	table := explainTable(t, "aws-auth-good-seed.yaml", "aws-auth-good-templates.yaml")
+	table := explainTable(t, "aws-auth-good-eks-example.yaml", "aws-auth-good-templates.yaml")
 	f := func(arn, wantUsername string, wantGroups []string, wantLastNote string) {
 		t.Helper()
 		e := Explain(table, arn)
@@ -158,7 +158,7 @@ func TestExplainRendering(t *testing.T) {
 }
 
 func TestExplainOutput(t *testing.T) {
-	table := explainTable(t, "aws-auth-good-seed.yaml")
+	table := explainTable(t, "aws-auth-good-eks-example.yaml")
 	var b strings.Builder
 	if err := Explain(table, "arn:aws:iam::444455556666:user/yaroslav").WriteText(&b); err != nil {
 		t.Fatal(err)
@@ -169,9 +169,9 @@ result:         NOT MAPPED
 notes:
   - no record matches: kube-apiserver answers "You must be logged in to the server (Unauthorized)"
 nearest records:
-  - mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-seed.yaml, line 12)
+  - mapUsers[0] arn:aws:iam::111122223333:user/yaroslav (aws-auth-good-eks-example.yaml, line 12)
       same user name in account 111122223333; the identity is in account 444455556666
-sources:        aws-auth-good-seed.yaml
+sources:        aws-auth-good-eks-example.yaml
 `
 	if b.String() != want {
 		t.Fatalf("unexpected text;\ngot:\n%s\nwant:\n%s", b.String(), want)

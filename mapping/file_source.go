@@ -42,7 +42,7 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
-// FileSource feeds a Store from a mapping file and re-reads it when it changes (SPEC [M5]). It
+// FileSource feeds a Store from a mapping file and re-reads it when it changes (see docs/design.md: Mapping). It
 // watches the file's directory, not the file, so that it sees the atomic "..data" symlink swap
 // Kubernetes does for a mounted ConfigMap, editors that replace the file by a rename, and a
 // file created after the start; it also polls, in case the watch misses something (network

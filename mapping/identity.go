@@ -9,7 +9,7 @@ import (
 // ErrInvalidIdentity is wrapped by every NewIdentity error.
 var ErrInvalidIdentity = errors.New("invalid identity")
 
-// Identity is a caller verified by STS GetCallerIdentity, canonicalised (SPEC §6).
+// Identity is a caller verified by STS GetCallerIdentity, canonicalised (docs/design.md, Identity).
 //
 // Build it with NewIdentity: it precomputes the lower-cased lookup keys so that Table.Lookup
 // does not allocate. An Identity is immutable after construction and safe to share between
@@ -17,7 +17,7 @@ var ErrInvalidIdentity = errors.New("invalid identity")
 type Identity struct {
 	// ARN is the ARN STS returned, as returned.
 	ARN string
-	// CanonicalARN is ARN canonicalised by [I1]: an assumed role becomes its role ARN.
+	// CanonicalARN is ARN canonicalised (see docs/design.md: Identity): an assumed role becomes its role ARN.
 	CanonicalARN string
 	Partition    string
 	AccountID    string
@@ -26,11 +26,11 @@ type Identity struct {
 	// UserID is the UserId STS returned.
 	UserID string
 	// PrincipalID is the role ID of a role (the part of UserID before the colon) or the whole
-	// UserID for other principals ([I2]).
+	// UserID for other principals (see docs/design.md: Identity).
 	PrincipalID string
 	// SessionName is the role session name ("" for principals other than roles).
 	SessionName string
-	// AccessKeyID is the access key that signed the token ([I3]).
+	// AccessKeyID is the access key that signed the token (see docs/design.md: Identity).
 	AccessKeyID string
 
 	key    string // lookup key, see ParsedARN.lookupKey
@@ -38,8 +38,8 @@ type Identity struct {
 }
 
 // NewIdentity builds the Identity of an STS GetCallerIdentity answer. It canonicalises arn
-// ([I1]: unknown ARN forms and partitions are rejected), splits userID into principal ID and
-// session name ([I2]: roles need exactly one colon and the session name must be the one in the
+// (unknown ARN forms and partitions are rejected), splits userID into principal ID and
+// session name (roles need exactly one colon and the session name must be the one in the
 // ARN), and checks that account is 12 digits and the ARN's account.
 func NewIdentity(arn, account, userID, accessKeyID string) (Identity, error) {
 	p, err := ParseARN(arn)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestNewIdentity protects [I1] (canonical ARN, known forms and partitions only) and [I2]
+// TestNewIdentity protects (see docs/design.md: Identity) (canonical ARN, known forms and partitions only) and (see docs/design.md: Identity)
 // (principal ID and session name from UserId).
 func TestNewIdentity(t *testing.T) {
 	f := func(arn, account, userID, wantCanonical, wantPrincipal, wantSession string) {

@@ -377,7 +377,7 @@ func TestStorePrecedence(t *testing.T) {
 	}
 }
 
-// TestStoreConcurrentReaders protects the atomic swap of [M5]: a reader never sees a
+// TestStoreConcurrentReaders protects the atomic swap of a new mapping: a reader never sees a
 // half-built table. Every version maps two users to names carrying the version; a reader
 // resolving both from one Table must see one version. Run with -race.
 func TestStoreConcurrentReaders(t *testing.T) {

@@ -279,7 +279,7 @@ func (t *Table) Sources() []string { return t.sources }
 
 var noGroups = []string{}
 
-// Render renders the record's username and groups for id (SPEC [M3]).
+// Render renders the record's username and groups for id (see docs/design.md: Mapping).
 //
 // Retention rule: for a record whose groups have no placeholder, User.Groups is the record's
 // own precomputed slice, shared by every request: callers must not modify it (copy it first).

@@ -42,7 +42,7 @@ type part struct {
 	ph  placeholder
 }
 
-// template is a username or group compiled once at load (SPEC [M3]). A template without
+// template is a username or group compiled once at load (see docs/design.md: Mapping). A template without
 // placeholders renders to raw itself.
 type template struct {
 	raw    string

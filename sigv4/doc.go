@@ -2,13 +2,13 @@
 // one pass, derives their canonical cache key, and checks SigV4 signatures.
 //
 // A token is "k8s-aws-v1." + base64url(URL) where URL is an STS GetCallerIdentity GET
-// presigned with SigV4, signing the headers host and x-k8s-aws-id (SPEC §2).
+// presigned with SigV4, signing the headers host and x-k8s-aws-id (docs/design.md, Tokens).
 //
-//   - Presign builds a token with aws-sdk-go-v2's v4 signer [C1, C2].
-//   - Validator.Validate applies rules V1–V11 in order against an injected clock and a static
-//     host allow-list (AllowList), without allocating on success [V12]. It returns one of the
+//   - Presign builds a token with aws-sdk-go-v2's v4 signer (see docs/design.md: Tokens).
+//   - Validator.Validate applies the local checks in order against an injected clock and a static
+//     host allow-list (AllowList), without allocating on success (see docs/design.md: Token validation). It returns one of the
 //     RejectError sentinels; Rejections lists them all with their reason codes.
-//   - Request.CanonicalKey is the cache key [K1]: equal for every parameter order and every
+//   - Request.CanonicalKey is the cache key (see docs/design.md: Cache and collapsing): equal for every parameter order and every
 //     equivalent percent-encoding of one token.
 //   - ParseSigned and Signed.Verify check a SigV4 signature as AWS does; the fake STS uses them.
 //

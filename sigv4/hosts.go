@@ -149,7 +149,7 @@ type hostInfo struct {
 	region    string
 }
 
-// AllowList is the static set of STS hosts a token may name (SPEC V4). It is immutable once
+// AllowList is the static set of STS hosts a token may name (bad_host). It is immutable once
 // built and safe for concurrent use.
 type AllowList struct {
 	hosts map[string]*hostInfo

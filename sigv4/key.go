@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 )
 
-// Key is the canonical cache key of a token [K1]: SHA-256 over the lower-case host and the
+// Key is the canonical cache key of a token (see docs/design.md: Cache and collapsing): SHA-256 over the lower-case host and the
 // decoded query in SigV4's sorted key order. Every parameter order and every equivalent
 // percent-encoding of one token gives the same Key, because STS verifies them all alike.
 type Key [sha256.Size]byte

@@ -20,7 +20,7 @@ const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 type PresignInput struct {
 	ClusterID   string
 	Credentials aws.Credentials
-	// Region is the signing region; empty means us-east-1 [C2].
+	// Region is the signing region; empty means us-east-1 (see docs/design.md: Tokens).
 	Region string
 	// Global signs for the legacy global endpoint sts.amazonaws.com (partition aws, signing
 	// region us-east-1) instead of the regional one.
@@ -30,7 +30,7 @@ type PresignInput struct {
 }
 
 // Presign returns a k8s-aws-v1 token: a GetCallerIdentity GET presigned with aws-sdk-go-v2's
-// SigV4 signer, signing host and x-k8s-aws-id [C1].
+// SigV4 signer, signing host and x-k8s-aws-id (see docs/design.md: Tokens).
 func Presign(ctx context.Context, in PresignInput) (string, error) {
 	if in.ClusterID == "" {
 		return "", fmt.Errorf("cannot presign token: cluster ID is empty")

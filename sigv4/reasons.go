@@ -1,6 +1,6 @@
 package sigv4
 
-// RejectError is a local rejection of a token with a stable reason code (SPEC §3). The values
+// RejectError is a local rejection of a token with a stable reason code (docs/design.md, Token validation). The values
 // are the sentinels below: compare with errors.Is, read the code with Reason. They never hold
 // any byte of the token, so they are safe to log and to return to clients.
 type RejectError struct {
@@ -13,7 +13,7 @@ func (e *RejectError) Error() string { return e.msg }
 // Reason is the snake_case reason code, used as a metric label value.
 func (e *RejectError) Reason() string { return e.reason }
 
-// The rejection reasons, in the order the rules are applied ([V1]…[V11]).
+// The rejection reasons, in the order the rules are applied.
 var (
 	ErrTokenTooLarge      = &RejectError{"token_too_large", "token is larger than 16 KiB"}
 	ErrBadPrefix          = &RejectError{"bad_prefix", "token does not start with k8s-aws-v1."}

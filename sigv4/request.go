@@ -15,7 +15,7 @@ func (r *Request) Partition() string { return r.host.partition }
 // Region is the signing region of the host (us-east-1 for the global endpoint).
 func (r *Request) Region() string { return r.host.region }
 
-// AccessKeyID returns the access key ID of the one validated X-Amz-Credential [I3].
+// AccessKeyID returns the access key ID of the one validated X-Amz-Credential (see docs/design.md: Identity).
 // The bytes are valid only until the next Validate into r.
 func (r *Request) AccessKeyID() []byte {
 	c := r.bytes(pCredential)

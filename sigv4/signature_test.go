@@ -44,7 +44,7 @@ func sigCheck(r *SignedRequest, secret string, now time.Time) error {
 	return s.Verify(r, secret)
 }
 
-// TestSignatureRealClientTokens protects issue #2's acceptance: every real-client token verifies
+// TestSignatureRealClientTokens: every real-client token verifies
 // as a GET with its cluster ID and secret, and fails with a wrong secret, cluster ID or any
 // changed query value.
 func TestSignatureRealClientTokens(t *testing.T) {

@@ -10,13 +10,13 @@ import (
 const (
 	// TokenPrefix starts every EKS token; base64url (no padding) of the presigned URL follows.
 	TokenPrefix = "k8s-aws-v1."
-	// MaxTokenSize bounds a whole token [V1]. STS accepts URLs up to about 16 KB; long session
+	// MaxTokenSize bounds a whole token (token_too_large). STS accepts URLs up to about 16 KB; long session
 	// tokens (SSO, chained roles) make the 4 KiB of aws-iam-authenticator too small.
 	MaxTokenSize = 16 << 10
 	// ValidFor is how long STS honours a presigned GetCallerIdentity after its X-Amz-Date,
-	// whatever X-Amz-Expires says [V10].
+	// whatever X-Amz-Expires says (bad_date, expired, not_yet_valid).
 	ValidFor = 15 * time.Minute
-	// DefaultMaxClockSkew is how far in the future X-Amz-Date may be by default [V10].
+	// DefaultMaxClockSkew is how far in the future X-Amz-Date may be by default (bad_date, expired, not_yet_valid).
 	DefaultMaxClockSkew = 5 * time.Minute
 
 	// ClusterIDHeader is the extra signed header binding a token to one cluster.
@@ -52,7 +52,7 @@ var paramNames = [numParams]string{
 }
 
 // span is a [start, end) range of decoded bytes in Request.vals; end == 0 means absent
-// (present values are never empty, see [V5]).
+// (present values are never empty, see bad_query).
 type span struct{ start, end int32 }
 
 // Request is a validated token: the presigned URL and what was read from it.
@@ -69,7 +69,7 @@ type Request struct {
 	keyBuf   []byte
 }
 
-// Validator checks tokens locally (SPEC §3) before any network call. It is immutable after
+// Validator checks tokens locally (docs/design.md, Token validation) before any network call. It is immutable after
 // construction and safe for concurrent use.
 type Validator struct {
 	hosts   *AllowList
@@ -85,8 +85,8 @@ func NewValidator(hosts *AllowList, maxClockSkew time.Duration) *Validator {
 	return &Validator{hosts: hosts, maxSkew: maxClockSkew}
 }
 
-// Validate checks token against rules V1–V11 at time now and fills r. It returns nil or one of
-// the RejectError sentinels: the first rule that fails, in the SPEC's order. It does not
+// Validate checks token against every local check (docs/design.md, Token validation) at time now and fills r. It returns nil or one of
+// the RejectError sentinels: the first rule that fails, in the order of docs/design.md's table. It does not
 // allocate once r's buffers have grown to the token's size.
 func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	r.spans = [numParams]span{}
@@ -95,11 +95,11 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	r.url = r.url[:0]
 	r.vals = r.vals[:0]
 
-	// [V1] size
+	// size (token_too_large)
 	if len(token) > MaxTokenSize {
 		return ErrTokenTooLarge
 	}
-	// [V2] prefix and encoding
+	// prefix and encoding (bad_prefix, bad_encoding)
 	if len(token) < len(TokenPrefix) || string(token[:len(TokenPrefix)]) != TokenPrefix {
 		return ErrBadPrefix
 	}
@@ -118,12 +118,12 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	}
 	r.url = r.url[:n]
 
-	// [V3] URL shape
+	// URL shape (bad_url)
 	query, host, err := splitURL(r.url)
 	if err != nil {
 		return err
 	}
-	// [V4] host allow-list, compared in lower case
+	// host allow-list, compared in lower case (bad_host)
 	var lower [maxHostLen]byte
 	for i, c := range host {
 		if 'A' <= c && c <= 'Z' {
@@ -134,30 +134,30 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	if r.host = v.hosts.lookup(lower[:len(host)]); r.host == nil {
 		return ErrBadHost
 	}
-	// [V5] strict query
+	// strict query (bad_query)
 	if err := r.parseQuery(query); err != nil {
 		return err
 	}
-	// [V6] the one action this token may be for
+	// the one action this token may be for (bad_action)
 	if r.value(pAction) != "GetCallerIdentity" || r.value(pVersion) != "2011-06-15" ||
 		r.value(pAlgorithm) != "AWS4-HMAC-SHA256" {
 		return ErrBadAction
 	}
-	// [V7] exactly host and the cluster ID are signed
+	// exactly host and the cluster ID are signed (unsigned_cluster_id)
 	if r.value(pSignedHeaders) != signedHeaders {
 		return ErrUnsignedClusterID
 	}
-	// X-Amz-Date is parsed here so that [V8] can compare dates; its errors belong to [V10].
+	// X-Amz-Date is parsed here so that the credential check can compare dates; its own errors come later (bad_date).
 	signedAt, dateOK := parseAmzDate(r.bytes(pDate))
-	// [V8] credential scope
+	// credential scope (bad_credential)
 	if !r.checkCredential(dateOK) {
 		return ErrBadCredential
 	}
-	// [V9] X-Amz-Expires: plain decimal 0–900
+	// X-Amz-Expires: plain decimal 0–900 (bad_expires)
 	if !validExpires(r.bytes(pExpires)) {
 		return ErrBadExpires
 	}
-	// [V10] date window: STS honours 15 minutes from X-Amz-Date, whatever X-Amz-Expires says.
+	// date window: STS honours 15 minutes from X-Amz-Date, whatever X-Amz-Expires says. (bad_date, expired, not_yet_valid)
 	if !dateOK {
 		return ErrBadDate
 	}
@@ -167,7 +167,7 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	if signedAt.After(now.Add(v.maxSkew)) {
 		return ErrNotYetValid
 	}
-	// [V11] signature format
+	// signature format (bad_signature_format)
 	if !isLowerHex(r.bytes(pSignature), 64) {
 		return ErrBadSignatureFormat
 	}
@@ -178,7 +178,7 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 // maxHostLen bounds the authority; DNS names are at most 253 bytes.
 const maxHostLen = 253
 
-// splitURL checks [V3] and returns the raw query and the host.
+// splitURL checks the URL shape (bad_url) and returns the raw query and the host.
 func splitURL(u []byte) (query, host []byte, err error) {
 	const scheme = "https://"
 	if hasForbiddenURLByte(u) {
@@ -205,7 +205,7 @@ func splitURL(u []byte) (query, host []byte, err error) {
 	}
 	rest = rest[1:]
 	if len(rest) == 0 {
-		return nil, host, nil // no query at all: [V5] reports the missing keys
+		return nil, host, nil // no query at all: the query check (bad_query) reports the missing keys
 	}
 	if rest[0] != '?' {
 		return nil, nil, ErrBadURL
@@ -329,7 +329,7 @@ func appendUnescaped(dst, v []byte) ([]byte, bool) {
 	return dst, true
 }
 
-// checkCredential implements [V8]: <AKID>/<yyyymmdd>/<region>/sts/aws4_request.
+// checkCredential implements the bad_credential check: <AKID>/<yyyymmdd>/<region>/sts/aws4_request.
 func (r *Request) checkCredential(dateOK bool) bool {
 	c := r.bytes(pCredential)
 	var parts [5][]byte
@@ -367,7 +367,7 @@ func (r *Request) checkCredential(dateOK bool) bool {
 		string(parts[4]) == "aws4_request"
 }
 
-// validExpires implements [V9]: "0" or 1–900 without sign or leading zeros.
+// validExpires implements the bad_expires check: "0" or 1–900 without sign or leading zeros.
 func validExpires(b []byte) bool {
 	if len(b) == 0 || len(b) > 3 || !allDigits(b) || (len(b) > 1 && b[0] == '0') {
 		return false

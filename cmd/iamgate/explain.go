@@ -14,7 +14,7 @@ import (
 )
 
 // runExplain is `iamgate explain`: which record maps an ARN and to what user, or why none does
-// (SPEC [M6]). It reads the same sources as the server, once. The exit status is non-zero when
+// (see docs/design.md: Mapping). It reads the same sources as the server, once. The exit status is non-zero when
 // the ARN is not mapped, so scripts can test it.
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)

@@ -25,7 +25,7 @@ import (
 const defaultWebhookURL = "https://127.0.0.1:21362/authenticate"
 
 // runInit writes what kube-apiserver needs to call iamgate: a CA and a serving key pair for the
-// webhook listener, and the webhook kubeconfig naming them [A5].
+// webhook listener, and the webhook kubeconfig naming them (see docs/design.md: Listeners).
 func runInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	fs.SetOutput(stderr)

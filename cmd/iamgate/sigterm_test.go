@@ -23,7 +23,7 @@ import (
 )
 
 // TestSIGTERMUnderLoad runs the real binary, sends SIGTERM while reviews wait on a slow STS,
-// and checks that every review in flight gets its answer and the process exits cleanly [A6].
+// and checks that every review in flight gets its answer and the process exits cleanly (see docs/design.md: Listeners).
 func TestSIGTERMUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildIamgate(t)

@@ -22,7 +22,7 @@ import (
 const (
 	defaultExecAPIVersion = "client.authentication.k8s.io/v1beta1"
 	// credentialLifetime is shorter than the token's 15 minutes so that kubectl asks for a new
-	// token before STS stops honouring the old one [C3].
+	// token before STS stops honouring the old one (see docs/design.md: Tokens).
 	credentialLifetime = 14 * time.Minute
 )
 
@@ -165,7 +165,7 @@ func callerSessionName(ctx context.Context, client *sts.Client) (string, error) 
 	return parts[1], nil
 }
 
-// execCredential renders the ExecCredential of [C3]: the apiVersion of KUBERNETES_EXEC_INFO
+// execCredential renders the ExecCredential (see docs/design.md: Tokens): the apiVersion of KUBERNETES_EXEC_INFO
 // when it is set and valid JSON, else v1beta1; expiry now + 14 minutes.
 func execCredential(token, execInfo string, now time.Time) (string, error) {
 	apiVersion := defaultExecAPIVersion

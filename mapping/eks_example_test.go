@@ -35,14 +35,14 @@ func startFakeEC2(t *testing.T, instances ...fakests.Instance) *fakests.Server {
 	return srv
 }
 
-// TestSeedScenario is the seed's scenario end to end inside the package: the aws-auth
+// TestEKSExampleScenario is a typical EKS cluster's mapping end to end inside the package: the aws-auth
 // manifest maps the node group's role to system:node:{{EC2PrivateDNSName}} and yaroslav to
 // system:masters. The node's assumed-role identity resolves through EC2 (the real
 // aws-sdk-go-v2 client against the fake STS's EC2 API, which checks the client's SigV4
 // signature like AWS) to its private DNS name; yaroslav maps; an
 // unmapped user is denied, and explain says why. The manifest is loaded both as a mapping file
 // and as the live ConfigMap (through client-go's fake clientset).
-func TestSeedScenario(t *testing.T) {
+func TestEKSExampleScenario(t *testing.T) {
 	const (
 		node     = "i-0a1b2c3d4e5f60718"
 		nodeDNS  = "ip-192-168-12-34.eu-west-1.compute.internal"
@@ -56,7 +56,7 @@ func TestSeedScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := readFixture(t, "aws-auth-good-seed.yaml")
+	manifest := readFixture(t, "aws-auth-good-eks-example.yaml")
 	var cm corev1.ConfigMap
 	if err := yaml.Unmarshal(manifest, &cm); err != nil {
 		t.Fatalf("cannot decode the manifest as a ConfigMap: %s", err)
@@ -64,7 +64,7 @@ func TestSeedScenario(t *testing.T) {
 
 	stores := map[string]*Store{}
 	fileStore := NewStore(nil, nil)
-	runSource(t, NewFileSource(filepath.Join("testdata", "aws-auth-good-seed.yaml"), fileStore, nil, time.Hour).Run)
+	runSource(t, NewFileSource(filepath.Join("testdata", "aws-auth-good-eks-example.yaml"), fileStore, nil, time.Hour).Run)
 	stores["file"] = fileStore
 	cmStore := NewStore(nil, nil)
 	runSource(t, NewConfigMapSource(fake.NewClientset(&cm), AWSAuthNamespace, AWSAuthName, cmStore, nil, 0).Run)
