@@ -663,6 +663,7 @@ func (e *env) kubectlEnv(t *testing.T, kubeconfig string, extraEnv []string, arg
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Env = testenv.AWSEnv(t, append([]string{"KUBECACHEDIR=" + filepath.Join(e.work, "kubecache")}, extraEnv...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

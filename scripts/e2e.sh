@@ -7,7 +7,8 @@
 #
 # Everything it starts is recorded by PID and stopped on exit, also on failure or Ctrl-C, and
 # everything it writes goes to one temporary directory that is removed on exit
-# (IAMGATE_E2E_KEEP=1 keeps it, with the logs of every process, for a post-mortem).
+# (IAMGATE_E2E_KEEP=1 keeps it, with the logs of every process, for a post-mortem;
+# IAMGATE_E2E_RUN=pattern passes -run to go test, e.g. 'TestKubeAPIServer/v1_webhook.*/transient').
 # A piece that cannot be had is named; with CI=true that is a failure, otherwise a loud skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +83,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "e2e: interrupted: stopping what it started" >&2; exit 130' INT TERM
 
 go vet -tags e2e ./e2e/
 
@@ -92,7 +93,7 @@ IAMGATE_E2E_WORKDIR=$work \
 IAMGATE_E2E_PIDFILE=$pidfile \
 IAMGATE_E2E_ETCD=$etcd \
 IAMGATE_E2E_KUBE_APISERVER=$kas \
-  go test -tags e2e -count=1 -v -timeout 30m -run 'TestKubeAPIServer' ./e2e/ &
+  go test -tags e2e -count=1 -v -timeout 30m -run "${IAMGATE_E2E_RUN:-TestKubeAPIServer}" ./e2e/ &
 testpid=$!
 set +e
 wait "$testpid"
