@@ -72,9 +72,10 @@ cleanup() {
   if [ -n "$testpid" ]; then stop "$testpid" go; fi
   # The test records itself and every process it starts; normally it has stopped them already.
   # (Its children also die with it: they run with a parent-death signal.)
+  # Newest first: kube-apiserver before the etcd it needs to shut down.
   while read -r pid comm; do
     [ -n "$pid" ] && stop "$pid" "$comm"
-  done <"$pidfile"
+  done < <(tac "$pidfile")
   if [ "${IAMGATE_E2E_KEEP:-}" = 1 ]; then
     echo "e2e: kept $work (IAMGATE_E2E_KEEP=1)" >&2
   else
