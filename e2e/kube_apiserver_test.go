@@ -313,7 +313,7 @@ func (e *env) checkTransient(t *testing.T, kas *apiserver, g *iamgate) {
 			for i, id := range ids {
 				kubeconfigs[i] = kas.tokenKubeconfig(t, e, "transient-"+c.name+"-"+id.name, e.mint(t, id))
 			}
-			faulted := e.stsCalls(t, c.outcome)
+			faulted, reviews := e.stsCalls(t, c.outcome), g.reviews(t)
 			e.setFaults(t, c.faults)
 			began := time.Now()
 			t.Cleanup(func() { e.setFaults(t, "") })
@@ -353,8 +353,8 @@ func (e *env) checkTransient(t *testing.T, kas *apiserver, g *iamgate) {
 					t.Errorf("%s: unexpected user; got %q; want %q", ids[i].name, r.user, usernames[i])
 				}
 			}
-			e.results.add(t, "a %s STS %s (held %s after every kubectl run met it): kubectl auth whoami took %s; succeeded: %v",
-				lasted.Round(100*time.Millisecond), c.name, holdAfterHit, strings.Join(took, ", "), !t.Failed())
+			e.results.add(t, "a %s STS %s (held %s after every kubectl run met it): kubectl auth whoami took %s; %d reviews for %d tokens; succeeded: %v",
+				lasted.Round(100*time.Millisecond), c.name, holdAfterHit, strings.Join(took, ", "), g.reviews(t)-reviews, len(ids), !t.Failed())
 		})
 	}
 
@@ -368,9 +368,9 @@ func (e *env) checkTransient(t *testing.T, kas *apiserver, g *iamgate) {
 		pause()
 		e.setFaults(t, `{"outage":true,"actions":["GetCallerIdentity"]}`)
 		t.Cleanup(func() { e.setFaults(t, "") })
-		start := time.Now()
+		start, reviews := time.Now(), g.reviews(t)
 		out, err := e.kubectl(t, aliceKubeconfig, "auth", "whoami")
-		gaveUp := time.Since(start)
+		gaveUp, asked := time.Since(start), g.reviews(t)-reviews
 		if err == nil || !isUnauthorized(out) {
 			t.Errorf("unexpected result of a fresh token during a long STS outage; want %q; got %v\n%s", unauthorized, err, out)
 		}
@@ -378,7 +378,7 @@ func (e *env) checkTransient(t *testing.T, kas *apiserver, g *iamgate) {
 			t.Errorf("unexpected: a token kube-apiserver had cached stopped working during the STS outage: %v\n%s", err, out)
 		}
 		e.setFaults(t, "")
-		e.results.add(t, "a long STS outage: a fresh token got Unauthorized after %s (kube-apiserver's retries ended while STS was still out); a cached token kept working", gaveUp.Round(10*time.Millisecond))
+		e.results.add(t, "a long STS outage: kubectl with a fresh token got Unauthorized after %s and %d reviews, STS still out; a token kube-apiserver had cached kept working", gaveUp.Round(10*time.Millisecond), asked)
 		pause()
 		if _, out, err := e.whoami(t, aliceKubeconfig); err != nil {
 			t.Errorf("unexpected: alice cannot log in after the STS outage ended: %v\n%s", err, out)
@@ -474,7 +474,7 @@ func (e *env) checkMappingChange(t *testing.T, kas *apiserver, g *iamgate) {
 		time.Sleep(2 * time.Second)
 	}
 	refusedAfter := time.Since(cachedAt)
-	if refusedAfter < 110*time.Second || refusedAfter > 135*time.Second {
+	if refusedAfter < 110*time.Second || refusedAfter > 150*time.Second {
 		t.Errorf("unexpected lifetime of carol's cached token; got %s; want about kube-apiserver's default webhook cache TTL of 2m", refusedAfter.Round(time.Second))
 	}
 	if kas.exited() || g.exited() || kas.cmd.Process.Pid != kasPID || g.cmd.Process.Pid != iamgatePID {
