@@ -382,7 +382,7 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 		return nil, nil, err
 	}
 	args := []string{bin, "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
-		"-internal.listenAddr", internalAddr, "-mapping.file", cfg.MappingFile,
+		"-internal.listenAddr", internalAddr, "-internal.pprof", "-mapping.file", cfg.MappingFile,
 		"-sts.dialOverride", stsAddr, "-sts.insecureHTTP", "-log.level", "warn"}
 	scheme := "http"
 	if pki == nil {

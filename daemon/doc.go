@@ -1,5 +1,6 @@
 // Package daemon is the iamgate webhook: a fasthttp TokenReview endpoint for kube-apiserver and
-// an internal listener for /metrics, /healthz, /readyz and /debug/pprof/.
+// an internal listener for /metrics, /healthz, /readyz and, when Config.Pprof is set,
+// /debug/pprof/.
 //
 // One review goes through named stages (server.go, handle):
 //
@@ -8,8 +9,15 @@
 //
 // Every answer is written by one function from one reason value, and one table (reasons.go)
 // gives each reason its metric label, result and HTTP status. Definite denials are 200
-// `authenticated:false` so that kube-apiserver caches them; "cannot decide now" is 429 or 503,
-// which it retries and never caches.
+// `authenticated:false` so that kube-apiserver caches them. "Cannot decide now" is 429
+// (throttled), 502 (STS or EC2 unavailable), 504 (STS timeout) or 500 (no mapping yet), all of
+// which kube-apiserver's webhook client retries with its backoff and never caches, and never
+// carries Retry-After, which would multiply its calls (reasons.go says why). A bare 503 would
+// not be retried at all: the user would get 401 at once.
+//
+// The STS client makes one HTTP attempt per call (no hidden retries), counts every call by
+// outcome, and logs why a call failed (status, AWS error code, transport class), rate-limited
+// and never with the token or its URL.
 //
 // Concurrency and retention: a Server is safe for concurrent use. Per-review scratch space
 // (reviewState) is pooled and nothing in it outlives the handler; the identities in the cache

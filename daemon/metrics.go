@@ -47,7 +47,7 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	buildInfo := f.gaugeVec("build_info", "Always 1; labels tell the iamgate version and Go version.", "version", "goversion")
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
-	reviews := f.counterVec("reviews_total", "TokenReviews answered, by result (allowed, denied, error) and reason.", "result", "reason")
+	reviews := f.counterVec("reviews_total", "TokenReviews answered, by result (allowed, denied, error) and reason; every retry of kube-apiserver after an error answer counts again.", "result", "reason")
 	rejections := f.counterVec("token_rejections_total", "Tokens rejected locally before any STS call, by reason (SPEC §3).", "reason")
 	for i, r := range reasons {
 		m.reviews = append(m.reviews, reviews.WithLabelValues(resultNames[r.result], r.label))
@@ -75,7 +75,7 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	m.cacheEntries = f.gauge("cache_entries", "Verified identities in the cache.")
 	m.cacheRejections = f.gauge("cache_rejections", "Tokens STS rejected, remembered for -cache.negativeTTL.")
 
-	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, by outcome (identity, rejected, throttled, unavailable).", "outcome")
+	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, one HTTP attempt each (nothing retried behind this count), by outcome (identity, rejected, throttled, unavailable).", "outcome")
 	for o := range numSTSOutcomes {
 		m.stsRequests[o] = sts.WithLabelValues(o.String())
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -24,6 +25,8 @@ type pipeline struct {
 	negativeTTL time.Duration
 	stsTimeout  time.Duration
 	metrics     *metrics
+	log         *slog.Logger
+	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
 }
 
 // flightResult is what one STS call gives every review that shares it.
@@ -80,7 +83,7 @@ func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity,
 		return fr.id, fr.reason
 	case <-timer.C:
 		// The shared call is bounded by -sts.timeout; this is a safety net, not a path.
-		return nil, reasonSTSUnavailable
+		return nil, reasonSTSTimeout
 	}
 }
 
@@ -103,6 +106,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		if !errors.As(err, &se) {
 			panic("BUG: the STS client returned an untyped error")
 		}
+		p.logSTSFailure(c, se)
 		switch se.outcome {
 		case stsRejected:
 			p.rejections.set(c.key, reasonSTSRejected, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
@@ -113,6 +117,9 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 			}
 			return flightResult{reason: reasonSTSThrottled}
 		default:
+			if se.Timeout() {
+				return flightResult{reason: reasonSTSTimeout}
+			}
 			return flightResult{reason: reasonSTSUnavailable}
 		}
 	}
@@ -126,6 +133,38 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 	// Never cache an identity longer than STS would honour its token [K3].
 	p.cache.set(&cacheEntry{key: c.key, id: id, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}
+}
+
+// logSTSFailure says why an STS call failed, so that an operator can tell a cluster-ID
+// mismatch (SignatureDoesNotMatch) from an unknown key (InvalidClientTokenId), an outage or a
+// broken CA file (transport x509). It logs the outcome, HTTP status, AWS error code, transport
+// class and the network error, and the host (from the allow-list); never the URL or the token,
+// and no byte of an STS body but a checked error code. Warn for throttled and unavailable
+// calls (iamgate cannot work), Info for rejections (a client's problem); rate-limited.
+func (p *pipeline) logSTSFailure(c *stsCall, se *STSError) {
+	level := slog.LevelWarn
+	if se.outcome == stsRejected {
+		level = slog.LevelInfo
+	}
+	ctx := context.Background()
+	if !p.log.Enabled(ctx, level) || !p.stsLogs.allow() {
+		return
+	}
+	attrs := []slog.Attr{slog.String("outcome", se.Outcome), slog.String("host", c.host)}
+	if se.StatusCode != 0 {
+		attrs = append(attrs, slog.Int("status", se.StatusCode))
+	}
+	if se.Code != "" {
+		attrs = append(attrs, slog.String("code", se.Code))
+	}
+	if se.Transport != "" {
+		attrs = append(attrs, slog.String("transport", se.Transport), slog.String("error", se.Err.Error()))
+	} else if errors.Is(se, errQueueFull) {
+		attrs = append(attrs, slog.String("error", errQueueFull.Error()))
+	} else if se.StatusCode == 200 {
+		attrs = append(attrs, slog.String("error", "malformed GetCallerIdentity answer"))
+	}
+	p.log.LogAttrs(ctx, level, "STS call failed", attrs...)
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -27,7 +27,7 @@ type Mapper interface {
 	Ready() bool
 	// Map returns the user of id. An error matching mapping.ErrNotMapped, or one for which
 	// mapping.IsDenial is true, is a definite denial; any other error means "cannot decide
-	// now" (503).
+	// now" (mapping_unavailable, 502, which kube-apiserver retries).
 	Map(ctx context.Context, id *mapping.Identity) (mapping.User, error)
 }
 
@@ -55,6 +55,9 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+
+	// Pprof serves /debug/pprof/ on the internal listener (-internal.pprof).
+	Pprof bool
 
 	Version string
 	// Now is the clock; nil means time.Now.
@@ -133,6 +136,8 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			negativeTTL: cfg.CacheNegativeTTL,
 			stsTimeout:  cfg.STS.Timeout,
 			metrics:     m,
+			log:         cfg.Logger,
+			stsLogs:     newLogLimiter(10),
 		},
 		metrics:   m,
 		realClock: realClock,

@@ -242,9 +242,9 @@ func reorderToken(t *testing.T, token string) string {
 	return encodeToken(base + "?" + strings.Join(params, "&"))
 }
 
-// TestSTSFaults: throttling is 429 and an outage or a hang 503 within -sts.timeout, neither
-// cached; a bad signature is a denial cached for -cache.negativeTTL; an outage does not stop
-// cached identities [K3, K4, A4].
+// TestSTSFaults: throttling is 429, a 5xx, reset or malformed answer 502 and a hang 504
+// within -sts.timeout (statuses kube-apiserver retries), none cached; a bad signature is a
+// denial cached for -cache.negativeTTL; an outage does not stop cached identities [K3, K4].
 func TestSTSFaults(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.STS.Timeout = 500 * time.Millisecond })
 	cached := h.token(alice)
@@ -281,11 +281,20 @@ func TestSTSFaults(t *testing.T) {
 		}
 	}
 	f(fakests.Faults{ErrorRates: map[string]float64{"Throttling": 1}}, 429)
-	f(fakests.Faults{ErrorRates: map[string]float64{"InternalFailure": 1}}, 503)
-	f(fakests.Faults{ErrorRates: map[string]float64{"ServiceUnavailable": 1}}, 503)
-	f(fakests.Faults{Outage: true}, 503)
-	f(fakests.Faults{HangRate: 1}, 503)
-	f(fakests.Faults{ResetRate: 1}, 503)
+	f(fakests.Faults{ErrorRates: map[string]float64{"InternalFailure": 1}}, 502)
+	f(fakests.Faults{ErrorRates: map[string]float64{"ServiceUnavailable": 1}}, 502)
+	f(fakests.Faults{Outage: true}, 502)
+	f(fakests.Faults{HangRate: 1}, 504)
+	f(fakests.Faults{ResetRate: 1}, 502)
+	for _, sample := range []string{
+		`iamgate_reviews_total{reason="sts_throttled",result="error"}`,
+		`iamgate_reviews_total{reason="sts_unavailable",result="error"}`,
+		`iamgate_reviews_total{reason="sts_timeout",result="error"}`,
+	} {
+		if h.metric(sample) == 0 {
+			t.Fatalf("unexpected zero %s", sample)
+		}
+	}
 
 	// A bad signature is a definite denial, cached for the negative TTL.
 	bad := h.tokenAt(principal{alice.arn, alice.akid, "wrong-secret"}, h.clock.Now(), testClusterID)
@@ -302,6 +311,56 @@ func TestSTSFaults(t *testing.T) {
 	h.review(bad)
 	if got := h.stsCalls() - before; got != 2 {
 		t.Fatalf("unexpected STS calls after the negative TTL; got %d; want 2", got)
+	}
+}
+
+// TestSTSDefinite4xx: every 4xx from STS but throttling is a definite denial, cached for
+// -cache.negativeTTL, whatever its code: an "unavailable" here would be retried by
+// kube-apiserver and sent to STS again and again.
+func TestSTSDefinite4xx(t *testing.T) {
+	h := newHarness(t)
+	for _, code := range []string{"MissingAuthenticationToken", "AccessDenied", "IncompleteSignature", "InvalidClientTokenId"} {
+		if err := h.sts.SetFaults(fakests.Faults{ErrorRates: map[string]float64{code: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Add(time.Second) // a new token each time
+		token := h.token(alice)
+		before := h.stsCalls()
+		for range 3 {
+			if a := h.review(token); a.Status != 200 || a.Review.Authenticated {
+				t.Fatalf("unexpected answer for STS %s; got %+v; want a 200 denial", code, a)
+			}
+		}
+		if got := h.stsCalls() - before; got != 1 {
+			t.Fatalf("unexpected STS calls for STS %s; got %d; want 1 (the rejection cached)", code, got)
+		}
+	}
+	if got := h.metric(`iamgate_sts_requests_total{outcome="rejected"}`); got != 4 {
+		t.Fatalf("unexpected rejected STS calls; got %v; want 4", got)
+	}
+}
+
+// TestCaseFoldedKeyCannotPoisonGenuineToken: a copy of a genuine token with one query key in
+// another case is refused locally (bad_query) without an STS call, so it can neither put the
+// genuine token in the rejection cache nor be answered with its identity.
+func TestCaseFoldedKeyCannotPoisonGenuineToken(t *testing.T) {
+	h := newHarness(t)
+	genuine := h.token(alice)
+	url := decodeToken(t, genuine)
+	for _, pair := range [][2]string{{"X-Amz-Expires=", "x-amz-expires="}, {"Action=", "action="}, {"X-Amz-Date=", "X-AMZ-DATE="}} {
+		variant := encodeToken(strings.Replace(url, pair[0], pair[1], 1))
+		if a := h.review(variant); a.Status != 200 || a.Review.Authenticated {
+			t.Fatalf("unexpected answer for %s; got %+v; want a denial", pair[1], a)
+		}
+	}
+	if got := h.stsCalls(); got != 0 {
+		t.Fatalf("unexpected STS calls for case-folded keys; got %d; want 0", got)
+	}
+	if got := h.metric(`iamgate_token_rejections_total{reason="bad_query"}`); got != 3 {
+		t.Fatalf("unexpected bad_query rejections; got %v; want 3", got)
+	}
+	if a := h.review(genuine); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer for the genuine token; got %+v", a)
 	}
 }
 
@@ -338,8 +397,8 @@ func TestMappingAppliesToCachedIdentities(t *testing.T) {
 		t.Fatalf("unexpected answer after a mapping change: %+v", a)
 	}
 	h.srv.mapper = tableMapper{}
-	if a := h.review(token); a.Status != 503 {
-		t.Fatalf("unexpected answer without a mapping; got %+v; want 503", a)
+	if a := h.review(token); a.Status != 500 {
+		t.Fatalf("unexpected answer without a mapping; got %+v; want 500", a)
 	}
 }
 
@@ -445,8 +504,9 @@ func encodeToken(url string) string {
 	return sigv4.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(url))
 }
 
-// TestInternalEndpoints: /healthz always, /readyz only once a mapping is loaded, /metrics and
-// /debug/pprof/ on the internal listener and nowhere on the webhook listener.
+// TestInternalEndpoints: /healthz always, /readyz only once a mapping is loaded, /metrics on
+// the internal listener and nowhere on the webhook listener; /debug/pprof/ only when
+// Config.Pprof turns it on.
 func TestInternalEndpoints(t *testing.T) {
 	h := newHarness(t)
 	get := func(url string) int {
@@ -458,9 +518,18 @@ func TestInternalEndpoints(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	webhook := strings.Split(h.url, "/authenticate")[0]
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile", "/debug/pprof/cmdline", "/debug/pprof/trace"} {
+		if got := get(h.admin + path); got != 404 {
+			t.Fatalf("unexpected status for %s without Pprof; got %d; want 404", path, got)
+		}
+	}
+	withPprof := newHarness(t, func(c *Config) { c.Pprof = true })
+	if got := get(withPprof.admin + "/debug/pprof/"); got != 200 {
+		t.Fatalf("unexpected status for /debug/pprof/ with Pprof; got %d; want 200", got)
+	}
+	webhook := strings.Split(withPprof.url, "/authenticate")[0]
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/": 200} {
-		if got := get(h.admin + path); got != want {
+		if got := get(withPprof.admin + path); got != want {
 			t.Fatalf("unexpected status for %s; got %d; want %d", path, got, want)
 		}
 		if got := get(webhook + path); got != 405 && got != 404 {

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -35,12 +37,15 @@ var stsOutcomeNames = [numSTSOutcomes]string{"identity", "rejected", "throttled"
 func (o stsOutcome) String() string { return stsOutcomeNames[o] }
 
 // STSError is a failed STS call: its outcome class and what STS (or the network) said.
-// It never holds the token. Check with errors.As.
+// It never holds the token or the URL. Check with errors.As.
 type STSError struct {
 	Outcome    string // rejected, throttled or unavailable
 	StatusCode int    // 0 when no answer came
-	Code       string // AWS error code, when STS answered with one
-	Err        error  // the network or decoding error, when there was one
+	Code       string // AWS error code, when STS answered with one (only [A-Za-z0-9._-])
+	// Transport is the class of a network failure, when no answer came: timeout, reset,
+	// refused, dns, x509, tls or other. See transportClass.
+	Transport string
+	Err       error // the network or decoding error, when there was one
 
 	outcome stsOutcome
 }
@@ -49,8 +54,10 @@ func (e *STSError) Error() string {
 	switch {
 	case e.Code != "":
 		return fmt.Sprintf("STS %s: HTTP %d %s", e.Outcome, e.StatusCode, e.Code)
+	case e.Transport != "":
+		return fmt.Sprintf("STS %s: %s: %s", e.Outcome, e.Transport, e.Err)
 	case e.Err != nil:
-		return fmt.Sprintf("STS %s: %s", e.Outcome, e.Err)
+		return fmt.Sprintf("STS %s: HTTP %d: %s", e.Outcome, e.StatusCode, e.Err)
 	default:
 		return fmt.Sprintf("STS %s: HTTP %d", e.Outcome, e.StatusCode)
 	}
@@ -58,9 +65,66 @@ func (e *STSError) Error() string {
 
 func (e *STSError) Unwrap() error { return e.Err }
 
+// Timeout reports whether the call failed because STS did not answer in time.
+func (e *STSError) Timeout() bool { return e.Transport == transportTimeout }
+
 func stsFailure(o stsOutcome, status int, code string, err error) *STSError {
 	return &STSError{Outcome: o.String(), StatusCode: status, Code: code, Err: err, outcome: o}
 }
+
+// stsTransportFailure is a call that got no answer at all.
+func stsTransportFailure(err error) *STSError {
+	e := stsFailure(stsUnavailable, 0, "", err)
+	e.Transport = transportClass(err)
+	return e
+}
+
+// Transport error classes: what an operator needs to tell a dead network from a broken CA file.
+const (
+	transportTimeout = "timeout" // no answer within -sts.timeout
+	transportReset   = "reset"   // the connection closed or was reset before the answer
+	transportRefused = "refused" // nothing listens at the address
+	transportDNS     = "dns"     // the host name does not resolve
+	transportX509    = "x509"    // STS's certificate does not verify (-sts.caFile, system pool)
+	transportTLS     = "tls"     // another TLS failure (handshake, protocol)
+	transportOther   = "other"
+)
+
+// transportClass sorts a network error into one of the transport classes.
+func transportClass(err error) string {
+	var (
+		dnsErr      *net.DNSError
+		unknownAuth x509.UnknownAuthorityError
+		hostErr     x509.HostnameError
+		invalidErr  x509.CertificateInvalidError
+		verifyErr   *tls.CertificateVerificationError
+		recordErr   tls.RecordHeaderError
+		alertErr    tls.AlertError
+		netErr      net.Error
+	)
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, errCollapseTimeout),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return transportTimeout
+	case errors.As(err, &verifyErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidErr):
+		return transportX509
+	case errors.As(err, &dnsErr):
+		return transportDNS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return transportRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, fasthttp.ErrConnectionClosed):
+		return transportReset
+	case errors.As(err, &recordErr), errors.As(err, &alertErr):
+		return transportTLS
+	default:
+		return transportOther
+	}
+}
+
+// errCollapseTimeout is the safety net of a shared STS call that outlived its own deadline.
+var errCollapseTimeout = errors.New("the shared STS call did not return within -sts.timeout")
 
 // errQueueFull is returned without calling STS when every slot is busy and the wait queue is
 // full: failing fast keeps a thundering herd from piling up goroutines and memory.
@@ -136,6 +200,10 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 		MaxIdleConnDuration:           90 * time.Second,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
+		// One attempt per call: fasthttp retries an idempotent GET up to 5 times by default,
+		// which would hide calls from iamgate_sts_requests_total and multiply the load on a
+		// failing STS. kube-apiserver retries the review instead, and every call is counted.
+		MaxIdemponentCallAttempts: 1,
 	}
 	if c.cfg.DialOverride != "" {
 		hc.Addr = c.cfg.DialOverride
@@ -202,7 +270,7 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	start := time.Now()
 	err := c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
 	if err != nil {
-		return callerIdentity{}, c.done(stsFailure(stsUnavailable, 0, "", err), start)
+		return callerIdentity{}, c.done(stsTransportFailure(err), start)
 	}
 	id, err := classifySTSAnswer(resp.StatusCode(), resp.Body())
 	return id, c.done(err, start)
@@ -221,7 +289,16 @@ func (c *stsClient) done(err error, start time.Time) error {
 }
 
 // classifySTSAnswer decodes an STS answer as JSON only, into the fixed GetCallerIdentity shape
-// (never XML: CVE-2020-16250), and sorts failures into outcomes [S4].
+// (never XML: CVE-2020-16250), and sorts failures into outcomes [S4]:
+//
+//   - 200 with a well-formed identity: the identity; any other 200 is unavailable (never an
+//     identity, never a denial);
+//   - 429, or a throttling code (throttleCodes) with any 4xx or 5xx: throttled;
+//   - 408, or a 4xx with a request-timeout code: unavailable (transient, as AWS SDKs treat them);
+//   - any other 4xx, whatever its code or body: rejected, a definite answer, cached for
+//     -cache.negativeTTL. STS answers a request it will not honour with a 4xx, and codes beyond
+//     the ones we know (InvalidAction, MissingAuthenticationToken, …) are as definite;
+//   - 5xx, 3xx (never followed) and anything else: unavailable, never cached.
 func classifySTSAnswer(status int, body []byte) (callerIdentity, error) {
 	if status == fasthttp.StatusOK {
 		id, err := decodeCallerIdentity(body)
@@ -232,18 +309,27 @@ func classifySTSAnswer(status int, body []byte) (callerIdentity, error) {
 	}
 	code := decodeErrorCode(body)
 	switch {
-	case status == fasthttp.StatusTooManyRequests ||
-		status == fasthttp.StatusBadRequest && (code == "Throttling" || code == "ThrottlingException"):
+	case status == fasthttp.StatusTooManyRequests, status >= 400 && status < 600 && throttleCodes[code]:
 		return callerIdentity{}, stsFailure(stsThrottled, status, code, nil)
-	case status == fasthttp.StatusForbidden && (code == "SignatureDoesNotMatch" || code == "InvalidClientTokenId" ||
-		code == "ExpiredToken" || code == "AccessDenied"),
-		status == fasthttp.StatusBadRequest && (code == "RequestExpired" || code == "IncompleteSignature" ||
-			code == "InvalidParameterValue"):
+	case status == fasthttp.StatusRequestTimeout,
+		status >= 400 && status < 500 && (code == "RequestTimeout" || code == "RequestTimeoutException"):
+		return callerIdentity{}, stsFailure(stsUnavailable, status, code, nil)
+	case status >= 400 && status < 500:
 		return callerIdentity{}, stsFailure(stsRejected, status, code, nil)
 	default:
-		// 5xx, redirects and codes we do not know are not a definite answer: never cached.
 		return callerIdentity{}, stsFailure(stsUnavailable, status, code, nil)
 	}
+}
+
+// throttleCodes are the AWS error codes that mean "slow down": aws-sdk-go-v2's
+// retry.DefaultThrottleErrorCodes (v1.48), frozen here. STS itself answers 400 Throttling.
+var throttleCodes = map[string]bool{
+	"Throttling": true, "ThrottlingException": true, "ThrottledException": true,
+	"RequestThrottledException": true, "TooManyRequestsException": true,
+	"ProvisionedThroughputExceededException": true, "TransactionInProgressException": true,
+	"RequestLimitExceeded": true, "BandwidthLimitExceeded": true, "LimitExceededException": true,
+	"RequestThrottled": true, "SlowDown": true, "PriorRequestNotComplete": true,
+	"EC2ThrottledException": true,
 }
 
 func decodeCallerIdentity(body []byte) (callerIdentity, error) {
@@ -277,7 +363,8 @@ func decodeCallerIdentity(body []byte) (callerIdentity, error) {
 	return callerIdentity{Account: r.Account, Arn: r.Arn, UserID: r.UserID}, nil
 }
 
-// decodeErrorCode reads Error.Code from a JSON error answer; "" when there is none.
+// decodeErrorCode reads Error.Code from a JSON error answer; "" when there is none or when it
+// is not a plausible code (at most 64 of [A-Za-z0-9._-]), so that no odd bytes reach a log.
 func decodeErrorCode(body []byte) string {
 	var answer struct {
 		Error struct{ Code string }
@@ -285,7 +372,17 @@ func decodeErrorCode(body []byte) string {
 	if strictJSON(body, &answer) != nil {
 		return ""
 	}
-	return answer.Error.Code
+	code := answer.Error.Code
+	if len(code) > 64 {
+		return ""
+	}
+	for i := 0; i < len(code); i++ {
+		c := code[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return ""
+		}
+	}
+	return code
 }
 
 // strictJSON decodes exactly one JSON object with nothing after it.

@@ -25,6 +25,7 @@ var serverFlags = map[string]bool{
 	"cluster.id":          false,
 	"webhook.listenAddr":  false,
 	"internal.listenAddr": false,
+	"internal.pprof":      true,
 	"tls.certFile":        false,
 	"tls.keyFile":         false,
 	"mapping.file":        false,
@@ -209,6 +210,11 @@ func checkPod(t *testing.T, m *manifests, p pod, secretNames map[string]bool) {
 	if flags["dryRun"] != "" {
 		t.Errorf("unexpected -dryRun in %s; got %q; want unset (the daemon would exit)", where, flags["dryRun"])
 	}
+	// The internal listener serves metrics and health only: profiles and traces stay off in
+	// every shipped manifest (the DaemonSets put that listener on the node's address).
+	if v := flags["internal.pprof"]; v != "" && v != "false" {
+		t.Errorf("unexpected -internal.pprof in %s; got %q; want unset (/debug/pprof/ off)", where, v)
+	}
 	if flags["mapping.file"] == "" && flags["mapping.configMap"] != "true" {
 		t.Errorf("unexpected mapping source in %s; got none; want -mapping.file or -mapping.configMap", where)
 	}
@@ -326,6 +332,11 @@ func checkListeners(t *testing.T, where string, p pod, c corev1.Container, flags
 	}
 	if got := containerPort(c, intstr.FromString("internal")); got != intPort {
 		t.Errorf("unexpected container port \"internal\" in %s; got %d; want %d (-internal.listenAddr)", where, got, intPort)
+	}
+	// On the host network, the internal listener is on the node's own address or loopback,
+	// never on every address of the node.
+	if p.spec.HostNetwork && !isLoopback(intHost) && intHost != "<status.hostIP>" {
+		t.Errorf("unexpected -internal.listenAddr host in %s; got %q; want the node's address $(NODE_IP) from status.hostIP, or loopback", where, intHost)
 	}
 	f := func(what string, pr *corev1.Probe, path string) {
 		t.Helper()

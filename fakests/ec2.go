@@ -7,10 +7,29 @@ import (
 
 const ec2XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
-// describeInstances answers EC2 DescribeInstances for InstanceId.N (every instance when none
-// is given) in EC2's XML shape, one reservation per instance. Like EC2, an unknown ID fails
-// the whole call with InvalidInstanceID.NotFound, a malformed one with
-// InvalidInstanceID.Malformed. Filters and paging are ignored.
+// EC2 errors of DescribeInstances' parameters, with EC2's codes.
+var (
+	errFilterInvalid = &awsError{CodeInvalidParameterValue, 400,
+		"The filter is invalid (the fake knows the instance-id filter only)", CodeInvalidParameterValue, 400}
+	errMaxResults = &awsError{CodeInvalidParameterValue, 400,
+		"Value for parameter maxResults is invalid. Expecting a value between 5 and 1000.", CodeInvalidParameterValue, 400}
+	errNextToken = &awsError{CodeInvalidParameterValue, 400,
+		"The value for parameter NextToken is invalid", CodeInvalidParameterValue, 400}
+	errMaxResultsWithIDs = &awsError{CodeInvalidParameterCombination, 400,
+		"The parameter instancesSet cannot be used with the parameter maxResults", CodeInvalidParameterCombination, 400}
+)
+
+// describeInstances answers EC2 DescribeInstances in EC2's XML shape, one reservation per
+// instance, sorted by instance ID, like EC2:
+//   - InstanceId.N selects instances (every instance when none is given); an unknown ID fails
+//     the whole call with InvalidInstanceID.NotFound, a malformed one with
+//     InvalidInstanceID.Malformed;
+//   - Filter.N.Name=instance-id with Filter.N.Value.M narrows the answer to those IDs (any of
+//     the values; several filters all apply). Unknown or malformed values simply match nothing,
+//     without an error, as in EC2, which is what lets a client look up a batch with one unknown
+//     ID. Values match exactly (EC2's * and ? wildcards are not implemented). Any other filter
+//     name is InvalidParameterValue;
+//   - MaxResults (5 to 1000, not with InstanceId.N) pages the answer, NextToken continues it.
 func (s *Server) describeInstances(c *call) {
 	var ids []string
 	for i := 1; ; i++ {
@@ -20,10 +39,52 @@ func (s *Server) describeInstances(c *call) {
 		}
 		ids = append(ids, string(v))
 	}
+	var filters []map[string]bool // instance-id values per filter
+	for i := 1; ; i++ {
+		prefix := "Filter." + strconv.Itoa(i) + "."
+		name := c.param(prefix + "Name")
+		if name == nil {
+			break
+		}
+		if string(name) != "instance-id" {
+			s.fail(c, errFilterInvalid)
+			return
+		}
+		values := map[string]bool{}
+		for j := 1; ; j++ {
+			v := c.param(prefix + "Value." + strconv.Itoa(j))
+			if v == nil {
+				break
+			}
+			values[string(v)] = true
+		}
+		filters = append(filters, values)
+	}
+	maxResults, offset := 0, 0
+	if v := c.param("MaxResults"); v != nil {
+		n, err := strconv.Atoi(string(v))
+		switch {
+		case len(ids) > 0:
+			s.fail(c, errMaxResultsWithIDs)
+			return
+		case err != nil || n < 5 || n > 1000:
+			s.fail(c, errMaxResults)
+			return
+		}
+		maxResults = n
+	}
+	if v := c.param("NextToken"); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			s.fail(c, errNextToken)
+			return
+		}
+		offset = n
+	}
+
 	var found []Instance
 	if len(ids) == 0 {
 		found = s.store.allInstances()
-		sort.Slice(found, func(i, j int) bool { return found[i].InstanceID < found[j].InstanceID })
 	}
 	for _, id := range ids {
 		if !checkInstanceID(id) {
@@ -37,6 +98,28 @@ func (s *Server) describeInstances(c *call) {
 		}
 		found = append(found, in)
 	}
+	sort.Slice(found, func(i, j int) bool { return found[i].InstanceID < found[j].InstanceID })
+	kept := found[:0]
+	for _, in := range found {
+		match := true
+		for _, values := range filters {
+			match = match && values[in.InstanceID]
+		}
+		if match {
+			kept = append(kept, in)
+		}
+	}
+	found = kept
+	next := ""
+	if offset > len(found) {
+		offset = len(found)
+	}
+	found = found[offset:]
+	if maxResults > 0 && len(found) > maxResults {
+		found = found[:maxResults]
+		next = strconv.Itoa(offset + maxResults)
+	}
+
 	pre := []byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse xmlns=\"" + ec2XMLNS + "\">\n    <requestId>")
 	b := append([]byte(nil), "</requestId>\n    <reservationSet>\n"...)
 	for _, in := range found {
@@ -50,7 +133,11 @@ func (s *Server) describeInstances(c *call) {
 		b = appendXMLText(b, in.PrivateDNSName)
 		b = append(b, "</privateDnsName>\n                </item>\n            </instancesSet>\n        </item>\n"...)
 	}
-	b = append(b, "    </reservationSet>\n</DescribeInstancesResponse>\n"...)
+	b = append(b, "    </reservationSet>\n"...)
+	if next != "" {
+		b = append(b, "    <nextToken>"+next+"</nextToken>\n"...)
+	}
+	b = append(b, "</DescribeInstancesResponse>\n"...)
 	t := answerTemplate{xmlPre: pre, xmlPost: b}
 	s.answer(c, &t)
 }

@@ -9,21 +9,22 @@ import (
 // AWS error codes the fake answers. STS answers them as named; EC2 requests get EC2's
 // equivalent (see awsError.ec2Code).
 const (
-	CodeSignatureDoesNotMatch      = "SignatureDoesNotMatch"
-	CodeInvalidClientTokenID       = "InvalidClientTokenId"
-	CodeExpiredToken               = "ExpiredToken"
-	CodeRequestExpired             = "RequestExpired"
-	CodeIncompleteSignature        = "IncompleteSignature"
-	CodeMissingAuthenticationToken = "MissingAuthenticationToken"
-	CodeAccessDenied               = "AccessDenied"
-	CodeThrottling                 = "Throttling"
-	CodeInternalFailure            = "InternalFailure"
-	CodeServiceUnavailable         = "ServiceUnavailable"
-	CodeInvalidAction              = "InvalidAction"
-	CodeValidationError            = "ValidationError"
-	CodeInvalidParameterValue      = "InvalidParameterValue"
-	CodeInvalidInstanceIDNotFound  = "InvalidInstanceID.NotFound"
-	CodeInvalidInstanceIDMalformed = "InvalidInstanceID.Malformed"
+	CodeSignatureDoesNotMatch       = "SignatureDoesNotMatch"
+	CodeInvalidClientTokenID        = "InvalidClientTokenId"
+	CodeExpiredToken                = "ExpiredToken"
+	CodeRequestExpired              = "RequestExpired"
+	CodeIncompleteSignature         = "IncompleteSignature"
+	CodeMissingAuthenticationToken  = "MissingAuthenticationToken"
+	CodeAccessDenied                = "AccessDenied"
+	CodeThrottling                  = "Throttling"
+	CodeInternalFailure             = "InternalFailure"
+	CodeServiceUnavailable          = "ServiceUnavailable"
+	CodeInvalidAction               = "InvalidAction"
+	CodeValidationError             = "ValidationError"
+	CodeInvalidParameterValue       = "InvalidParameterValue"
+	CodeInvalidParameterCombination = "InvalidParameterCombination"
+	CodeInvalidInstanceIDNotFound   = "InvalidInstanceID.NotFound"
+	CodeInvalidInstanceIDMalformed  = "InvalidInstanceID.Malformed"
 )
 
 // awsError is one AWS error answer: code, HTTP status, message, and what EC2 answers instead.

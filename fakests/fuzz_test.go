@@ -25,6 +25,7 @@ func FuzzHandler(f *testing.F) {
 		"SignedHeaders=content-type;host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000\r\n" +
 		"Content-Length: 43\r\n\r\nAction=GetCallerIdentity&Version=2011-06-15"))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Length: 70\r\n\r\nAction=DescribeInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Length: 116\r\n\r\nAction=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-id&Filter.1.Value.1=i-0123456789abcdef0&MaxResults=5"))
 	at := time.Date(2026, 11, 27, 1, 45, 0, 0, time.UTC)
 	s, err := New(testConfig(f), Options{Clock: func() time.Time { return at }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

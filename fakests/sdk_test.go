@@ -3,13 +3,16 @@ package fakests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 )
@@ -136,12 +139,59 @@ func TestSDKEC2(t *testing.T) {
 	if code := apiErrorCode(err); code != CodeInvalidInstanceIDNotFound {
 		t.Errorf("unexpected error code for an unknown instance; got %q (%v); want %q", code, err, CodeInvalidInstanceIDNotFound)
 	}
+	// An instance-id filter tolerates unknown and malformed IDs: they match nothing, as in EC2.
+	filter := func(in *ec2.DescribeInstancesInput) []string {
+		t.Helper()
+		var ids []string
+		for {
+			out, err := client.DescribeInstances(ctx, in)
+			if err != nil {
+				t.Fatalf("cannot describe instances with a filter: %s", err)
+			}
+			for _, r := range out.Reservations {
+				for _, i := range r.Instances {
+					ids = append(ids, aws.ToString(i.InstanceId)+"="+aws.ToString(i.PrivateDnsName))
+				}
+			}
+			if out.NextToken == nil {
+				return ids
+			}
+			in.NextToken = out.NextToken
+		}
+	}
+	byID := func(values ...string) []types.Filter {
+		return []types.Filter{{Name: aws.String("instance-id"), Values: values}}
+	}
+	got2 := filter(&ec2.DescribeInstancesInput{Filters: byID(testInstanceID, "i-0000000000000000f", "i-xyz", "i-0abcdef1")})
+	if want := []string{testInstanceID + "=" + testDNSName, "i-0abcdef1=ip-10-0-0-9.eu-west-1.compute.internal"}; !slices.Equal(got2, want) {
+		t.Errorf("unexpected instances for a filter with unknown IDs; got %q; want %q", got2, want)
+	}
+	if got2 := filter(&ec2.DescribeInstancesInput{Filters: byID("i-0000000000000000f")}); len(got2) != 0 {
+		t.Errorf("unexpected instances for a filter matching nothing; got %q", got2)
+	}
+	for i := range 10 {
+		if err := s.AddInstance(Instance{InstanceID: fmt.Sprintf("i-%08x", 0x100+i), PrivateDNSName: fmt.Sprintf("ip-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got2 := filter(&ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)}); len(got2) != 12 {
+		t.Errorf("unexpected instances over pages of 5; got %d (%q); want 12", len(got2), got2)
+	}
+	_, err = client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("tag:Name"), Values: []string{"x"}}}})
+	if code := apiErrorCode(err); code != CodeInvalidParameterValue {
+		t.Errorf("unexpected error code for an unknown filter; got %q (%v); want %q", code, err, CodeInvalidParameterValue)
+	}
+	_, err = client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{testInstanceID}, MaxResults: aws.Int32(5)})
+	if code := apiErrorCode(err); code != CodeInvalidParameterCombination {
+		t.Errorf("unexpected error code for MaxResults with InstanceIds; got %q (%v); want %q", code, err, CodeInvalidParameterCombination)
+	}
+
 	bad := ec2.NewFromConfig(sdkConfig(testUserKey, "wrong", ""), func(o *ec2.Options) { o.BaseEndpoint = aws.String(s.URL()) })
 	_, err = bad.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{testInstanceID}})
 	if code := apiErrorCode(err); code != "AuthFailure" {
 		t.Errorf("unexpected error code for a wrong secret; got %q (%v); want AuthFailure", code, err)
 	}
-	if n := s.Stats().Count(ActionDescribeInstances, OutcomeOK); n != 1 {
-		t.Errorf("unexpected DescribeInstances count; got %d; want 1", n)
+	if n := s.Stats().Count(ActionDescribeInstances, OutcomeOK); n != 6 {
+		t.Errorf("unexpected DescribeInstances count; got %d; want 6", n)
 	}
 }

@@ -62,7 +62,7 @@ const maxOutageNew = 20_000
 // Target is a running daemon and its fake STS.
 type Target struct {
 	// WebhookURL is the daemon's POST /authenticate URL; InternalURL is the base URL of its
-	// internal listener (/metrics, /debug/pprof/).
+	// internal listener (/metrics, and /debug/pprof/ when the daemon runs with -internal.pprof).
 	WebhookURL  string
 	InternalURL string
 	STS         FakeSTS

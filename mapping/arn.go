@@ -105,8 +105,9 @@ func withPath(path, name string) string {
 //	arn:P:sts::A:assumed-role/ROLE/SESSION
 //	arn:P:sts::A:federated-user/NAME
 //
-// P must be a known partition and A 12 digits. Names and path segments must use IAM's
-// character set (letters, digits and +=,.@_-).
+// P must be a known partition and A 12 digits. Names use IAM's name character set (1 to 64 of
+// letters, digits and +=,.@_-); a path is what IAM allows in one: printable ASCII from ! to ~
+// (so any character but "/" inside a segment), at most 512 characters with its slashes.
 func ParseARN(arn string) (ParsedARN, error) {
 	var p ParsedARN
 	if len(arn) > 2048 {
@@ -141,18 +142,15 @@ func ParseARN(arn string) (ParsedARN, error) {
 			p.Kind = KindRoot
 			return p, nil
 		case "role", "user":
-			segs := strings.Split(rest, "/")
-			for _, s := range segs {
-				if !isIAMName(s) {
-					return p, fmt.Errorf("%w: bad %s path or name %q (letters, digits and +=,.@_- only)", ErrInvalidARN, typ, rest)
-				}
+			path, name, err := splitPathName(typ, rest)
+			if err != nil {
+				return p, err
 			}
 			p.Kind = KindUser
 			if typ == "role" {
 				p.Kind = KindRole
 			}
-			p.Name = segs[len(segs)-1]
-			p.Path = strings.Join(segs[:len(segs)-1], "/")
+			p.Path, p.Name = path, name
 			return p, nil
 		}
 	case "sts":
@@ -191,10 +189,10 @@ func IsAccountID(s string) bool {
 }
 
 // isIAMName reports whether s is a non-empty name in IAM's character set [\w+=,.@-], at most
-// 128 bytes (role session names are up to 64, user and role names up to 64, federated user
-// names up to 32; 128 leaves room without accepting unbounded input).
+// 64 bytes: role and user names, role session names and federated user names are all at most
+// 64 characters of that set.
 func isIAMName(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 64 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -207,6 +205,36 @@ func isIAMName(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxPathLen is IAM's limit on a path, counting its leading and trailing slashes.
+const maxPathLen = 512
+
+// splitPathName splits the resource of a role or user ARN after "role/" or "user/" into the
+// IAM path without its slashes at either end and the name. IAM's rule for a path is "/" alone,
+// or "/" + 1 or more characters from ! (0x21) to ~ (0x7E) + "/", 512 characters at most: any
+// printable ASCII, so a segment may hold characters a name may not ("!", "{", "~"...), and
+// even empty segments ("/a//b/") match the rule. IAM's documentation names DEL (0x7F) too, a
+// control character, which iamgate refuses. The name keeps IAM's name character set.
+func splitPathName(typ, rest string) (path, name string, err error) {
+	i := strings.LastIndexByte(rest, '/')
+	name = rest[i+1:]
+	if !isIAMName(name) {
+		return "", "", fmt.Errorf("%w: bad %s name %q (1 to 64 letters, digits and +=,.@_-)", ErrInvalidARN, typ, clip(name))
+	}
+	if i < 0 {
+		return "", name, nil
+	}
+	path = rest[:i]
+	if path == "" || len(path)+2 > maxPathLen {
+		return "", "", fmt.Errorf("%w: bad %s path %q (IAM paths are / or /TEXT/ of at most %d characters)", ErrInvalidARN, typ, clip("/"+path+"/"), maxPathLen)
+	}
+	for j := 0; j < len(path); j++ {
+		if c := path[j]; c < '!' || c > '~' {
+			return "", "", fmt.Errorf("%w: bad %s path %q (printable ASCII from ! to ~ only)", ErrInvalidARN, typ, clip("/"+path+"/"))
+		}
+	}
+	return path, name, nil
 }
 
 // ssoPermissionSet returns the permission set name of an IAM Identity Center role name

@@ -2,8 +2,10 @@ package mapping
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -11,7 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -45,10 +48,13 @@ func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	return c, nil
 }
 
-// FetchConfigMap reads the namespace/name ConfigMap once and parses its data. A missing
-// ConfigMap is an empty document with a warning, as for ConfigMapSource.
+// FetchConfigMap reads the namespace/name ConfigMap once, within DefaultConfigMapTimeout, and
+// parses its data. A missing ConfigMap is an empty document with a warning, as for
+// ConfigMapSource.
 func FetchConfigMap(ctx context.Context, client kubernetes.Interface, namespace, name string) (*Document, error) {
 	source := "configmap " + namespace + "/" + name
+	ctx, cancel := context.WithTimeout(ctx, DefaultConfigMapTimeout)
+	defer cancel()
 	cm, err := client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return &Document{Source: source, Warnings: []string{"the ConfigMap does not exist: no identity is mapped by it"}}, nil
@@ -63,10 +69,28 @@ func FetchConfigMap(ctx context.Context, client kubernetes.Interface, namespace,
 	return doc, nil
 }
 
+// DefaultConfigMapTimeout is ConfigMapSource.Timeout when it is not set.
+const DefaultConfigMapTimeout = 30 * time.Second
+
 // ConfigMapSource feeds a Store from the live aws-auth ConfigMap through a client-go informer
-// restricted to that one object (SPEC [M1], [M5]). A deleted or missing ConfigMap maps nothing
-// (as in EKS) and is logged as a warning; a bad version is refused and the last good one stays.
+// restricted to that one object. A deleted or missing ConfigMap maps nothing (as in EKS) and
+// is logged as a warning; a version with bad parts is applied as Store.Update says.
+//
+// When the API server refuses or fails a list or watch (RBAC: 403; credentials: 401; any other
+// error), the source reports it at once: an Error log line (then every 10th failure, or when
+// the reason changes), iamgate_mapping_configmap_errors_total{reason},
+// iamgate_mapping_source_failing{source="configmap"} and Store.Status (/readyz). It never
+// exits: client-go retries with backoff, and the source applies the ConfigMap as soon as it
+// can be read (an RBAC fix needs no restart). If the first read has not completed within
+// Timeout (an API server that does not answer at all counts too), the source is reported as
+// failing and stops holding the Store's readiness back: the other source's records (the
+// mapping file, which may be what lets an operator in to fix RBAC) apply without it.
 type ConfigMapSource struct {
+	// Timeout bounds the first read of the ConfigMap before the source is reported as failing
+	// and no longer holds readiness back; zero means DefaultConfigMapTimeout. Set it before
+	// Run.
+	Timeout time.Duration
+
 	client    kubernetes.Interface
 	namespace string
 	name      string
@@ -77,6 +101,10 @@ type ConfigMapSource struct {
 	mu      sync.Mutex // serialises applies; guards seen and version
 	seen    bool       // an object was delivered
 	version string     // resourceVersion of the last object applied
+
+	fmu      sync.Mutex // guards failures and reason
+	failures int        // consecutive failed list or watch calls
+	reason   string     // of the last failure
 }
 
 // NewConfigMapSource returns the source of the namespace/name ConfigMap (normally
@@ -92,16 +120,27 @@ func NewConfigMapSource(client kubernetes.Interface, namespace, name string, sto
 
 func (s *ConfigMapSource) sourceName() string { return "configmap " + s.namespace + "/" + s.name }
 
-// Run watches the ConfigMap until ctx is done. It returns an error when the informer cannot
-// sync (no access to the API server, no RBAC permission to list and watch ConfigMaps in the
-// namespace), else ctx's error.
+// Run watches the ConfigMap until ctx is done, and returns ctx's error. API and RBAC failures
+// do not end it: they are reported (see ConfigMapSource) and retried.
 func (s *ConfigMapSource) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(s.client, s.resync,
-		informers.WithNamespace(s.namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.name).String()
-		}))
-	inf := factory.Core().V1().ConfigMaps().Informer()
+	sel := fields.OneTermEqualSelector("metadata.name", s.name).String()
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			l, err := cms.List(ctx, o)
+			s.observe(ctx, err)
+			return l, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			w, err := cms.Watch(ctx, o)
+			s.observe(ctx, err)
+			return w, err
+		},
+	}
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, s.client),
+		&corev1.ConfigMap{}, s.resync, cache.Indexers{})
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.apply(obj, false) },
 		UpdateFunc: func(_, obj any) { s.apply(obj, false) },
@@ -110,13 +149,37 @@ func (s *ConfigMapSource) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot watch %s: %w", s.sourceName(), err)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
-		if ctx.Err() != nil {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		inf.RunWithContext(ctx)
+	}()
+	defer wg.Wait()
+
+	synced := make(chan struct{})
+	go func() {
+		if cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+			close(synced)
+		}
+	}()
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultConfigMapTimeout
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-synced:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		s.firstReadTimedOut(timeout)
+		select {
+		case <-synced:
+		case <-ctx.Done():
 			return ctx.Err()
 		}
-		return fmt.Errorf("cannot sync the informer of %s", s.sourceName())
 	}
 	s.mu.Lock()
 	if !s.seen {
@@ -125,6 +188,71 @@ func (s *ConfigMapSource) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	<-ctx.Done()
 	return ctx.Err()
+}
+
+// observe reports the outcome of one list or watch call.
+func (s *ConfigMapSource) observe(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return // shutting down
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if err == nil {
+		if s.failures > 0 {
+			s.log.Info("the aws-auth ConfigMap can be read again", "configmap", s.sourceName(), "failedAttempts", s.failures)
+			s.failures, s.reason = 0, ""
+			s.store.sourceFailing(SourceConfigMap, s.sourceName(), "", false)
+		}
+		return
+	}
+	label, reason := describeAPIError(err)
+	s.store.metrics.configMapError(label)
+	s.failures++
+	if s.failures == 1 || s.failures%10 == 0 || reason != s.reason {
+		s.log.Error("cannot read the aws-auth ConfigMap; retrying, the last good mapping stays live", "configmap", s.sourceName(),
+			"reason", label, "failedAttempts", s.failures, "error", err)
+	}
+	s.reason = reason
+	s.store.sourceFailing(SourceConfigMap, s.sourceName(), reason, false)
+}
+
+// firstReadTimedOut reports that the ConfigMap has not been read within timeout.
+func (s *ConfigMapSource) firstReadTimedOut(timeout time.Duration) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	reason := s.reason
+	if s.failures == 0 {
+		// No call has even failed: the API server does not answer.
+		reason = "timeout: no answer from the API server within " + timeout.String()
+		s.store.metrics.configMapError(cmTimeout)
+		s.failures++
+	}
+	s.reason = reason
+	s.log.Error("the aws-auth ConfigMap could not be read in time; iamgate keeps retrying and serves the other mapping sources without it",
+		"configmap", s.sourceName(), "timeout", timeout, "reason", reason)
+	s.store.sourceFailing(SourceConfigMap, s.sourceName(), reason, true)
+}
+
+// describeAPIError returns the metric label of err and a description for /readyz with nothing
+// secret in it (no token; the API server's URL and iamgate's identity are in the log only).
+func describeAPIError(err error) (label, reason string) {
+	var status apierrors.APIStatus
+	code := 0
+	if errors.As(err, &status) {
+		code = int(status.Status().Code)
+	}
+	var nerr net.Error
+	switch {
+	case apierrors.IsForbidden(err):
+		return cmForbidden, "forbidden (HTTP 403): iamgate's identity may not list and watch ConfigMaps in the namespace; grant list and watch on configmaps (resourceNames: aws-auth) in RBAC"
+	case apierrors.IsUnauthorized(err):
+		return cmUnauthorized, "unauthorized (HTTP 401): the API server does not accept iamgate's credentials"
+	case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout():
+		return cmTimeout, "timeout talking to the API server"
+	case code != 0:
+		return cmOther, fmt.Sprintf("the API server answered HTTP %d (%s)", code, apierrors.ReasonForError(err))
+	}
+	return cmOther, "cannot reach the API server (see the log)"
 }
 
 // apply handles an informer event. The field selector restricts the watch to one name, but

@@ -6,8 +6,8 @@
 //   - NewIdentity canonicalises the ARN STS returned ([I1]) and splits its UserId ([I2]).
 //   - ParseDocument reads an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/
 //     mapAccounts document: EKS's quirks are kept (case-insensitive record keys, blank values
-//     as absent), dangerous input is refused (unknown placeholders, empty usernames, invalid
-//     ARNs), and every refusal names the record.
+//     as absent), dangerous input is refused record by record (unknown placeholders, empty
+//     usernames, invalid ARNs), and every refusal names the record, its list and its line.
 //   - Compile builds an immutable Table: hash maps on the lower-cased canonical ARN (roles
 //     without their path), SSO permission sets and accounts, with each record's templates
 //     compiled once.
@@ -17,8 +17,11 @@
 //     calls.
 //   - A Store holds the live Table in an atomic pointer, fed by a FileSource (fsnotify plus
 //     polling, including Kubernetes' ..data symlink swap) and a ConfigMapSource (a client-go
-//     informer on kube-system/aws-auth). A bad new version is refused, logged and counted;
-//     the last good Table stays live.
+//     informer on kube-system/aws-auth, which reports API and RBAC failures at once and keeps
+//     retrying). One bad record never locks out the others: a version's valid records apply,
+//     its refused records grant nothing and are logged, counted and listed by Store.Status; a
+//     list that does not parse keeps its previous records; a version of which nothing can be
+//     identified is refused whole and the last good one stays live.
 //   - Explain tells an operator which record maps an ARN, or why none does and which records
 //     come nearest.
 //

@@ -18,14 +18,14 @@ const (
 	MaxDocumentSize = 1 << 20
 	// MaxRecords bounds the records of one document, counted after YAML aliases are expanded.
 	MaxRecords = 100_000
-	// maxReported bounds the record errors one parse reports.
+	// maxReported bounds the refusals Document.Err and the logs spell out.
 	maxReported = 20
 	// maxGroups bounds the groups of one document, counted after aliases are expanded.
 	maxGroups = 1 << 20
 )
 
-// Document errors; RecordError wraps the record-level ones, so errors.Is finds them in the
-// error ParseDocument returns.
+// Document errors. A RecordError wraps the record-level ones, so errors.Is finds them in
+// Document.Err.
 var (
 	ErrTooLarge     = errors.New("mapping document too large")
 	ErrSyntax       = errors.New("bad YAML")
@@ -47,13 +47,15 @@ type Record struct {
 	Line  int
 	// ARN is the rolearn or userarn as written ("" for SSO and account records).
 	ARN string
-	// CanonicalARN is the ARN the record matches: canonical ([I1]) and, for roles, without the
-	// path, since STS reports roles without it.
+	// CanonicalARN is the ARN the record matches: canonical and, for roles, without the path,
+	// since STS reports roles without it. For a record WrittenAsAssumedRole, which matches
+	// nothing, it is the role ARN the record should have named.
 	CanonicalARN string
 	// Path is the IAM path written in a role ARN, which matching ignores ("" for none).
 	Path string
-	// WrittenAsAssumedRole is true when ARN was an sts assumed-role ARN, canonicalised to its
-	// role.
+	// WrittenAsAssumedRole is true when ARN is an sts assumed-role (session) ARN. Such a record
+	// matches nothing, as in EKS: callers are matched by their canonical ARN, which for an
+	// assumed role is the role's. Compile keeps it aside (Table.Inert) for explain.
 	WrittenAsAssumedRole bool
 	// SSO is set for IAM Identity Center permission-set records.
 	SSO *SSO
@@ -66,6 +68,7 @@ type Record struct {
 
 	kind        Kind // of ARN
 	key         string
+	refused     *RecordError // set on the stand-in of a refused record, which denies its principal
 	username    template
 	groups      []template
 	groupsFixed []string // Groups when no group has a placeholder; shared, never modified
@@ -94,29 +97,70 @@ func (r *Record) Describe() string {
 	return r.ARN
 }
 
-// Document is a parsed mapping document: the records of one source, in order, and the warnings
-// its parse produced.
+// Document is a parsed mapping document: the valid records of one source, in order, the
+// records and lists it refused, and the warnings its parse produced.
 type Document struct {
 	// Source names where the document came from, for logs and explain.
 	Source   string
 	Roles    []*Record
 	Users    []*Record
 	Accounts []*Record
+	// Refused are the records that are not applied, each naming what is wrong with it, in
+	// document order. The other records apply all the same: one bad record must not lock
+	// out everyone else.
+	Refused []*RecordError
+	// Unparsed are the lists (Index -1) that could not be read at all: not a list, given
+	// twice, or a YAML text that does not parse, so that no record of them can be told from
+	// another. A Store keeps such a list's records from the source's previous version.
+	Unparsed []*RecordError
 	// Warnings are the accepted quirks worth an operator's attention (see README).
 	Warnings []string
 }
 
-// Len returns the number of records.
+// Len returns the number of valid records.
 func (d *Document) Len() int { return len(d.Roles) + len(d.Users) + len(d.Accounts) }
 
-// RecordError is a refused record (or list: Index -1), naming it and what is wrong.
+// Err returns the unparsed lists and the refused records as one error (errors.Join of
+// *RecordError, at most 20 spelled out), or nil when every record is valid. It is for callers
+// that want a document without any refusal, such as a check before deploying a mapping.
+func (d *Document) Err() error {
+	if d == nil || len(d.Unparsed)+len(d.Refused) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, e := range d.Unparsed {
+		errs = append(errs, e)
+	}
+	for _, e := range d.Refused {
+		if len(errs) == maxReported {
+			break
+		}
+		errs = append(errs, e)
+	}
+	if n := len(d.Unparsed) + len(d.Refused) - len(errs); n > 0 {
+		errs = append(errs, fmt.Errorf("%w: and %d more refused records", ErrBadRecord, n))
+	}
+	return errors.Join(errs...)
+}
+
+// RecordError is a refused record (or a list that does not parse: Index -1), naming it and
+// what is wrong.
 type RecordError struct {
-	List  string
-	Index int
+	// Source is the Document.Source of the record.
+	Source string
+	List   string
+	Index  int
 	// ARN is the record's ARN or SSO/account as written ("" when missing).
-	ARN  string
-	Line int
-	Err  error
+	ARN string
+	// Line is the record's line (0 when unknown); with LineInList, it counts from the start of
+	// the list's own YAML text (a ConfigMap data value) rather than the file.
+	Line       int
+	LineInList bool
+	Err        error
+
+	// principal is the record that would have named the same principal, when the record's
+	// ARN or SSO block is valid; nil otherwise. Compile lets it deny that principal.
+	principal *Record
 }
 
 func (e *RecordError) Error() string {
@@ -132,7 +176,7 @@ func (e *RecordError) Error() string {
 		if b.Len() == 0 {
 			b.WriteString("line " + strconv.Itoa(e.Line))
 		} else {
-			b.WriteString(" (line " + strconv.Itoa(e.Line) + ")")
+			b.WriteString(" (" + e.where() + ")")
 		}
 	}
 	if b.Len() > 0 {
@@ -142,7 +186,34 @@ func (e *RecordError) Error() string {
 	return b.String()
 }
 
+// where is "line N", or "line N of mapRoles" when the line counts within the list's text.
+func (e *RecordError) where() string {
+	if e.LineInList {
+		return "line " + strconv.Itoa(e.Line) + " of " + e.List
+	}
+	return "line " + strconv.Itoa(e.Line)
+}
+
 func (e *RecordError) Unwrap() error { return e.Err }
+
+// Reason returns what is wrong with the record in general terms, without anything from the
+// record itself (no ARN, username or group): the kinds of error it has, such as "invalid ARN"
+// or "unknown template placeholder". /readyz shows it.
+func (e *RecordError) Reason() string { return Reason(e.Err) }
+
+// Reason names the kinds of mapping error err holds, without any text taken from the input.
+func Reason(err error) string {
+	var kinds []string
+	for _, k := range []error{ErrTooLarge, ErrSyntax, ErrInvalidARN, ErrUnknownPlaceholder, ErrNotString, ErrMissingField, ErrBadRecord} {
+		if errors.Is(err, k) {
+			kinds = append(kinds, k.Error())
+		}
+	}
+	if len(kinds) == 0 {
+		return "cannot load"
+	}
+	return strings.Join(kinds, ", ")
+}
 
 func clip(s string) string {
 	if len(s) > 200 {
@@ -157,9 +228,11 @@ func clip(s string) string {
 // mapUsers and mapAccounts, each a list or a YAML text holding one. source names the document in
 // Record.Source.
 //
-// It accepts what EKS accepts (see the README's quirks list) and refuses what is dangerous;
-// a refused record refuses the whole document, and the error (errors.Join of *RecordError)
-// names every refused record, up to 20. ParseDocument never panics.
+// It accepts what EKS accepts (see the README's quirks list) and refuses what is dangerous,
+// record by record: a refused record is listed in Document.Refused and the other records apply,
+// as in EKS. A list that cannot be read at all is listed in Document.Unparsed. An error is
+// returned only when nothing in the document can be identified: not YAML, not a mapping, not a
+// ConfigMap, or over the limits. ParseDocument never panics.
 func ParseDocument(source string, data []byte) (doc *Document, err error) {
 	if len(data) > MaxDocumentSize {
 		return nil, fmt.Errorf("%w: %d bytes; the limit is %d (1 MiB)", ErrTooLarge, len(data), MaxDocumentSize)
@@ -209,7 +282,9 @@ func ParseDocument(source string, data []byte) (doc *Document, err error) {
 }
 
 // ParseConfigMapData parses the data of an aws-auth ConfigMap, as the ConfigMap source reads it
-// from the API server. It applies the same rules as ParseDocument.
+// from the API server. It applies the same rules as ParseDocument; each data key is a list of
+// its own, so one key whose text does not parse leaves the others applied. Lines count from the
+// start of each key's text.
 func ParseConfigMapData(source string, data map[string]string) (doc *Document, err error) {
 	size := 0
 	for k, v := range data {
@@ -223,7 +298,7 @@ func ParseConfigMapData(source string, data map[string]string) (doc *Document, e
 			doc, err = nil, fmt.Errorf("%w: YAML parser failed: %v", ErrSyntax, e)
 		}
 	}()
-	p := &parser{doc: &Document{Source: source}}
+	p := &parser{doc: &Document{Source: source}, lineInList: true}
 	for _, k := range sortedKeys(data) {
 		v := data[k]
 		switch k {
@@ -259,18 +334,27 @@ func decodeYAML(data []byte) (*yaml.Node, error) {
 }
 
 type parser struct {
-	doc     *Document
-	errs    []error
-	nerrs   int
-	records int
-	groups  int // total groups, bounded like records since aliases can repeat a long list
+	doc        *Document
+	fatal      error // the document as a whole is refused (limits)
+	lineInList bool  // lines count within the current list's own text
+	records    int
+	groups     int // total groups, bounded like records since aliases can repeat a long list
 }
 
-func (p *parser) fail(list string, index int, arn string, line int, err error) {
-	p.nerrs++
-	if p.nerrs <= maxReported {
-		p.errs = append(p.errs, &RecordError{List: list, Index: index, ARN: arn, Line: line, Err: err})
+// fail refuses one record; principal is the record's would-be principal, if identified.
+func (p *parser) fail(list string, index int, arn string, line int, err error, principal *Record) {
+	e := &RecordError{Source: p.doc.Source, List: list, Index: index, ARN: arn,
+		Line: line, LineInList: p.lineInList && line > 0, Err: err, principal: principal}
+	if principal != nil {
+		principal.refused = e
 	}
+	p.doc.Refused = append(p.doc.Refused, e)
+}
+
+// unparsed marks a whole list as unreadable.
+func (p *parser) unparsed(list string, line int, err error) {
+	p.doc.Unparsed = append(p.doc.Unparsed, &RecordError{Source: p.doc.Source, List: list, Index: -1,
+		Line: line, LineInList: p.lineInList && line > 0, Err: err})
 }
 
 func (p *parser) warn(list string, index int, arn string, line int, format string, args ...any) {
@@ -296,11 +380,8 @@ func (p *parser) warn(list string, index int, arn string, line int, format strin
 }
 
 func (p *parser) finish() (*Document, error) {
-	if p.nerrs > 0 {
-		if p.nerrs > maxReported {
-			p.errs = append(p.errs, fmt.Errorf("%w: and %d more refused records", ErrBadRecord, p.nerrs-maxReported))
-		}
-		return nil, errors.Join(p.errs...)
+	if p.fatal != nil {
+		return nil, p.fatal
 	}
 	return p.doc, nil
 }
@@ -330,21 +411,30 @@ func lookupKey(m *yaml.Node, key string) *yaml.Node {
 // case-sensitive. aws-iam-authenticator silently ignores a "maproles" key; iamgate ignores it
 // too (refusing it could lock a working cluster out at upgrade) but warns, naming the key to use.
 func (p *parser) topLevel(m *yaml.Node) {
-	seen := map[string]bool{}
+	count := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := p.deref(m.Content[i]); k.Kind == yaml.ScalarNode {
+			count[k.Value]++
+		}
+	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := p.deref(m.Content[i]), m.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			p.fail("", -1, "", k.Line, fmt.Errorf("%w: a top-level key is not a string", ErrSyntax))
+			p.warn("", -1, "", k.Line, "a top-level key that is not a string is ignored")
 			continue
 		}
 		switch k.Value {
 		case "mapRoles", "mapUsers", "mapAccounts":
-			if seen[k.Value] {
-				p.fail(k.Value, -1, "", k.Line, fmt.Errorf("%w: %s given twice", ErrSyntax, k.Value))
-				continue
+			switch count[k.Value] {
+			case 0:
+				// Reported at the first occurrence.
+			case 1:
+				p.listValue(k.Value, p.deref(v))
+			default:
+				// Which one was meant cannot be told: neither applies.
+				p.unparsed(k.Value, k.Line, fmt.Errorf("%w: %s given %d times", ErrSyntax, k.Value, count[k.Value]))
+				count[k.Value] = 0
 			}
-			seen[k.Value] = true
-			p.listValue(k.Value, p.deref(v))
 		default:
 			p.unknownTopKey(k.Value, k.Line)
 		}
@@ -368,13 +458,17 @@ func (p *parser) listValue(list string, v *yaml.Node) {
 		p.list(list, v)
 	case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null":
 	case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str":
-		off := 0
 		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-			off = v.Line // a block scalar's text starts on the line after its indicator
+			// A block scalar's text starts on the line after its indicator: lines count
+			// in the file.
+			p.text(list, v.Value, v.Line)
+			return
 		}
-		p.text(list, v.Value, off)
+		p.lineInList = true
+		p.text(list, v.Value, 0)
+		p.lineInList = false
 	default:
-		p.fail(list, -1, "", v.Line, fmt.Errorf("%w: %s must be a list or a YAML text holding one", ErrSyntax, list))
+		p.unparsed(list, v.Line, fmt.Errorf("%w: %s must be a list or a YAML text holding one", ErrSyntax, list))
 	}
 }
 
@@ -386,7 +480,7 @@ func (p *parser) text(list, text string, lineOff int) {
 	}
 	n, err := decodeYAML([]byte(text))
 	if err != nil {
-		p.fail(list, -1, "", 0, err)
+		p.unparsed(list, 0, err)
 		return
 	}
 	if n == nil {
@@ -401,7 +495,7 @@ func (p *parser) text(list, text string, lineOff int) {
 		p.list(list, n)
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
 	default:
-		p.fail(list, -1, "", n.Line, fmt.Errorf("%w: %s must hold a YAML list", ErrSyntax, list))
+		p.unparsed(list, n.Line, fmt.Errorf("%w: %s must hold a YAML list", ErrSyntax, list))
 	}
 }
 
@@ -419,9 +513,10 @@ func (p *parser) list(list string, seq *yaml.Node) {
 	for i, item := range seq.Content {
 		p.records++
 		if p.records > MaxRecords {
-			if p.records == MaxRecords+1 {
-				p.fail(list, i, "", item.Line, fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords))
-			}
+			p.fatal = fmt.Errorf("%w: more than %d records", ErrTooLarge, MaxRecords)
+			return
+		}
+		if p.fatal != nil {
 			return
 		}
 		item = p.deref(item)
@@ -439,7 +534,7 @@ func (p *parser) list(list string, seq *yaml.Node) {
 // that is not 12 digits as written).
 func (p *parser) account(i int, n *yaml.Node) {
 	if n.Kind != yaml.ScalarNode {
-		p.fail("mapAccounts", i, "", n.Line, fmt.Errorf("%w: an account must be a 12-digit string", ErrBadRecord))
+		p.fail("mapAccounts", i, "", n.Line, fmt.Errorf("%w: an account must be a 12-digit string", ErrBadRecord), nil)
 		return
 	}
 	v := strings.TrimSpace(n.Value)
@@ -448,7 +543,7 @@ func (p *parser) account(i int, n *yaml.Node) {
 		return
 	}
 	if !IsAccountID(v) {
-		p.fail("mapAccounts", i, v, n.Line, fmt.Errorf("%w: account %q is not 12 digits", ErrBadRecord, clip(v)))
+		p.fail("mapAccounts", i, v, n.Line, fmt.Errorf("%w: account %q is not 12 digits", ErrBadRecord, clip(v)), nil)
 		return
 	}
 	p.doc.Accounts = append(p.doc.Accounts, &Record{
@@ -468,16 +563,19 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 		arnKey = "userarn"
 	}
 	if n.Kind != yaml.MappingNode {
-		p.fail(list, i, "", n.Line, fmt.Errorf("%w: a record must be a mapping with %s, username and groups", ErrBadRecord, arnKey))
+		p.fail(list, i, "", n.Line, fmt.Errorf("%w: a record must be a mapping with %s, username and groups", ErrBadRecord, arnKey), nil)
 		return
 	}
 	fields := map[string]*yaml.Node{}
+	var dupErr error // the record is refused, but read on to identify its principal
 	for k := 0; k+1 < len(n.Content); k += 2 {
 		key := p.deref(n.Content[k])
 		name := strings.ToLower(key.Value)
 		if _, dup := fields[name]; dup {
-			p.fail(list, i, "", key.Line, fmt.Errorf("%w: key %q given twice (record keys are case-insensitive)", ErrBadRecord, clip(key.Value)))
-			return
+			if dupErr == nil {
+				dupErr = fmt.Errorf("%w: key %q given twice (record keys are case-insensitive)", ErrBadRecord, clip(key.Value))
+			}
+			continue
 		}
 		fields[name] = p.deref(n.Content[k+1])
 		switch {
@@ -490,6 +588,9 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 	r := &Record{Source: p.doc.Source, List: list, Index: i, Line: n.Line}
 	var errs []error
 	bad := func(err error) { errs = append(errs, err) }
+	if dupErr != nil {
+		bad(dupErr)
+	}
 
 	arn, err := scalarString(fields[arnKey], arnKey)
 	if err != nil {
@@ -526,8 +627,11 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 				r.CanonicalARN = "arn:" + pa.Partition + ":iam::" + pa.AccountID + ":role/" + pa.Name
 			}
 			if pa.AssumedRole {
+				// EKS compares a record's ARN with the caller's canonical ARN (the role's,
+				// never a session's), so this record matches nobody there; widening it to
+				// every session of the role could grant a role far more than was written.
 				r.WrittenAsAssumedRole = true
-				p.warn(list, i, arn, n.Line, "an assumed-role ARN is written where a role ARN is needed; matching its role %s (any session)", r.CanonicalARN)
+				p.warn(list, i, arn, n.Line, "an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write %s", r.CanonicalARN)
 			}
 			if list == "mapRoles" && pa.Kind != KindRole {
 				p.warn(list, i, arn, n.Line, "a %s ARN in mapRoles; it is matched like a mapUsers record", pa.Kind)
@@ -559,6 +663,9 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 	if err != nil {
 		bad(err)
 	}
+	if p.fatal != nil {
+		return
+	}
 	r.Groups = groups
 	fixed := true
 	for _, g := range groups {
@@ -585,7 +692,18 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 		if name == "" && r.SSO != nil {
 			name = r.Describe()
 		}
-		p.fail(list, i, name, n.Line, errors.Join(errs...))
+		var principal *Record
+		if r.key != "" && !r.WrittenAsAssumedRole {
+			// The record names a principal: it still counts as that principal's record
+			// (see Compile), so that a refused record never lets another record apply.
+			sso := r.SSO
+			if r.CanonicalARN != "" {
+				sso = nil // keyed by its ARN (a record giving both is refused)
+			}
+			principal = &Record{Source: r.Source, List: list, Index: i, Line: n.Line, ARN: r.ARN,
+				CanonicalARN: r.CanonicalARN, Path: r.Path, SSO: sso, AccountID: r.AccountID, kind: r.kind, key: r.key}
+		}
+		p.fail(list, i, name, n.Line, errors.Join(errs...), principal)
 		return
 	}
 	if list == "mapRoles" {
@@ -609,7 +727,8 @@ func (p *parser) groupList(list string, i int, arn string, n *yaml.Node) ([]stri
 	for _, g := range n.Content {
 		p.groups++
 		if p.groups > maxGroups {
-			return nil, fmt.Errorf("%w: more than %d groups in the document", ErrTooLarge, maxGroups)
+			p.fatal = fmt.Errorf("%w: more than %d groups in the document", ErrTooLarge, maxGroups)
+			return nil, p.fatal
 		}
 		g = p.deref(g)
 		s, err := scalarString(g, "group")

@@ -142,10 +142,22 @@ func TestFixturesGood(t *testing.T) {
 		// STS reports users with their path: a path-less user ARN is another user.
 		mapCase{arn: "arn:aws:iam::111122223333:user/bob", err: ErrNotMapped},
 	)
-	f("aws-auth-good-assumed-role-arn.yaml", []string{
-		`aws-auth-good-assumed-role-arn.yaml: mapRoles[0] "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com" (line 4): an assumed-role ARN is written where a role ARN is needed; matching its role arn:aws:iam::111122223333:role/ops (any session)`,
+	// IAM paths hold any printable ASCII (names do not): EKS accepts such records.
+	f("aws-auth-good-iam-path-chars.yaml", nil,
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/deployer/gha", username: "deployer", groups: []string{"deployers"}},
+		mapCase{arn: "arn:aws:iam::111122223333:user/odd~path/x:y{1}/carol", username: "carol", groups: []string{"dev"}},
+		mapCase{arn: "arn:aws:iam::111122223333:user/carol", err: ErrNotMapped},
+	)
+	// An assumed-role ARN as rolearn matches nothing (as in EKS), not even its own session,
+	// and never widens to every session of the role.
+	f("aws-auth-warn-assumed-role-arn.yaml", []string{
+		`aws-auth-warn-assumed-role-arn.yaml: mapRoles[0] "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com" (line 5): an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write arn:aws:iam::111122223333:role/ops`,
+		`aws-auth-warn-assumed-role-arn.yaml: mapRoles[2] "arn:aws:sts::111122223333:assumed-role/viewer/bob" (line 10): an assumed-role (session) ARN never matches, as in EKS: callers are matched by their role ARN; to map every session of the role write arn:aws:iam::111122223333:role/viewer`,
 	},
-		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/bob@example.com", username: "ops:bob-example.com", groups: []string{"ops"}},
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/bob@example.com", err: ErrNotMapped},
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/ops/alice@example.com", err: ErrNotMapped},
+		// The session record neither shadows nor widens the role's own record.
+		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/viewer/bob", username: "viewer"},
 	)
 	f("aws-auth-good-sso.yaml", nil,
 		mapCase{arn: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_View_0123456789abcdef/alice@example.com",
@@ -199,11 +211,15 @@ func TestFixturesGood(t *testing.T) {
 }
 
 // TestFixturesBad protects the refusals: each testdata/*-bad-* fixture with its exact error,
-// naming every refused record by list, index, ARN and line.
+// naming every refused record by list, index, ARN and line. Refused records are listed in the
+// Document (Document.Err); only a document of which nothing can be identified is an error.
 func TestFixturesBad(t *testing.T) {
 	f := func(name string, wantIs error, wantErr string) {
 		t.Helper()
 		doc, err := ParseDocument(name, readFixture(t, name))
+		if err == nil {
+			err = doc.Err()
+		}
 		if err == nil {
 			t.Fatalf("expected an error for %s; got a document with %d records", name, doc.Len())
 		}
@@ -224,12 +240,12 @@ func TestFixturesBad(t *testing.T) {
 	f("aws-auth-bad-invalid-arn.yaml", ErrInvalidARN,
 		`mapRoles[0] "arn:aws:iam::11112222333:role/short-account" (line 3): invalid ARN: account "11112222333" is not 12 digits`+"\n"+
 			`mapRoles[1] "arn:aws:s3:::bucket" (line 5): invalid ARN: service "s3" is neither iam nor sts`+"\n"+
-			`mapRoles[2] "arn:aws:iam::111122223333:role/has space" (line 7): invalid ARN: bad role path or name "has space" (letters, digits and +=,.@_- only)`+"\n"+
+			`mapRoles[2] "arn:aws:iam::111122223333:role/has space" (line 7): invalid ARN: bad role name "has space" (1 to 64 letters, digits and +=,.@_-)`+"\n"+
 			`mapUsers[0] "arn:aws:iam::111122223333:group/devs" (line 10): invalid ARN: unsupported iam resource "group" (want role/, user/, root, assumed-role/ or federated-user/)`)
 	f("aws-auth-bad-unknown-partition.yaml", ErrInvalidARN,
 		`mapUsers[0] "arn:aws-moon:iam::111122223333:user/neil" (line 3): invalid ARN: unknown partition "aws-moon"`)
 	f("aws-auth-bad-duplicate-key.yaml", ErrBadRecord,
-		`mapRoles[0] (line 5): bad record: key "roleArn" given twice (record keys are case-insensitive)`)
+		`mapRoles[0] "arn:aws:iam::111122223333:role/a" (line 4): bad record: key "roleArn" given twice (record keys are case-insensitive)`)
 	f("aws-auth-bad-account.yaml", ErrBadRecord,
 		`mapAccounts[0] "12345" (line 4): bad record: account "12345" is not 12 digits`+"\n"+
 			`mapAccounts[1] "012345678901x" (line 5): bad record: account "012345678901x" is not 12 digits`)
@@ -240,6 +256,58 @@ func TestFixturesBad(t *testing.T) {
 	f("aws-auth-bad-not-configmap.yaml", ErrSyntax, `bad YAML: kind "Secret" is not ConfigMap`)
 	f("plain-bad-groups-not-list.yaml", ErrBadRecord,
 		`mapRoles[0] "arn:aws:iam::111122223333:role/admin" (line 3): bad record: groups must be a list of strings`)
+}
+
+// TestOneBadRecordDoesNotLockOut protects the guarantee that nobody whose record is valid loses
+// access because of someone else's typo: the valid records of a document with refused records
+// apply (the nodes and yaroslav here), the refused ones are named with their list, index and
+// line, and a refused record that names a principal denies it rather than let a later record
+// for it (system:masters here) or mapAccounts apply.
+func TestOneBadRecordDoesNotLockOut(t *testing.T) {
+	const name = "aws-auth-bad-one-typo.yaml"
+	doc, err := ParseDocument(name, readFixture(t, name))
+	if err != nil {
+		t.Fatalf("unexpected error: %s", err)
+	}
+	want := `mapRoles[1] "arn:aws:iam::111122223333:role/dev" (line 16): unknown template placeholder {{SessionId}} in "dev:{{SessionId}}" (known: {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, {{EC2PrivateDNSName}})` + "\n" +
+		`mapRoles[2] "arn:aws:iam::111122223333:role/ops" (line 18): value is not a string: username is a number (1234); quote it if a string is meant`
+	if got := fmt.Sprint(doc.Err()); got != want {
+		t.Fatalf("unexpected refusals;\ngot  %q;\nwant %q", got, want)
+	}
+	if got := doc.Refused[0].Reason(); got != "unknown template placeholder" {
+		t.Fatalf("unexpected Reason; got %q; want %q", got, "unknown template placeholder")
+	}
+	table, err := Compile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"}
+	f := func(arn, wantUser string, wantErr error) {
+		t.Helper()
+		u, err := table.Render(context.Background(), testIdentity(t, arn), res)
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) || !IsDenial(err) {
+				t.Fatalf("unexpected error for %s; got %v; want a denial %v", arn, err, wantErr)
+			}
+			return
+		}
+		if err != nil || u.Username != wantUser {
+			t.Fatalf("unexpected user for %s; got %q, %v; want %q", arn, u.Username, err, wantUser)
+		}
+	}
+	f("arn:aws:sts::111122223333:assumed-role/eks-node-group-role/i-0123456789abcdef0", "system:node:ip-10-0-1-23.ec2.internal", nil)
+	f("arn:aws:iam::111122223333:user/yaroslav", "yaroslav", nil)
+	f("arn:aws:sts::111122223333:assumed-role/dev/alice", "", ErrRefusedRecord)
+	f("arn:aws:sts::111122223333:assumed-role/ops/alice", "", ErrRefusedRecord)
+	f("arn:aws:iam::111122223333:user/other", "arn:aws:iam::111122223333:user/other", nil)
+	wantWarning := name + `: mapRoles[3] "arn:aws:iam::111122223333:role/ops" is not used: mapRoles[2] of ` + name +
+		` names the same principal first and is refused, which denies the principal rather than let a later record apply`
+	if w := table.Warnings(); len(w) != 1 || w[0] != wantWarning {
+		t.Fatalf("unexpected warnings;\ngot  %q;\nwant [%q]", w, wantWarning)
+	}
+	if e := table.Entries(); e.Roles != 2 || e.Users != 1 || e.Accounts != 1 {
+		t.Fatalf("unexpected entries; got %+v; want 2 roles, 1 user, 1 account", e)
+	}
 }
 
 // TestFixturesAllCovered keeps every fixture under test: a new fixture needs a case above.
@@ -260,7 +328,10 @@ func TestFixturesAllCovered(t *testing.T) {
 func TestParseDocumentLimits(t *testing.T) {
 	f := func(name string, data []byte, wantIs error, wantSubstr string) {
 		t.Helper()
-		_, err := ParseDocument("test", data)
+		doc, err := ParseDocument("test", data)
+		if err == nil {
+			err = doc.Err()
+		}
 		if !errors.Is(err, wantIs) {
 			t.Fatalf("%s: unexpected error kind; got %v; want %v", name, err, wantIs)
 		}
@@ -272,10 +343,12 @@ func TestParseDocumentLimits(t *testing.T) {
 	f("two documents", []byte("mapRoles: []\n---\nmapUsers: []\n"), ErrSyntax, "more than one YAML document")
 	f("not a mapping", []byte("- a\n- b\n"), ErrSyntax, "must be a mapping")
 	f("bad YAML", []byte("mapRoles: [\n"), ErrSyntax, "bad YAML")
-	f("list is a number", []byte("mapRoles: 3\n"), ErrSyntax, "mapRoles must be a list")
+	f("list is a number", []byte("mapRoles: 3\n"), ErrSyntax, "mapRoles (line 1): bad YAML: mapRoles must be a list")
+	f("list text is not YAML", []byte("mapRoles: '- rolearn: ['\n"), ErrSyntax, "mapRoles: bad YAML: yaml: line 1: did not find expected node content")
+	f("list text is no list", []byte("mapRoles: |\n  rolearn: x\n"), ErrSyntax, "mapRoles (line 2): bad YAML: mapRoles must hold a YAML list")
 	f("record is a string", []byte("mapRoles:\n- arn:aws:iam::111122223333:role/x\n"), ErrBadRecord, "a record must be a mapping")
-	f("duplicate list", []byte("mapRoles: []\nmapRoles: []\n"), ErrSyntax, "mapRoles (line 2): bad YAML: mapRoles given twice")
-	f("key not a string", []byte("mapRoles: []\n[a]: b\n"), ErrSyntax, "line 2: bad YAML: a top-level key is not a string")
+	f("duplicate list", []byte("mapRoles: []\nmapRoles: []\n"), ErrSyntax, "mapRoles (line 1): bad YAML: mapRoles given 2 times")
+	f("line in a flow text", []byte("mapUsers: \"- userarn: x\\n  username: u\"\n"), ErrInvalidARN, `mapUsers[0] "x" (line 1 of mapUsers): invalid ARN`)
 	f("boolean username", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: true\n"), ErrNotString, "username is a boolean (true)")
 	f("unclosed placeholder", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: a{{SessionName\n"), ErrUnknownPlaceholder, "unclosed {{")
 	f("spaced placeholder", []byte("mapUsers:\n- userarn: arn:aws:iam::111122223333:user/u\n  username: '{{ SessionName }}'\n"), ErrUnknownPlaceholder, "{{ SessionName }}")
@@ -347,8 +420,8 @@ func TestParseConfigMapData(t *testing.T) {
 	if doc.Users[0].Source != "configmap kube-system/aws-auth" {
 		t.Fatalf("unexpected source; got %q", doc.Users[0].Source)
 	}
-	_, err = ParseConfigMapData("cm", map[string]string{"mapUsers": "- userarn: x\n  username: u\n"})
-	if !errors.Is(err, ErrInvalidARN) {
-		t.Fatalf("unexpected error; got %v; want ErrInvalidARN", err)
+	doc, err = ParseConfigMapData("cm", map[string]string{"mapUsers": "- userarn: x\n  username: u\n"})
+	if err != nil || !errors.Is(doc.Err(), ErrInvalidARN) {
+		t.Fatalf("unexpected error; got %v, %v; want ErrInvalidARN in Document.Err", err, doc.Err())
 	}
 }

@@ -7,8 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/smithy-go"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/time/rate"
 )
 
@@ -36,7 +37,8 @@ type EC2ResolverConfig struct {
 	// BatchWindow is how long a lookup waits for others to share its DescribeInstances call;
 	// default 10ms.
 	BatchWindow time.Duration
-	// MaxBatch is the most instance IDs in one call; default 100.
+	// MaxBatch is the most instance IDs in one call (values of its instance-id filter);
+	// default 100.
 	MaxBatch int
 	// RatePerSecond and Burst limit DescribeInstances calls; defaults 10 and 5 (EC2 throttles
 	// Describe calls per account, shared with everything else in it).
@@ -50,8 +52,9 @@ type EC2ResolverConfig struct {
 }
 
 // EC2Resolver is the InstanceResolver over the EC2 API. Concurrent lookups are collapsed per
-// instance and batched into DescribeInstances calls; names are cached with a TTL in a bounded
-// cache; calls are rate-limited. It is safe for concurrent use and needs no Close: it starts
+// instance and batched into DescribeInstances calls with an instance-id filter (so that one
+// unknown ID costs nothing to the others of its batch); names are cached with a TTL and
+// unknown IDs for NegativeTTL in a bounded cache; calls are rate-limited. It is safe for concurrent use and needs no Close: it starts
 // goroutines only for calls in flight.
 type EC2Resolver struct {
 	cfg     EC2ResolverConfig
@@ -168,74 +171,83 @@ func (r *EC2Resolver) flush() {
 	}
 }
 
-// call resolves ids with DescribeInstances and completes their pending calls.
+// call resolves ids with DescribeInstances and completes their pending calls. An ID absent
+// from the answer does not exist (or not yet): a denial, cached for NegativeTTL.
 func (r *EC2Resolver) call(ids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
 	defer cancel()
 	found, err := r.describe(ctx, ids)
-	var failed map[string]error // per-ID errors of the one-by-one fallback
-	if err != nil && len(ids) > 1 && isNotFoundCode(err) {
-		// EC2 fails the whole call when one of its IDs does not exist: ask for each alone.
-		found, err, failed = map[string]string{}, nil, map[string]error{}
-		for _, id := range ids {
-			one, e := r.describe(ctx, []string{id})
-			switch {
-			case e == nil:
-				found[id] = one[id]
-			case !isNotFoundCode(e):
-				failed[id] = e
-			}
-		}
-	}
 	now := r.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range ids {
 		c := r.pending[id]
 		delete(r.pending, id)
-		e := err
-		if failed[id] != nil {
-			e = failed[id]
-		}
 		dns, ok := found[id]
 		switch {
-		case e == nil && ok && dns != "":
+		case err != nil:
+			c.err = fmt.Errorf("cannot describe EC2 instance %s: %w", id, err)
+		case ok && dns != "":
 			c.dns = dns
 			r.store(id, ec2Entry{dns: dns, expires: now.Add(r.cfg.TTL)})
-		case e == nil || isNotFoundCode(e):
+		default:
 			c.err = fmt.Errorf("%w: %s", ErrInstanceNotFound, id)
 			r.store(id, ec2Entry{missing: true, expires: now.Add(r.cfg.NegativeTTL)})
-		default:
-			c.err = fmt.Errorf("cannot describe EC2 instance %s: %w", id, e)
 		}
 		close(c.done)
 	}
 }
 
-// describe calls DescribeInstances under the rate limit and returns the private DNS name of
-// each instance found.
+// maxPages bounds the DescribeInstances pages one batch may take. A batch of MaxBatch IDs fits
+// one page of describePageSize; more pages would mean EC2 answers other instances too.
+const (
+	maxPages         = 4
+	describePageSize = 1000
+)
+
+// describe looks ids up with DescribeInstances under the rate limit (one wait per page) and
+// returns the private DNS name of each instance found. It asks with an instance-id filter,
+// not InstanceIds: EC2 fails a whole InstanceIds call with InvalidInstanceID.NotFound when one
+// ID is unknown, while a filter value that matches nothing is simply absent from the answer.
 func (r *EC2Resolver) describe(ctx context.Context, ids []string) (map[string]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	in := &ec2.DescribeInstancesInput{
+		Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: ids}},
+		MaxResults: aws.Int32(describePageSize),
+	}
+	found := make(map[string]string, len(ids))
+	for page := 0; ; page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("DescribeInstances answered more than %d pages for %d instance IDs", maxPages, len(ids))
+		}
+		out, err := r.describePage(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		for _, res := range out.Reservations {
+			for _, i := range res.Instances {
+				if i.InstanceId != nil && i.PrivateDnsName != nil {
+					found[*i.InstanceId] = *i.PrivateDnsName
+				}
+			}
+		}
+		if out.NextToken == nil || *out.NextToken == "" {
+			return found, nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// describePage is one DescribeInstances call, timed and rate-limited.
+func (r *EC2Resolver) describePage(ctx context.Context, in *ec2.DescribeInstancesInput) (*ec2.DescribeInstancesOutput, error) {
 	start := r.cfg.Now()
 	defer func() { r.cfg.Metrics.ec2Observe(r.cfg.Now().Sub(start).Seconds()) }()
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
-	out, err := r.cfg.Client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-	if err != nil {
-		return nil, err
-	}
-	found := make(map[string]string, len(ids))
-	for _, res := range out.Reservations {
-		for _, in := range res.Instances {
-			if in.InstanceId != nil && in.PrivateDnsName != nil {
-				found[*in.InstanceId] = *in.PrivateDnsName
-			}
-		}
-	}
-	return found, nil
+	return r.cfg.Client.DescribeInstances(ctx, in)
 }
 
 // store caches e under id; r.mu is held. When the cache is full, expired entries are dropped,
@@ -257,15 +269,4 @@ func (r *EC2Resolver) store(id string, e ec2Entry) {
 		}
 	}
 	r.cache[id] = e
-}
-
-func isNotFoundCode(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
-			return true
-		}
-	}
-	return false
 }

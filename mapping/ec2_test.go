@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iamgate/iamgate/fakests"
 )
 
 // fakeClock is an injected clock tests move by hand.
@@ -41,9 +43,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// ec2Server is a loopback EC2 Query API answering DescribeInstances with InstanceId.N the way
-// EC2 does (the XML shape, and InvalidInstanceID.NotFound for the whole call when any ID is
-// unknown). It stands in for the fake STS's EC2 endpoint (branch fakests) until that exists.
+// ec2Server is a loopback EC2 Query API answering DescribeInstances the way EC2 does: the XML
+// shape; with InstanceId.N, InvalidInstanceID.NotFound for the whole call when any ID is
+// unknown; with an instance-id filter, only the instances that exist. It records the IDs of
+// each call and can fail every call with a 500.
 type ec2Server struct {
 	URL       string
 	instances map[string]string // instance ID → private DNS name
@@ -73,7 +76,7 @@ func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unsigned", http.StatusForbidden)
 		return
 	}
-	var ids []string
+	var ids, filtered []string
 	for i := 1; ; i++ {
 		v := req.Form.Get(fmt.Sprintf("InstanceId.%d", i))
 		if v == "" {
@@ -81,8 +84,17 @@ func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
 		}
 		ids = append(ids, v)
 	}
+	if req.Form.Get("Filter.1.Name") == "instance-id" {
+		for i := 1; ; i++ {
+			v := req.Form.Get(fmt.Sprintf("Filter.1.Value.%d", i))
+			if v == "" {
+				break
+			}
+			filtered = append(filtered, v)
+		}
+	}
 	s.mu.Lock()
-	s.batches = append(s.batches, ids)
+	s.batches = append(s.batches, append(ids, filtered...))
 	s.mu.Unlock()
 	if s.fail.Load() {
 		w.WriteHeader(http.StatusInternalServerError)
@@ -98,6 +110,11 @@ func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		fmt.Fprintf(&b, `<item><reservationId>r-%s</reservationId><instancesSet><item><instanceId>%s</instanceId><privateDnsName>%s</privateDnsName></item></instancesSet></item>`, id, id, dns)
+	}
+	for _, id := range filtered {
+		if dns, ok := s.instances[id]; ok { // an unknown value matches nothing, without an error
+			fmt.Fprintf(&b, `<item><reservationId>r-%s</reservationId><instancesSet><item><instanceId>%s</instanceId><privateDnsName>%s</privateDnsName></item></instancesSet></item>`, id, id, dns)
+		}
 	}
 	w.Header().Set("Content-Type", "text/xml")
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
@@ -355,5 +372,99 @@ func TestEC2ResolverRateLimit(t *testing.T) {
 	f("error", 0)
 	if got := metricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
 		t.Fatalf("unexpected iamgate_ec2_lookup_duration_seconds count; got %v; want 5", got)
+	}
+}
+
+// TestEC2ResolverNodeJoinBurst protects node joins when one instance ID in a burst is unknown
+// (a terminated node, a forged session name): 100 nodes look their names up at once, under the
+// default rate limit (10 calls/s), against the fake STS's EC2 API, which behaves like EC2 (an
+// unknown InstanceId fails a whole call; an unknown instance-id filter value matches nothing).
+// Before, the unknown ID failed the batch and the resolver fell back to one call per ID under
+// the rate limit (about 10 s, with nodes timing out). Now: one or few calls, every valid node
+// resolved, the unknown one denied and cached as missing, so a retry storm costs no call.
+func TestEC2ResolverNodeJoinBurst(t *testing.T) {
+	var instances []fakests.Instance
+	want := map[string]string{}
+	for i := range 99 {
+		id := fmt.Sprintf("i-%017x", 0x1000+i)
+		dns := fmt.Sprintf("ip-10-0-%d-%d.ec2.internal", i/200, i%200)
+		instances = append(instances, fakests.Instance{InstanceID: id, PrivateDNSName: dns})
+		want[id] = dns
+	}
+	const unknown = "i-0fffffffffffffff0"
+	srv := startFakeEC2(t, instances...)
+	reg := prometheus.NewRegistry()
+	clock := newFakeClock()
+	r, err := NewEC2Resolver(EC2ResolverConfig{Client: newEC2Client(srv.URL()), Now: clock.Now,
+		BatchWindow: 50 * time.Millisecond, Metrics: NewMetrics(reg)}) // default rate limit and batch size
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(ids []string) map[string]error {
+		var mu sync.Mutex
+		errs := map[string]error{}
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dns, err := r.PrivateDNSName(context.Background(), id)
+				if err == nil && dns != want[id] {
+					err = fmt.Errorf("unexpected name; got %q; want %q", dns, want[id])
+				}
+				mu.Lock()
+				errs[id] = err
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return errs
+	}
+	ids := []string{unknown}
+	for id := range want {
+		ids = append(ids, id)
+	}
+	start := time.Now()
+	errs := lookup(ids)
+	elapsed := time.Since(start)
+	for id, err := range errs {
+		switch {
+		case id == unknown && (!errors.Is(err, ErrInstanceNotFound) || !IsDenial(err)):
+			t.Fatalf("unexpected result for the unknown instance; got %v; want a denial ErrInstanceNotFound", err)
+		case id != unknown && err != nil:
+			t.Fatalf("unexpected error for %s: %s", id, err)
+		}
+	}
+	calls := srv.Stats().Total(fakests.ActionDescribeInstances)
+	if calls < 1 || calls > 3 {
+		t.Fatalf("unexpected DescribeInstances calls for a burst of 100 lookups with one unknown ID; got %d; want 1 to 3", calls)
+	}
+	if n := srv.Stats().Count(fakests.ActionDescribeInstances, fakests.OutcomeOK); n != calls {
+		t.Fatalf("unexpected failed DescribeInstances calls; got %d ok of %d", n, calls)
+	}
+	if elapsed > 5*time.Second {
+		t.Fatalf("unexpected duration of the burst; got %s; want well under the 10 s of one call per ID", elapsed)
+	}
+	if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", "not_found"); got != 1 {
+		t.Fatalf("unexpected iamgate_ec2_lookups_total{result=not_found}; got %v; want 1", got)
+	}
+
+	// The unknown ID is cached as missing: its retries cost no call until NegativeTTL passes.
+	retries := make([]string, 20)
+	for i := range retries {
+		retries[i] = unknown
+	}
+	for _, err := range lookup(retries) {
+		if !errors.Is(err, ErrInstanceNotFound) {
+			t.Fatalf("unexpected error for a retry of the unknown instance; got %v", err)
+		}
+	}
+	if n := srv.Stats().Total(fakests.ActionDescribeInstances); n != calls {
+		t.Fatalf("unexpected calls for retries of a cached unknown ID; got %d; want %d", n, calls)
+	}
+	clock.Advance(31 * time.Second)
+	lookup(retries)
+	if n := srv.Stats().Total(fakests.ActionDescribeInstances); n != calls+1 {
+		t.Fatalf("unexpected calls after NegativeTTL; got %d; want %d", n, calls+1)
 	}
 }

@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -30,6 +31,35 @@ type Explanation struct {
 	Nearest  []Near   `json:"nearest,omitempty"`
 	Sources  []string `json:"sources"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Refused are the records of the mapping that are refused (not applied), and the lists
+	// that do not parse (Index -1), whoever they are for.
+	Refused []Refusal `json:"refused,omitempty"`
+}
+
+// Refusal is a refused record, or a list that does not parse (Index -1), as explain shows it.
+type Refusal struct {
+	Source string `json:"source,omitempty"`
+	List   string `json:"list"`
+	Index  int    `json:"index"`
+	Line   int    `json:"line,omitempty"`
+	// LineInList: Line counts within the list's own text (a ConfigMap data value).
+	LineInList bool   `json:"lineInList,omitempty"`
+	ARN        string `json:"arn,omitempty"`
+	Error      string `json:"error"`
+}
+
+func refusals(t *Table) []Refusal {
+	if t == nil {
+		return nil
+	}
+	var out []Refusal
+	for _, list := range [][]*RecordError{t.unparsed, t.refused} {
+		for _, r := range list {
+			out = append(out, Refusal{Source: r.Source, List: r.List, Index: r.Index, Line: r.Line,
+				LineInList: r.LineInList, ARN: r.ARN, Error: r.Err.Error()})
+		}
+	}
+	return out
 }
 
 // RecordView is a Record as explain shows it.
@@ -74,7 +104,7 @@ func ExplainARN(ctx context.Context, t *Table, arn string, res InstanceResolver)
 	arn = strings.TrimSpace(arn)
 	p, err := ParseARN(arn)
 	if err != nil {
-		e := Explanation{Input: arn, Result: "invalid", Error: err.Error()}
+		e := Explanation{Input: arn, Result: "invalid", Error: err.Error(), Refused: refusals(t)}
 		if t != nil {
 			e.Sources, e.Warnings = t.sources, t.warnings
 		}
@@ -89,7 +119,8 @@ func ExplainARN(ctx context.Context, t *Table, arn string, res InstanceResolver)
 // and pass it here with the daemon's InstanceResolver, and the answer is exactly the one the
 // webhook would give. res may be nil: {{EC2PrivateDNSName}} is then shown unrendered.
 func ExplainIdentity(ctx context.Context, t *Table, id *Identity, res InstanceResolver) Explanation {
-	e := Explanation{Input: id.ARN, CanonicalARN: id.CanonicalARN, Kind: id.Kind.String(), SessionName: id.SessionName}
+	e := Explanation{Input: id.ARN, CanonicalARN: id.CanonicalARN, Kind: id.Kind.String(), SessionName: id.SessionName,
+		Refused: refusals(t)}
 	if t != nil {
 		e.Sources, e.Warnings = t.sources, t.warnings
 	}
@@ -106,18 +137,23 @@ func ExplainIdentity(ctx context.Context, t *Table, id *Identity, res InstanceRe
 	if p.AssumedRole {
 		e.Notes = append(e.Notes, fmt.Sprintf("canonicalised from the assumed-role ARN (session %q): records match the role, any session", p.SessionName))
 	}
+	inert := inertNotes(t, id)
+	e.Notes = append(e.Notes, inert...)
+	refused := refusedNotes(t, &p)
 	r, ok := t.Lookup(id)
 	if !ok {
 		e.Result = "not_mapped"
 		e.Notes = append(e.Notes, "no record matches: kube-apiserver answers \"You must be logged in to the server (Unauthorized)\"")
+		e.Notes = append(e.Notes, refused...)
 		e.Nearest = nearest(t, &p, id)
-		if len(e.Nearest) == 0 {
+		if len(e.Nearest) == 0 && len(inert) == 0 && len(refused) == 0 {
 			e.Notes = append(e.Notes, fmt.Sprintf("no record names this principal, its name or its account %s", id.AccountID))
 		}
 		return e
 	}
 	e.Record = viewOf(r)
 	e.Notes = append(e.Notes, matchNotes(t, r, &p, id)...)
+	e.Notes = append(e.Notes, refused...)
 
 	// Render what the identity allows; leave the rest as templates.
 	rid := *id
@@ -168,8 +204,44 @@ func (literalResolver) PrivateDNSName(context.Context, string) (string, error) {
 	return "{{EC2PrivateDNSName}}", nil
 }
 
+// refusedNotes names what the mapping refused that may have been meant for p: refused records
+// whose ARN cannot be read but ends in p's name, and lists that do not parse.
+func refusedNotes(t *Table, p *ParsedARN) []string {
+	if t == nil {
+		return nil
+	}
+	var notes []string
+	for _, u := range t.unparsed {
+		notes = append(notes, fmt.Sprintf("%s of %s does not parse (%s): none of its records is seen here; the server keeps that list's records of its previous version, if it had loaded one",
+			u.List, sourceName(u.Source), u.Err))
+	}
+	for _, r := range t.refused {
+		if r.principal != nil || p.Name == "" || r.ARN == "" {
+			continue // a refused record with a valid ARN denies its principal: Lookup finds it
+		}
+		i := strings.LastIndexAny(r.ARN, "/:")
+		if strings.EqualFold(strings.TrimSpace(r.ARN[i+1:]), p.Name) {
+			notes = append(notes, fmt.Sprintf("%s of %s is refused and may be meant for this identity: %s",
+				refusalName(r), sourceName(r.Source), r))
+		}
+	}
+	return notes
+}
+
+func refusalName(r *RecordError) string {
+	if r.Index < 0 {
+		return r.List
+	}
+	return r.List + "[" + strconv.Itoa(r.Index) + "]"
+}
+
 func matchNotes(t *Table, r *Record, p *ParsedARN, id *Identity) []string {
 	var notes []string
+	if r.refused != nil {
+		notes = append(notes, fmt.Sprintf("the record that names this principal first is refused, so it is denied: a refused record grants nothing, and no later record for the principal (nor mapAccounts) applies in its place; fix it: %s",
+			r.refused))
+		return notes
+	}
 	switch {
 	case r.List == "mapAccounts":
 		notes = append(notes, fmt.Sprintf("matched by mapAccounts: account %s maps any of its principals, as its canonical ARN, in no group", r.AccountID))
@@ -178,9 +250,6 @@ func matchNotes(t *Table, r *Record, p *ParsedARN, id *Identity) []string {
 	default:
 		if r.Path != "" && !r.WrittenAsAssumedRole {
 			notes = append(notes, fmt.Sprintf("the record writes the role with the path /%s/; STS reports roles without their path, so iamgate matches the path-less ARN (aws-iam-authenticator's ConfigMap mode does not)", r.Path))
-		}
-		if r.WrittenAsAssumedRole {
-			notes = append(notes, "the record is written as an assumed-role ARN; it is canonicalised to its role, so every session of the role matches")
 		}
 		if r.CanonicalARN != "" && r.CanonicalARN != canonicalNoPath(p) && strings.EqualFold(r.CanonicalARN, canonicalNoPath(p)) {
 			notes = append(notes, fmt.Sprintf("matched regardless of case: the record writes %s (IAM names are unique regardless of case)", r.CanonicalARN))
@@ -201,6 +270,30 @@ func matchNotes(t *Table, r *Record, p *ParsedARN, id *Identity) []string {
 		}
 	}
 	return notes
+}
+
+// inertNotes names the records written as an assumed-role ARN of id's role: they match nothing,
+// and the operator who wrote one most likely meant to map this identity.
+func inertNotes(t *Table, id *Identity) []string {
+	if t == nil {
+		return nil
+	}
+	key, _ := id.keys()
+	var notes []string
+	for _, r := range t.inert {
+		if r.key == key {
+			notes = append(notes, fmt.Sprintf("%s names the assumed-role (session) ARN %s, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name %s",
+				describeRecord(r), r.ARN, r.CanonicalARN))
+		}
+	}
+	return notes
+}
+
+// describeRecord names a record in notes: list, index, source and line.
+func describeRecord(r *Record) string {
+	v := viewOf(r)
+	v.ARN, v.SSO, v.Account = "", nil, ""
+	return describeView(v)
 }
 
 func canonicalNoPath(p *ParsedARN) string {
@@ -342,6 +435,7 @@ func (e Explanation) WriteText(w io.Writer) error {
 	line("input", e.Input)
 	if e.Result == "invalid" {
 		line("result", "INVALID: "+e.Error)
+		writeRefusals(&b, e.Refused)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -390,8 +484,24 @@ func (e Explanation) WriteText(w io.Writer) error {
 			b.WriteString("  - " + w + "\n")
 		}
 	}
+	writeRefusals(&b, e.Refused)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func writeRefusals(b *strings.Builder, refused []Refusal) {
+	if len(refused) == 0 {
+		return
+	}
+	b.WriteString("refused (not applied; every other record applies):\n")
+	for _, r := range refused {
+		re := RecordError{List: r.List, Index: r.Index, ARN: r.ARN, Line: r.Line, LineInList: r.LineInList, Err: errors.New(r.Error)}
+		b.WriteString("  - ")
+		if r.Source != "" {
+			b.WriteString(r.Source + ": ")
+		}
+		b.WriteString(re.Error() + "\n")
+	}
 }
 
 func describeView(v *RecordView) string {

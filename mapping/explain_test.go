@@ -25,7 +25,7 @@ func explainTable(tb testing.TB, fixtures ...string) *Table {
 // nearest records with the difference that keeps each from matching.
 func TestExplain(t *testing.T) {
 	table := explainTable(t, "aws-auth-good-seed.yaml", "aws-auth-good-sso.yaml", "aws-auth-good-role-path.yaml",
-		"aws-auth-good-mixed-case.yaml", "aws-auth-good-assumed-role-arn.yaml", "plain-good-lists.yaml")
+		"aws-auth-good-mixed-case.yaml", "aws-auth-warn-assumed-role-arn.yaml", "plain-good-lists.yaml")
 	f := func(arn, wantResult, wantRecord string, wantNotes, wantNearest []string) {
 		t.Helper()
 		e := Explain(table, arn)
@@ -66,10 +66,15 @@ func TestExplain(t *testing.T) {
 	f("arn:aws:iam::111122223333:role/ADMIN", "mapped", "mapRoles[0] arn:aws:iam::111122223333:role/Admin (aws-auth-good-mixed-case.yaml, line 10)", []string{
 		`matched regardless of case: the record writes arn:aws:iam::111122223333:role/Admin (IAM names are unique regardless of case)`,
 	}, nil)
-	// Assumed-role ARN written in the record: matched, with a note.
-	f("arn:aws:sts::111122223333:assumed-role/ops/carol", "mapped", "mapRoles[0] arn:aws:sts::111122223333:assumed-role/ops/alice@example.com (aws-auth-good-assumed-role-arn.yaml, line 4)", []string{
-		`canonicalised from the assumed-role ARN (session "carol"): records match the role, any session`,
-		`the record is written as an assumed-role ARN; it is canonicalised to its role, so every session of the role matches`,
+	// Assumed-role ARN written in the record: it matches nothing, and explain says so.
+	f("arn:aws:sts::111122223333:assumed-role/ops/alice@example.com", "not_mapped", "", []string{
+		`canonicalised from the assumed-role ARN (session "alice@example.com"): records match the role, any session`,
+		`mapRoles[0] (aws-auth-warn-assumed-role-arn.yaml, line 5) names the assumed-role (session) ARN arn:aws:sts::111122223333:assumed-role/ops/alice@example.com, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name arn:aws:iam::111122223333:role/ops`,
+		unauthorized,
+	}, nil)
+	f("arn:aws:sts::111122223333:assumed-role/viewer/bob", "mapped", "mapRoles[1] arn:aws:iam::111122223333:role/viewer (aws-auth-warn-assumed-role-arn.yaml, line 8)", []string{
+		`canonicalised from the assumed-role ARN (session "bob"): records match the role, any session`,
+		`mapRoles[2] (aws-auth-warn-assumed-role-arn.yaml, line 10) names the assumed-role (session) ARN arn:aws:sts::111122223333:assumed-role/viewer/bob, which matches nothing, as in EKS (callers are matched by their role ARN); to map every session of the role it must name arn:aws:iam::111122223333:role/viewer`,
 	}, nil)
 	// Role vs user.
 	f("arn:aws:iam::111122223333:role/yaroslav", "not_mapped", "", nil,
@@ -178,5 +183,59 @@ sources:        aws-auth-good-seed.yaml
 	user, _ := got["user"].(map[string]any)
 	if got["result"] != "mapped" || user["username"] != "yaroslav" {
 		t.Fatalf("unexpected JSON form: %v", got)
+	}
+}
+
+// TestExplainRefused protects what explain shows of refused records: every refused record is
+// listed; an identity whose record is refused is denied, with the reason and the fix; an
+// identity a refused record (with an unreadable ARN) may have been meant for is told so.
+func TestExplainRefused(t *testing.T) {
+	table := explainTable(t, "aws-auth-bad-one-typo.yaml", "aws-auth-bad-invalid-arn.yaml")
+	e := Explain(table, "arn:aws:sts::111122223333:assumed-role/ops/alice")
+	wantNote := `the record that names this principal first is refused, so it is denied: a refused record grants nothing, and no later record for the principal (nor mapAccounts) applies in its place; fix it: mapRoles[2] "arn:aws:iam::111122223333:role/ops" (line 18): value is not a string: username is a number (1234); quote it if a string is meant`
+	if e.Result != "denied" || len(e.Notes) < 2 || e.Notes[1] != wantNote {
+		t.Fatalf("unexpected explanation of a principal with a refused record;\ngot  %q %q;\nwant denied, notes[1] %q", e.Result, e.Notes, wantNote)
+	}
+	if got := describeView(e.Record); got != "mapRoles[2] arn:aws:iam::111122223333:role/ops (aws-auth-bad-one-typo.yaml, line 18)" {
+		t.Fatalf("unexpected record; got %q", got)
+	}
+
+	e = Explain(table, "arn:aws:iam::111122223333:role/short-account")
+	wantNote = `mapRoles[0] of aws-auth-bad-invalid-arn.yaml is refused and may be meant for this identity: mapRoles[0] "arn:aws:iam::11112222333:role/short-account" (line 3): invalid ARN: account "11112222333" is not 12 digits`
+	if e.Result != "mapped" || len(e.Notes) != 2 || e.Notes[1] != wantNote {
+		t.Fatalf("unexpected explanation of a principal a refused record may be meant for;\ngot  %q %q;\nwant mapped (by mapAccounts), notes[1] %q", e.Result, e.Notes, wantNote)
+	}
+	if len(e.Refused) != 6 {
+		t.Fatalf("unexpected refused records listed; got %d; want 6: %+v", len(e.Refused), e.Refused)
+	}
+
+	var b strings.Builder
+	if err := Explain(table, "arn:aws:iam::111122223333:user/yaroslav").WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	wantText := `refused (not applied; every other record applies):
+  - aws-auth-bad-one-typo.yaml: mapRoles[1] "arn:aws:iam::111122223333:role/dev" (line 16): unknown template placeholder {{SessionId}} in "dev:{{SessionId}}" (known: {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, {{EC2PrivateDNSName}})
+  - aws-auth-bad-one-typo.yaml: mapRoles[2] "arn:aws:iam::111122223333:role/ops" (line 18): value is not a string: username is a number (1234); quote it if a string is meant
+`
+	if !strings.HasPrefix(b.String(), "input:          arn:aws:iam::111122223333:user/yaroslav\nprincipal:      user\nresult:         MAPPED") ||
+		!strings.Contains(b.String(), wantText) {
+		t.Fatalf("unexpected text;\ngot:\n%s\nwant it to be MAPPED and contain:\n%s", b.String(), wantText)
+	}
+
+	// A list that does not parse: explain sees none of its records and says so.
+	doc, err := ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": "- rolearn: [\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := Compile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = Explain(broken, "arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0")
+	if e.Result != "not_mapped" || len(e.Notes) != 3 || !strings.HasPrefix(e.Notes[2], "mapRoles of configmap kube-system/aws-auth does not parse (bad YAML: ") {
+		t.Fatalf("unexpected explanation with an unparsed list: %q %q", e.Result, e.Notes)
+	}
+	if len(e.Refused) != 1 || e.Refused[0].Index != -1 {
+		t.Fatalf("unexpected refusals; got %+v; want the unparsed mapRoles", e.Refused)
 	}
 }

@@ -10,8 +10,10 @@ import (
 )
 
 // FuzzParseDocument protects the parser of untrusted mapping documents: it never panics (the
-// recover in ParseDocument is reported as a failure here), and whatever it accepts compiles, and
-// every explicit record is found again by its own canonical ARN and renders or denies cleanly.
+// recover in ParseDocument is reported as a failure here), and whatever it accepts compiles;
+// every explicit record is found again by its own canonical ARN and renders or denies cleanly;
+// every refused record that names a principal keeps that principal from being granted by a
+// later record; explain and the Store's status describe it all.
 func FuzzParseDocument(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	for _, name := range files {
@@ -64,18 +66,75 @@ func FuzzParseDocument(f *testing.F) {
 			}
 			_ = Explain(table, r.ARN)
 		}
+		for i, e := range doc.Refused {
+			if i == 20 {
+				break
+			}
+			if e.Error() == "" || e.Reason() == "" {
+				t.Fatalf("refusal without a description: %#v", e)
+			}
+			if e.principal == nil || e.principal.SSO != nil {
+				continue
+			}
+			id := Identity{key: e.principal.key, AccountID: e.principal.AccountID}
+			got, ok := table.Lookup(&id)
+			if !ok {
+				t.Fatalf("refused record %s does not deny its principal", e)
+			}
+			earlier := got.List == "mapRoles" && e.List == "mapUsers" || got.List == e.List && got.Index < e.Index
+			if got.refused != e && !earlier {
+				t.Fatalf("refused record %s let a later record (%s[%d]) apply", e, got.List, got.Index)
+			}
+		}
+		_ = Explain(table, "arn:aws:iam::111122223333:user/u")
+		store := NewStore(nil, nil)
+		if err := store.Update(SourceFile, doc); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Update(SourceFile, doc); err != nil {
+			t.Fatal(err)
+		}
+		_ = store.Status()
 	})
 }
 
-// FuzzParseConfigMapData feeds the same parser through the ConfigMap path.
+// FuzzParseConfigMapData feeds the same parser through the ConfigMap path, and each version
+// through a Store after a good one: lists that do not parse keep the good version's records.
 func FuzzParseConfigMapData(f *testing.F) {
 	f.Add("- rolearn: arn:aws:iam::111122223333:role/r\n  username: system:node:{{EC2PrivateDNSName}}\n", "- \"111122223333\"\n")
 	f.Add("- rolearn: [\n", "x")
+	f.Add("- rolearn: arn:aws:iam::111122223333:role/r\n  username: 1\n- rolearn: arn:aws:iam::111122223333:role/r\n  username: r\n", "- 1")
+	good, err := ParseConfigMapData("good", map[string]string{
+		"mapRoles":    "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n",
+		"mapAccounts": "- \"444455556666\"\n",
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, roles, accounts string) {
-		_, err := ParseConfigMapData("fuzz", map[string]string{"mapRoles": roles, "mapAccounts": accounts})
-		if err != nil && strings.Contains(err.Error(), "YAML parser failed") {
-			t.Fatalf("parser panicked: %s", err)
+		doc, err := ParseConfigMapData("fuzz", map[string]string{"mapRoles": roles, "mapAccounts": accounts})
+		if err != nil {
+			if strings.Contains(err.Error(), "YAML parser failed") {
+				t.Fatalf("parser panicked: %s", err)
+			}
+			return
 		}
+		store := NewStore(nil, nil)
+		if err := store.Update(SourceConfigMap, good); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Update(SourceConfigMap, doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range doc.Unparsed {
+			if u.List == "mapRoles" {
+				if _, ok := store.Table().Lookup(testIdentity(t, "arn:aws:sts::111122223333:assumed-role/node/s")); !ok {
+					t.Fatalf("an unparsed mapRoles dropped the previous version's records")
+				}
+			}
+		}
+		_ = store.Status()
+		_ = Explain(store.Table(), "arn:aws:sts::111122223333:assumed-role/node/s")
 	})
 }
 
@@ -85,6 +144,8 @@ func FuzzNewIdentity(f *testing.F) {
 	f.Add("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA:s")
 	f.Add("arn:aws:iam::111122223333:user/p/u", "111122223333", "AIDA")
 	f.Add("arn:aws-us-gov:sts::111122223333:federated-user/f", "111122223333", "111122223333:f")
+	f.Add("arn:aws:iam::111122223333:user/we!rd{path}~/a//b/u", "111122223333", "AIDA")
+	f.Add("arn:aws:iam::111122223333:role//x/r", "111122223333", "AROA:s")
 	f.Fuzz(func(t *testing.T, arn, account, userID string) {
 		id, err := NewIdentity(arn, account, userID, "AKIA")
 		if err != nil {

@@ -45,6 +45,16 @@ func TestNewIdentity(t *testing.T) {
 	for _, p := range Partitions {
 		f("arn:"+p+":iam::111122223333:user/u", "111122223333", "AIDA", "arn:"+p+":iam::111122223333:user/u", "AIDA", "")
 	}
+	// IAM paths hold any printable ASCII from ! to ~, up to 512 characters with their slashes
+	// (names keep IAM's name character set); STS reports users with their path.
+	for _, path := range []string{"we!rd{path}~", "a:b", "a//b", "/lead", `\x"'<>&%#?*`, strings.Repeat("p", 510)} {
+		f("arn:aws:iam::111122223333:user/"+path+"/alice", "111122223333", "AIDAEXAMPLE",
+			"arn:aws:iam::111122223333:user/"+path+"/alice", "AIDAEXAMPLE", "")
+	}
+	f("arn:aws:iam::111122223333:role/ops!/deploy", "111122223333", "AROAEXAMPLE:s",
+		"arn:aws:iam::111122223333:role/ops!/deploy", "AROAEXAMPLE", "s")
+	f("arn:aws:iam::111122223333:user/"+strings.Repeat("n", 64), "111122223333", "AIDAEXAMPLE",
+		"arn:aws:iam::111122223333:user/"+strings.Repeat("n", 64), "AIDAEXAMPLE", "")
 }
 
 func TestNewIdentityRejects(t *testing.T) {
@@ -73,9 +83,16 @@ func TestNewIdentityRejects(t *testing.T) {
 	f("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA", "exactly one colon")
 	f("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA:s:x", "exactly one colon")
 	f("arn:aws:sts::111122223333:assumed-role/r/s", "111122223333", "AROA:other", `differs from the ARN's session`)
-	f("arn:aws:iam::111122223333:user/", "111122223333", "AIDA", "bad user path or name")
-	f("arn:aws:iam::111122223333:user/a//b", "111122223333", "AIDA", "bad user path or name")
-	f("arn:aws:iam::111122223333:user/a\nb", "111122223333", "AIDA", "bad user path or name")
+	f("arn:aws:iam::111122223333:user/", "111122223333", "AIDA", "bad user name")
+	f("arn:aws:iam::111122223333:user/a\nb", "111122223333", "AIDA", "bad user name")
+	f("arn:aws:iam::111122223333:user/p/a!b", "111122223333", "AIDA", "bad user name")
+	f("arn:aws:iam::111122223333:user/"+strings.Repeat("n", 65), "111122223333", "AIDA", "bad user name")
+	f("arn:aws:sts::111122223333:assumed-role/"+strings.Repeat("r", 65)+"/s", "111122223333", "AROA:s", "assumed-role/ROLE/SESSION")
+	f("arn:aws:iam::111122223333:user//u", "111122223333", "AIDA", `bad user path "//"`)
+	f("arn:aws:iam::111122223333:user/has space/u", "111122223333", "AIDA", "printable ASCII from ! to ~ only")
+	f("arn:aws:iam::111122223333:user/del\x7f/u", "111122223333", "AIDA", "printable ASCII from ! to ~ only")
+	f("arn:aws:iam::111122223333:user/caf\u00e9/u", "111122223333", "AIDA", "printable ASCII from ! to ~ only")
+	f("arn:aws:iam::111122223333:role/"+strings.Repeat("p", 511)+"/r", "111122223333", "AROA:s", "at most 512 characters")
 	f("arn:aws:iam::111122223333:rootx", "111122223333", "AIDA", "unsupported iam resource")
 	f("nope", "111122223333", "AIDA", "not of the form")
 }

@@ -9,6 +9,10 @@ import (
 type Metrics struct {
 	reloads     *prometheus.CounterVec
 	entries     *prometheus.GaugeVec
+	refused     *prometheus.GaugeVec
+	unparsed    *prometheus.GaugeVec
+	failing     *prometheus.GaugeVec
+	cmErrors    *prometheus.CounterVec
 	ec2Lookups  *prometheus.CounterVec
 	ec2Duration prometheus.Histogram
 	ec2Results  map[string]prometheus.Counter // ec2Lookups by result, bound once
@@ -22,6 +26,11 @@ const (
 	reloadOK        = "ok"
 	reloadError     = "error"
 	reloadUnchanged = "unchanged"
+
+	cmForbidden    = "forbidden"
+	cmUnauthorized = "unauthorized"
+	cmTimeout      = "timeout"
+	cmOther        = "other"
 
 	ec2Hit      = "hit"
 	ec2Fetched  = "fetched"
@@ -41,13 +50,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "iamgate_mapping_entries",
 			Help: "Records in the live mapping, by kind (role, user, sso, account).",
 		}, []string{"kind"}),
+		refused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "iamgate_mapping_refused_records",
+			Help: "Records of the live version of each source (file, configmap) that are refused: not applied, while the other records are. The log names each one; /readyz lists them.",
+		}, []string{"source"}),
+		unparsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "iamgate_mapping_unparsed_lists",
+			Help: "Lists (mapRoles, mapUsers, mapAccounts) of the live version of each source (file, configmap) whose text does not parse; each keeps its records of the previous version, or maps nothing when there is none.",
+		}, []string{"source"}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "iamgate_mapping_source_failing",
+			Help: "1 while a source (file, configmap) cannot deliver its current content: the file cannot be read or its last version was refused whole; the ConfigMap cannot be listed or watched (the first read counts once -mapping.configMapTimeout has passed). The last good version stays live.",
+		}, []string{"source"}),
+		cmErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iamgate_mapping_configmap_errors_total",
+			Help: "Failed reads (list or watch) of the aws-auth ConfigMap, by reason (forbidden: HTTP 403, RBAC; unauthorized: HTTP 401, credentials; timeout: no answer within -mapping.configMapTimeout; other).",
+		}, []string{"reason"}),
 		ec2Lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iamgate_ec2_lookups_total",
 			Help: "{{EC2PrivateDNSName}} lookups, by result (hit: cached; fetched: answered by DescribeInstances; not_found; error).",
 		}, []string{"result"}),
 		ec2Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iamgate_ec2_lookup_duration_seconds",
-			Help:    "Duration of the EC2 DescribeInstances calls (one per batch of instance IDs), including the rate limiter's wait.",
+			Help:    "Duration of the EC2 DescribeInstances calls (one per batch of instance IDs, asked with an instance-id filter), including the rate limiter's wait.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}),
 	}
@@ -59,12 +84,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, k := range []string{"role", "user", "sso", "account"} {
 		m.entries.WithLabelValues(k)
 	}
+	for _, s := range []string{SourceFile, SourceConfigMap} {
+		m.refused.WithLabelValues(s)
+		m.unparsed.WithLabelValues(s)
+		m.failing.WithLabelValues(s)
+	}
+	for _, r := range []string{cmForbidden, cmUnauthorized, cmTimeout, cmOther} {
+		m.cmErrors.WithLabelValues(r)
+	}
 	m.ec2Results = map[string]prometheus.Counter{}
 	for _, r := range []string{ec2Hit, ec2Fetched, ec2NotFound, ec2Error} {
 		m.ec2Results[r] = m.ec2Lookups.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.reloads, m.entries, m.ec2Lookups, m.ec2Duration)
+		reg.MustRegister(m.reloads, m.entries, m.refused, m.unparsed, m.failing, m.cmErrors, m.ec2Lookups, m.ec2Duration)
 	}
 	return m
 }
@@ -81,6 +114,29 @@ func (m *Metrics) setEntries(e Entries) {
 		m.entries.WithLabelValues("user").Set(float64(e.Users))
 		m.entries.WithLabelValues("sso").Set(float64(e.SSO))
 		m.entries.WithLabelValues("account").Set(float64(e.Accounts))
+	}
+}
+
+func (m *Metrics) setRefused(source string, refused, unparsed int) {
+	if m != nil {
+		m.refused.WithLabelValues(source).Set(float64(refused))
+		m.unparsed.WithLabelValues(source).Set(float64(unparsed))
+	}
+}
+
+func (m *Metrics) setFailing(source string, failing bool) {
+	if m != nil {
+		v := 0.0
+		if failing {
+			v = 1
+		}
+		m.failing.WithLabelValues(source).Set(v)
+	}
+}
+
+func (m *Metrics) configMapError(reason string) {
+	if m != nil {
+		m.cmErrors.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -17,8 +17,8 @@ import (
 )
 
 // startFakeEC2 serves DescribeInstances for instances from the fake STS, which accepts the
-// signature of newEC2Client's key; it returns the endpoint URL.
-func startFakeEC2(t *testing.T, instances ...fakests.Instance) string {
+// signature of newEC2Client's key; its URL() is the endpoint.
+func startFakeEC2(t *testing.T, instances ...fakests.Instance) *fakests.Server {
 	t.Helper()
 	srv, err := fakests.New(fakests.Config{
 		Users: []fakests.User{{ARN: "arn:aws:iam::111122223333:user/iamgate", AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
@@ -32,7 +32,7 @@ func startFakeEC2(t *testing.T, instances ...fakests.Instance) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return srv.URL()
+	return srv
 }
 
 // TestSeedScenario is the seed's scenario end to end inside the package: the aws-auth
@@ -50,7 +50,7 @@ func TestSeedScenario(t *testing.T) {
 		yaroslav = "arn:aws:iam::111122223333:user/yaroslav"
 		mallory  = "arn:aws:iam::111122223333:user/mallory"
 	)
-	ec2URL := startFakeEC2(t, fakests.Instance{InstanceID: node, PrivateDNSName: nodeDNS})
+	ec2URL := startFakeEC2(t, fakests.Instance{InstanceID: node, PrivateDNSName: nodeDNS}).URL()
 
 	res, err := NewEC2Resolver(EC2ResolverConfig{Client: newEC2Client(ec2URL), Now: time.Now})
 	if err != nil {

@@ -3,6 +3,8 @@ package mapping
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -19,9 +21,23 @@ func sourceSlot(source string) int {
 	panic(fmt.Sprintf("BUG: unknown mapping source %q", source))
 }
 
-// Store holds the live Table, rebuilt whole and swapped atomically (SPEC [M5]) whenever a source
-// delivers a new good Document. A refused version changes nothing: each source's last good
-// Document stays in the Table.
+// maxLogged bounds the refused records logged, and listed by Status, per version.
+const maxLogged = 20
+
+// Store holds the live Table, rebuilt whole and swapped atomically whenever a source delivers
+// a new version: a request sees either the old or the new mapping whole.
+//
+// What a version with bad parts does (the same at first load and later, see README):
+//   - a refused record is not applied, and the version's valid records are: nobody whose
+//     record is valid loses access because of someone else's typo, and a revocation made in
+//     the same edit takes effect. A refused record that names a principal denies it (see
+//     Table);
+//   - a list whose text does not parse (no record of it can be identified) keeps its records
+//     from the source's previous version, or maps nothing when there is none;
+//   - a version of which nothing can be identified (not YAML, over the limits, an unreadable
+//     file) is refused whole: the source's previous version stays live.
+//
+// Each case is logged at Error, counted in the metrics and listed by Status (/readyz).
 //
 // Precedence when both sources are configured: the mapping file's records first, then the
 // ConfigMap's (see Table for the order inside). The file is what the operator of iamgate
@@ -32,12 +48,23 @@ type Store struct {
 	log     *slog.Logger
 	metrics *Metrics
 	table   atomic.Pointer[Table]
+	ready   atomic.Bool
 
-	mu         sync.Mutex                  // serialises updates
-	docs       [len(sourceOrder)]*Document // last good document per source; guarded by mu
-	registered [len(sourceOrder)]bool      // guarded by mu
-	loaded     [len(sourceOrder)]bool      // guarded by mu
-	ready      atomic.Bool
+	mu  sync.Mutex                    // serialises updates; guards src
+	src [len(sourceOrder)]sourceState // by sourceSlot
+}
+
+// sourceState is what the Store knows of one source; guarded by Store.mu.
+type sourceState struct {
+	registered bool
+	loaded     bool      // a version has been applied
+	name       string    // Document.Source of the last version, or the name given to Refuse
+	doc        *Document // the live version, with lists kept from earlier versions
+	kept       []string  // lists of doc kept from an earlier version, with what failed
+	refusedErr error     // the last version refused whole, until a version applies
+	failing    string    // why the source cannot be read now ("" when it can)
+	failures   int       // consecutive failures to read the source
+	gaveUp     bool      // failing past its bound: no longer holds readiness back
 }
 
 // NewStore returns an empty Store. log and metrics may be nil.
@@ -51,68 +78,223 @@ func NewStore(log *slog.Logger, metrics *Metrics) *Store {
 // Table returns the live Table; nil (which maps nothing) until Ready. The Table is immutable.
 func (s *Store) Table() *Table { return s.table.Load() }
 
-// Ready reports whether every registered source has loaded a good version at least once.
+// Ready reports whether a mapping is loaded: at least one registered source has applied a
+// version, and every other registered source has too or has been failing past its bound (a
+// ConfigMap that cannot be read must not keep the mapping file's records, which an operator
+// may need to fix it, from applying).
 func (s *Store) Ready() bool { return s.ready.Load() }
 
 // register declares that source will feed the Store; Ready waits for it.
 func (s *Store) register(source string) {
 	i := sourceSlot(source)
 	s.mu.Lock()
-	s.registered[i] = true
-	s.ready.Store(false)
-	for j := range s.registered {
-		if s.registered[j] && !s.loaded[j] {
-			s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.src[i].registered = true
+	s.updateReadyLocked()
+}
+
+func (s *Store) updateReadyLocked() {
+	loaded := false
+	for _, st := range s.src {
+		switch {
+		case st.loaded:
+			loaded = true
+		case st.registered && !st.gaveUp:
+			s.ready.Store(false)
 			return
 		}
 	}
-	s.ready.Store(true)
-	s.mu.Unlock()
+	s.ready.Store(loaded)
 }
 
-// Update installs doc as source's current version, rebuilds the Table and swaps it in.
+// Update installs doc as source's current version, rebuilds the Table and swaps it in. The
+// valid records of doc apply; its refused records are logged and counted; a list of doc that
+// does not parse keeps its records from the source's previous version.
 func (s *Store) Update(source string, doc *Document) error {
 	i := sourceSlot(source)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	docs := s.docs
-	docs[i] = doc
+	st := &s.src[i]
+	eff, kept := keepUnparsed(doc, st.doc)
+	var docs [len(sourceOrder)]*Document
+	for j := range s.src {
+		docs[j] = s.src[j].doc
+	}
+	docs[i] = eff
 	t, err := Compile(docs[:]...)
 	if err != nil {
 		s.metrics.reload(source, reloadError)
 		s.log.Error("mapping version refused; the last good mapping stays live", "source", doc.Source, "error", err)
 		return err
 	}
-	s.docs = docs
-	s.loaded[i] = true
+	st.doc, st.kept, st.name, st.loaded, st.refusedErr = eff, kept, doc.Source, true, nil
 	s.table.Store(t)
+	s.metrics.setFailing(source, st.failing != "")
 	s.metrics.reload(source, reloadOK)
 	s.metrics.setEntries(t.Entries())
+	s.metrics.setRefused(source, len(eff.Refused), len(eff.Unparsed))
 	e := t.Entries()
-	s.log.Info("mapping loaded", "source", doc.Source, "records", doc.Len(),
-		"roles", e.Roles, "users", e.Users, "sso", e.SSO, "accounts", e.Accounts, "warnings", len(t.Warnings()))
+	s.log.Info("mapping loaded", "source", doc.Source, "records", eff.Len(),
+		"roles", e.Roles, "users", e.Users, "sso", e.SSO, "accounts", e.Accounts,
+		"refused", len(eff.Refused), "unparsed", len(eff.Unparsed), "warnings", len(t.Warnings()))
+	for k, u := range doc.Unparsed {
+		s.log.Error("mapping list does not parse: "+kept[k], "source", doc.Source,
+			"list", u.List, "line", u.Line, "error", u.Err)
+	}
+	for k, r := range doc.Refused {
+		if k == maxLogged {
+			s.log.Error("more mapping records refused", "source", doc.Source, "count", len(doc.Refused)-k)
+			break
+		}
+		s.log.Error("mapping record refused; the other records apply", "source", doc.Source,
+			"list", r.List, "index", r.Index, "line", r.Line, "arn", clip(r.ARN), "error", r.Err)
+	}
 	for _, w := range doc.Warnings {
 		s.log.Warn("mapping warning", "source", doc.Source, "warning", w)
 	}
-	ready := true
-	for j := range s.registered {
-		if s.registered[j] && !s.loaded[j] {
-			ready = false
-		}
-	}
-	s.ready.Store(ready)
+	s.updateReadyLocked()
 	return nil
 }
 
-// Refuse records a bad new version of source: it is logged and counted, and the last good
-// Table stays live.
+// keepUnparsed returns doc with each list it could not parse replaced by that list's records in
+// prev (the source's live version, nil at first load), and for each such list what happened.
+func keepUnparsed(doc, prev *Document) (*Document, []string) {
+	if len(doc.Unparsed) == 0 {
+		return doc, nil
+	}
+	eff := *doc
+	eff.Warnings = append([]string(nil), doc.Warnings...)
+	kept := make([]string, len(doc.Unparsed))
+	for k, u := range doc.Unparsed {
+		var from []*Record
+		if prev != nil {
+			switch u.List {
+			case "mapRoles":
+				from = prev.Roles
+			case "mapUsers":
+				from = prev.Users
+			case "mapAccounts":
+				from = prev.Accounts
+			}
+		}
+		switch {
+		case prev == nil:
+			kept[k] = "no earlier version of it was loaded, so it maps nothing"
+		default:
+			kept[k] = fmt.Sprintf("its %d records of the previous version stay live", len(from))
+		}
+		eff.Warnings = append(eff.Warnings, u.List+" does not parse: "+kept[k])
+		switch u.List {
+		case "mapRoles":
+			eff.Roles = from
+		case "mapUsers":
+			eff.Users = from
+		case "mapAccounts":
+			eff.Accounts = from
+		}
+		if prev != nil {
+			// Refusals and unparsed lists of the kept records stay reported.
+			for _, r := range prev.Refused {
+				if r.List == u.List {
+					eff.Refused = append(eff.Refused, r)
+				}
+			}
+		}
+	}
+	return &eff, kept
+}
+
+// Refuse records a version of source refused whole (nothing in it could be identified, or it
+// could not be read): it is logged and counted, and the source's last good version stays live.
+// name is the version's Document.Source.
 func (s *Store) Refuse(source, name string, err error) {
-	sourceSlot(source)
+	i := sourceSlot(source)
 	s.metrics.reload(source, reloadError)
 	s.log.Error("mapping version refused; the last good mapping stays live", "source", name, "error", err)
+	s.mu.Lock()
+	s.src[i].name, s.src[i].refusedErr = name, err
+	s.mu.Unlock()
+	s.metrics.setFailing(source, true)
 }
 
 // unchanged counts a re-read with the same content.
 func (s *Store) unchanged(source string) {
 	s.metrics.reload(source, reloadUnchanged)
+}
+
+// sourceFailing records that source cannot be read now (reason has no secrets; it is shown by
+// Status). gaveUp means it has been failing past its bound: it stops holding readiness back.
+// sourceFailing(source, "", false) records that it can be read again.
+func (s *Store) sourceFailing(source, name, reason string, gaveUp bool) {
+	i := sourceSlot(source)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.src[i]
+	st.name = name
+	s.metrics.setFailing(source, reason != "" || st.refusedErr != nil)
+	if reason == "" {
+		st.failing, st.failures, st.gaveUp = "", 0, false
+	} else {
+		st.failing = reason
+		st.failures++
+		st.gaveUp = st.gaveUp || gaveUp
+	}
+	s.updateReadyLocked()
+}
+
+// Status describes the mapping for operators (iamgate shows it on /readyz): whether it is
+// ready, and per source what is live, which records are refused (by list, index, line and
+// kind of error; never an ARN, a username or a group) and why a source cannot be read.
+func (s *Store) Status() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for i, st := range s.src {
+		if !st.registered && !st.loaded {
+			continue
+		}
+		name := st.name
+		if name == "" {
+			name = sourceOrder[i]
+		}
+		b.WriteString(name + ": ")
+		switch {
+		case st.loaded:
+			fmt.Fprintf(&b, "loaded, %d records applied", st.doc.Len())
+			if n := len(st.doc.Refused); n > 0 {
+				fmt.Fprintf(&b, ", %d refused", n)
+			}
+		default:
+			b.WriteString("not loaded")
+		}
+		b.WriteString("\n")
+		if st.failing != "" {
+			fmt.Fprintf(&b, "  cannot be read (%d attempts failed; retrying): %s\n", st.failures, st.failing)
+		}
+		if st.refusedErr != nil {
+			what := "the last good version stays live"
+			if !st.loaded {
+				what = "no version is loaded"
+			}
+			fmt.Fprintf(&b, "  last version refused whole (%s): %s\n", what, Reason(st.refusedErr))
+		}
+		if st.doc == nil {
+			continue
+		}
+		for k, u := range st.doc.Unparsed {
+			fmt.Fprintf(&b, "  %s does not parse (%s): %s\n", u.List, u.Reason(), st.kept[k])
+		}
+		for k, r := range st.doc.Refused {
+			if k == maxLogged {
+				fmt.Fprintf(&b, "  and %d more refused records\n", len(st.doc.Refused)-k)
+				break
+			}
+			b.WriteString("  refused " + r.List + "[" + strconv.Itoa(r.Index) + "]")
+			if r.Line > 0 {
+				b.WriteString(" (" + r.where() + ")")
+			}
+			b.WriteString(": " + r.Reason() + "\n")
+		}
+	}
+	return b.String()
 }

@@ -112,8 +112,10 @@ func runSource(tb testing.TB, run func(context.Context) error) {
 	})
 }
 
-// TestFileSourceReload protects [M5] for files: an edit is picked up, a bad version is refused
-// with a metric while the last good mapping stays live, and a fix is picked up again.
+// TestFileSourceReload protects reloads of files: an edit is picked up; a version with a bad
+// record applies without that record (which then grants nothing) and counts it; a version of
+// which nothing can be identified is refused whole with a metric while the last good mapping
+// stays live; and a fix is picked up again.
 func TestFileSourceReload(t *testing.T) {
 	for _, poll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pollOnly=%v", poll), func(t *testing.T) {
@@ -138,7 +140,19 @@ func TestFileSourceReload(t *testing.T) {
 			writeFile(t, path, userDoc("alice-v2"))
 			waitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
-			writeFile(t, path, "mapUsers:\n- userarn: "+aliceARN+"\n  username: '{{Nope}}'\n")
+			writeFile(t, path, "mapUsers:\n- userarn: "+aliceARN+"\n  username: '{{Nope}}'\n"+
+				"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n")
+			waitFor(t, "the version with a bad record", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
+			if got := usernameOf(t, store, aliceARN); got != "" {
+				t.Fatalf("unexpected username from a refused record; got %q; want none", got)
+			}
+			if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "file"); got != 1 {
+				t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
+			}
+
+			writeFile(t, path, userDoc("alice-v2"))
+			waitFor(t, "the second edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+			writeFile(t, path, "mapUsers: [\n")
 			waitFor(t, "the refusal", func() bool {
 				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
 			})
@@ -147,6 +161,9 @@ func TestFileSourceReload(t *testing.T) {
 			}
 			if !store.Ready() {
 				t.Fatalf("unexpected not Ready after a bad version")
+			}
+			if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "file"); got != 1 {
+				t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 			}
 
 			os.Remove(path) // a missing file is refused too
@@ -161,6 +178,11 @@ func TestFileSourceReload(t *testing.T) {
 			waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
 			if got := metricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_entries{kind=user}; got %v; want 1", got)
+			}
+			for _, name := range []string{"iamgate_mapping_refused_records", "iamgate_mapping_source_failing"} {
+				if got := metricValue(t, reg, name, "source", "file"); got != 0 {
+					t.Fatalf("unexpected %s after the fix; got %v; want 0", name, got)
+				}
 			}
 		})
 	}
@@ -221,9 +243,10 @@ func awsAuth(data map[string]string) *corev1.ConfigMap {
 	}
 }
 
-// TestConfigMapSource protects [M1]/[M5] for the live ConfigMap, through client-go's fake
-// clientset and a real informer: updates apply, a bad version is refused and the last good one
-// stays, deletion maps nothing, other ConfigMaps are ignored.
+// TestConfigMapSource protects the live ConfigMap source, through client-go's fake clientset and
+// a real informer: updates apply, a bad record is refused while the rest applies, a key whose
+// text does not parse keeps its last good records, deletion maps nothing, other ConfigMaps are
+// ignored.
 func TestConfigMapSource(t *testing.T) {
 	client := fake.NewClientset(awsAuth(map[string]string{"mapUsers": userDoc("alice-v1")[len("mapUsers:\n"):]}))
 	reg := prometheus.NewRegistry()
@@ -251,12 +274,29 @@ func TestConfigMapSource(t *testing.T) {
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n"})
 	waitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
-	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: 1234\n"})
-	waitFor(t, "the refusal", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "configmap", "result", "error") >= 1
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: 1234\n",
+		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
+	waitFor(t, "the bad record", func() bool {
+		return metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap") == 1
 	})
-	if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
-		t.Fatalf("unexpected username after a bad version; got %q; want %q", got, "alice-v2")
+	if got := usernameOf(t, store, aliceARN); got != "" {
+		t.Fatalf("unexpected username from a refused record; got %q; want none", got)
+	}
+	if got := usernameOf(t, store, "arn:aws:sts::111122223333:assumed-role/node/s"); got != "node" {
+		t.Fatalf("unexpected username next to a refused record; got %q; want %q", got, "node")
+	}
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n",
+		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
+	waitFor(t, "the fixed record", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	// mapRoles does not parse: its records of the previous version stay, mapUsers applies.
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v3\n",
+		"mapRoles": "- rolearn: [\n"})
+	waitFor(t, "the unparsed key", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+	if got := usernameOf(t, store, "arn:aws:sts::111122223333:assumed-role/node/s"); got != "node" {
+		t.Fatalf("unexpected username of a kept list; got %q; want %q", got, "node")
+	}
+	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
 	}
 
 	// Another ConfigMap in kube-system changes nothing.
@@ -265,8 +305,8 @@ func TestConfigMapSource(t *testing.T) {
 	if _, err := cms.Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v3\n"})
-	waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v4\n"})
+	waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v4" })
 	if err := cms.Delete(ctx, "not-aws-auth", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -395,5 +435,132 @@ func TestStoreConcurrentReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestStoreFirstLoadWithBadRecord protects the first start with a bad record: the Store is
+// ready with the valid records (before, one bad record kept the daemon from ever being ready),
+// and Status names the refused record by list, index and line without its ARN or values.
+func TestStoreFirstLoadWithBadRecord(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	store := NewStore(nil, NewMetrics(reg))
+	client := fake.NewClientset(awsAuth(map[string]string{
+		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: system:node:{{EC2PrivateDNSName}}\n" +
+			"- rolearn: arn:aws:iam::111122223333:role/secret-team\n  username: 'x:{{SessionID}}'\n  groups: [top-secret]\n",
+		"mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n",
+	}))
+	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	waitFor(t, "the first load", store.Ready)
+	if got := usernameOf(t, store, aliceARN); got != "alice" {
+		t.Fatalf("unexpected username; got %q; want %q", got, "alice")
+	}
+	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+		t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
+	}
+	want := "configmap kube-system/aws-auth: loaded, 2 records applied, 1 refused\n" +
+		"  refused mapRoles[1] (line 3 of mapRoles): unknown template placeholder\n"
+	if got := store.Status(); got != want {
+		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
+	}
+}
+
+// TestStoreLaterVersions protects the documented choice for later versions with bad parts:
+//   - a refused record is not applied and grants nothing, even if its previous version was
+//     valid (the edit may have meant to take rights away), while the rest of the version
+//     applies, revocations included: nobody whose record is valid loses access;
+//   - a list whose text does not parse keeps its previous records (none can be identified,
+//     so dropping them would lock out every valid record in it);
+//   - a version of which nothing can be identified is refused whole.
+func TestStoreLaterVersions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	store := NewStore(nil, NewMetrics(reg))
+	store.register(SourceConfigMap)
+	const (
+		node  = "arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0"
+		ops   = "arn:aws:sts::111122223333:assumed-role/ops/alice"
+		bob   = "arn:aws:iam::111122223333:user/bob"
+		carol = "arn:aws:iam::111122223333:user/carol"
+	)
+	res := staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"}
+	user := func(arn string) string {
+		t.Helper()
+		u, err := store.Table().Render(context.Background(), testIdentity(t, arn), res)
+		if err != nil {
+			return "denied"
+		}
+		return u.Username + fmt.Sprint(u.Groups)
+	}
+	version := func(roles, users string) {
+		t.Helper()
+		doc, err := ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
+		if err != nil {
+			t.Fatalf("unexpected error: %s", err)
+		}
+		if err := store.Update(SourceConfigMap, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := func(step string, want map[string]string) {
+		t.Helper()
+		for arn, w := range want {
+			if got := user(arn); got != w {
+				t.Fatalf("%s: unexpected user of %s; got %q; want %q", step, arn, got, w)
+			}
+		}
+	}
+	nodeRole := "- rolearn: arn:aws:iam::111122223333:role/node\n  username: system:node:{{EC2PrivateDNSName}}\n  groups: [system:nodes]\n"
+	version(nodeRole+"- rolearn: arn:aws:iam::111122223333:role/ops\n  username: ops\n  groups: [system:masters]\n",
+		"- userarn: "+aliceARN+"\n  username: alice\n- userarn: "+bob+"\n  username: bob\n  groups: [system:masters]\n")
+	f("v1", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", ops: "ops[system:masters]",
+		aliceARN: "alice[]", bob: "bob[system:masters]", carol: "denied"})
+
+	// v2: ops loses system:masters; bob's record gets a typo; carol is added.
+	version(nodeRole+"- rolearn: arn:aws:iam::111122223333:role/ops\n  username: ops\n  groups: [view]\n",
+		"- userarn: "+aliceARN+"\n  username: alice\n- userarn: "+bob+"\n  username: 1234\n  groups: [view]\n- userarn: "+carol+"\n  username: carol\n")
+	f("v2", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", ops: "ops[view]",
+		aliceARN: "alice[]", bob: "denied", carol: "carol[]"})
+
+	// v3: mapUsers does not parse: its v2 records stay (bob still refused); mapRoles applies.
+	version(nodeRole, "- userarn: [\n")
+	f("v3", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", ops: "denied",
+		aliceARN: "alice[]", bob: "denied", carol: "carol[]"})
+	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
+	}
+	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+		t.Fatalf("unexpected iamgate_mapping_refused_records (bob's, kept with mapUsers); got %v; want 1", got)
+	}
+	want := "configmap kube-system/aws-auth: loaded, 3 records applied, 1 refused\n" +
+		"  mapUsers does not parse (bad YAML): its 2 records of the previous version stay live\n" +
+		"  refused mapUsers[1] (line 3 of mapUsers): value is not a string\n"
+	if got := store.Status(); got != want {
+		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
+	}
+
+	// v4: both lists parse again; v5 refused whole keeps v4.
+	version(nodeRole, "- userarn: "+carol+"\n  username: carol\n")
+	f("v4", map[string]string{aliceARN: "denied", carol: "carol[]"})
+	store.Refuse(SourceConfigMap, "configmap kube-system/aws-auth", fmt.Errorf("%w: too big", ErrTooLarge))
+	f("v5", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", carol: "carol[]"})
+	want = "configmap kube-system/aws-auth: loaded, 2 records applied\n" +
+		"  last version refused whole (the last good version stays live): mapping document too large\n"
+	if got := store.Status(); got != want {
+		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
+	}
+
+	// A list that does not parse at the first load maps nothing.
+	first := NewStore(nil, nil)
+	doc, err := ParseConfigMapData("cm", map[string]string{"mapRoles": "- [", "mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Update(SourceConfigMap, doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Table().Records()) != 1 || !first.Ready() {
+		t.Fatalf("unexpected first load with an unparsed list: %d records, ready %v", len(first.Table().Records()), first.Ready())
+	}
+	if w := first.Table().Warnings(); len(w) != 1 || w[0] != "cm: mapRoles does not parse: no earlier version of it was loaded, so it maps nothing" {
+		t.Fatalf("unexpected warnings; got %q", w)
 	}
 }

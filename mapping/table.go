@@ -4,17 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 )
 
 // ErrNotMapped is the denial for an identity no record matches.
 var ErrNotMapped = errors.New("identity not mapped")
+
+// ErrRefusedRecord is the denial for an identity whose record (the first naming it) is
+// refused: a refused record grants nothing, and no later record for the same principal
+// applies in its place.
+var ErrRefusedRecord = errors.New("the mapping record of this identity is refused")
 
 // IsDenial reports whether err (from Table.Render or Record.Render) is a definite denial: the
 // identity is not mapped, its username renders empty, or its {{EC2PrivateDNSName}} cannot
 // exist. Other errors (EC2 unreachable, throttled, a cancelled context) mean "cannot decide
 // now".
 func IsDenial(err error) bool {
-	return errors.Is(err, ErrNotMapped) || errors.Is(err, ErrEmptyUsername) ||
+	return errors.Is(err, ErrNotMapped) || errors.Is(err, ErrRefusedRecord) || errors.Is(err, ErrEmptyUsername) ||
 		errors.Is(err, ErrNotInstanceID) || errors.Is(err, ErrInstanceNotFound) ||
 		errors.Is(err, ErrNoResolver)
 }
@@ -40,11 +46,19 @@ type InstanceResolver interface {
 // records, then mapAccounts; within each, the documents in the order given to Compile (the
 // Store gives the file before the ConfigMap); within a document mapRoles before mapUsers and
 // an earlier record before a later duplicate.
+//
+// A refused record whose ARN (or SSO block) is valid still takes its place in that order and
+// denies its principal (ErrRefusedRecord): a typo in the first record for a principal must not
+// let a later record for it, or its account's mapAccounts entry, grant what that later record
+// grants.
 type Table struct {
 	exact    map[string]*Record // lookup key of a role or user ARN
 	sso      map[string]*Record // partition:account:permission set, lower-cased
 	accounts map[string]*Record // account ID
 	records  []*Record          // every record, in precedence order
+	inert    []*Record          // records that match nothing (written as assumed-role ARNs)
+	refused  []*RecordError     // refused records of every document
+	unparsed []*RecordError     // unreadable lists of every document
 	warnings []string
 	sources  []string
 	entries  Entries
@@ -82,29 +96,48 @@ func Compile(docs ...*Document) (*Table, error) {
 		for _, w := range d.Warnings {
 			t.warnings = append(t.warnings, prefixed(d.Source, w))
 		}
+		t.refused = append(t.refused, d.Refused...)
+		t.unparsed = append(t.unparsed, d.Unparsed...)
 	}
 	add := func(m map[string]*Record, r *Record) {
 		if r.key == "" {
 			// Records come from ParseDocument only; a keyless one is a bug there.
 			panic(fmt.Sprintf("BUG: %s[%d] has no lookup key", r.List, r.Index))
 		}
-		t.records = append(t.records, r)
-		if first, dup := m[r.key]; dup {
+		if r.refused == nil {
+			t.records = append(t.records, r)
+		}
+		first, dup := m[r.key]
+		switch {
+		case dup && r.refused != nil:
+			// Already reported as refused; the earlier record wins anyway.
+		case dup && first.refused != nil:
+			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
+				"%s[%d] %q is not used: %s[%d] of %s names the same principal first and is refused, which denies the principal rather than let a later record apply",
+				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
+		case dup:
 			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
 				"%s[%d] %q is shadowed by %s[%d] of %s, which matches the same principal and wins (aws-iam-authenticator used the last duplicate)",
 				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
-			return
+		default:
+			m[r.key] = r
 		}
-		m[r.key] = r
 	}
 	for _, d := range docs {
 		if d == nil {
 			continue
 		}
-		for _, list := range [][]*Record{d.Roles, d.Users} {
+		for _, list := range [][]*Record{withRefused(d.Roles, d.Refused, "mapRoles"), withRefused(d.Users, d.Refused, "mapUsers")} {
 			for _, r := range list {
+				if r.WrittenAsAssumedRole {
+					t.inert = append(t.inert, r)
+					continue
+				}
 				if r.SSO == nil {
 					add(t.exact, r)
+					if r.refused != nil {
+						continue
+					}
 					if r.kind == KindRole {
 						t.entries.Roles++
 					} else {
@@ -118,10 +151,12 @@ func Compile(docs ...*Document) (*Table, error) {
 		if d == nil {
 			continue
 		}
-		for _, r := range d.Roles {
+		for _, r := range withRefused(d.Roles, d.Refused, "mapRoles") {
 			if r.SSO != nil {
 				add(t.sso, r)
-				t.entries.SSO++
+				if r.refused == nil {
+					t.entries.SSO++
+				}
 			}
 		}
 	}
@@ -135,6 +170,29 @@ func Compile(docs ...*Document) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// withRefused returns the valid records of list merged, in document order, with the stand-ins
+// of its refused records that name a principal. It returns valid itself when there are none.
+func withRefused(valid []*Record, refused []*RecordError, list string) []*Record {
+	n := 0
+	for _, e := range refused {
+		if e.List == list && e.principal != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return valid
+	}
+	out := make([]*Record, 0, len(valid)+n)
+	out = append(out, valid...)
+	for _, e := range refused {
+		if e.List == list && e.principal != nil {
+			out = append(out, e.principal)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
 }
 
 func prefixed(source, w string) string {
@@ -188,6 +246,28 @@ func (t *Table) Render(ctx context.Context, id *Identity, res InstanceResolver) 
 // must not be modified.
 func (t *Table) Records() []*Record { return t.records }
 
+// Refused returns the refused records of the Table's documents, and Unparsed the lists that
+// could not be read at all (whose records, in a Store, are those of an earlier version). The
+// slices are shared and must not be modified.
+func (t *Table) Refused() []*RecordError { return t.refused }
+
+// Unparsed: see Refused.
+func (t *Table) Unparsed() []*RecordError { return t.unparsed }
+
+// RefusedError returns t's unparsed lists and refused records as one error, as Document.Err
+// does for one document, or nil when there are none (or t is nil).
+func RefusedError(t *Table) error {
+	if t == nil {
+		return nil
+	}
+	d := Document{Unparsed: t.unparsed, Refused: t.refused}
+	return d.Err()
+}
+
+// Inert returns the records that match nothing: those written as an assumed-role (session) ARN.
+// The slice and the records are shared and must not be modified.
+func (t *Table) Inert() []*Record { return t.inert }
+
 // Warnings returns the warnings of the Table's documents and of Compile.
 func (t *Table) Warnings() []string { return t.warnings }
 
@@ -207,6 +287,9 @@ var noGroups = []string{}
 // allocates its rendered string only. res may be nil when no template uses
 // {{EC2PrivateDNSName}}.
 func (r *Record) Render(ctx context.Context, id *Identity, res InstanceResolver) (User, error) {
+	if r.refused != nil {
+		return User{}, fmt.Errorf("%w: %s[%d] of %s: %s", ErrRefusedRecord, r.List, r.Index, sourceName(r.Source), r.refused.Reason())
+	}
 	if r.List == "mapAccounts" {
 		// mapAccounts: any principal of the account, as its canonical ARN, in no group.
 		if id.CanonicalARN == "" {

@@ -3,21 +3,44 @@ package sigv4
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// Partition describes one AWS partition: its domains and how to recognise its regions.
-// The data comes from aws-sdk-go-v2's partition table (v1.48), frozen here on purpose: the
-// host allow-list must not change behind the operator's back when a dependency is upgraded.
+// Partition describes one AWS partition: its domains, how to recognise its regions, and which
+// STS hosts exist in it. A host that does not exist is never allowed: nothing legitimate names
+// it, and a token naming it would only cost a failed DNS lookup per review.
+//
+// The data is frozen here on purpose, so that the host allow-list does not change behind the
+// operator's back when a dependency is upgraded. Sources:
+//   - domains and region patterns: aws-sdk-go-v2's partition table (v1.48,
+//     internal/endpoints/awsrulesfn/partitions.json);
+//   - regions: aws-sdk-go-v2/service/sts v1.52's endpoint table
+//     (service/sts/internal/endpoints);
+//   - dual-stack hosts sts.<region>.<dual-stack domain>: that table defines them for the
+//     partitions aws, aws-cn, aws-eusc and aws-us-gov and for none of the ISO partitions;
+//   - FIPS hosts: that table names sts-fips.<region>.amazonaws.com for us-east-1, us-east-2,
+//     us-west-1 and us-west-2; AWS's list of FIPS endpoints adds ca-central-1 and ca-west-1.
+//     In aws-us-gov the FIPS endpoint is the regular host sts.<region>.amazonaws.com (the
+//     table's FIPS variant), so no sts-fips.<region>.amazonaws.com is allowed there; its
+//     dual-stack FIPS host is sts-fips.<region>.api.aws. Other partitions have no FIPS host.
+//     A dual-stack FIPS host sts-fips.<region>.<dual-stack domain> exists only where both a
+//     FIPS endpoint and dual-stack do.
 type Partition struct {
-	ID              string
-	Domain          string
+	ID     string
+	Domain string
+	// DualStackDomain is the domain of the dual-stack (IPv4 and IPv6) STS hosts; empty when
+	// the partition has none.
 	DualStackDomain string
-	// regionPattern decides whether a region belongs to the partition (SPEC V4).
+	// regionPattern decides whether a region belongs to the partition.
 	regionPattern *regexp.Regexp
 	// Regions lists the regions that exist today; -sts.extraRegions adds more.
 	Regions []string
+	// FIPSRegions are the regions with a FIPS host sts-fips.<region>.<Domain>.
+	FIPSRegions []string
+	// DualStackFIPSRegions are the regions with a FIPS host sts-fips.<region>.<DualStackDomain>.
+	DualStackFIPSRegions []string
 }
 
 // partitions is ordered so that the first match of a region wins: aws-us-gov must be decided
@@ -25,26 +48,27 @@ type Partition struct {
 var partitions = []Partition{
 	{
 		ID: "aws-us-gov", Domain: "amazonaws.com", DualStackDomain: "api.aws",
-		regionPattern: regexp.MustCompile(`^us-gov-\w+-\d+$`),
-		Regions:       []string{"us-gov-east-1", "us-gov-west-1"},
+		regionPattern:        regexp.MustCompile(`^us-gov-\w+-\d+$`),
+		Regions:              []string{"us-gov-east-1", "us-gov-west-1"},
+		DualStackFIPSRegions: []string{"us-gov-east-1", "us-gov-west-1"},
 	},
 	{
-		ID: "aws-iso-b", Domain: "sc2s.sgov.gov", DualStackDomain: "api.aws.scloud",
+		ID: "aws-iso-b", Domain: "sc2s.sgov.gov",
 		regionPattern: regexp.MustCompile(`^us-isob-\w+-\d+$`),
 		Regions:       []string{"us-isob-east-1", "us-isob-west-1"},
 	},
 	{
-		ID: "aws-iso-f", Domain: "csp.hci.ic.gov", DualStackDomain: "api.aws.hci.ic.gov",
+		ID: "aws-iso-f", Domain: "csp.hci.ic.gov",
 		regionPattern: regexp.MustCompile(`^us-isof-\w+-\d+$`),
 		Regions:       []string{"us-isof-east-1", "us-isof-south-1"},
 	},
 	{
-		ID: "aws-iso", Domain: "c2s.ic.gov", DualStackDomain: "api.aws.ic.gov",
+		ID: "aws-iso", Domain: "c2s.ic.gov",
 		regionPattern: regexp.MustCompile(`^us-iso-\w+-\d+$`),
 		Regions:       []string{"us-iso-east-1", "us-iso-west-1"},
 	},
 	{
-		ID: "aws-iso-e", Domain: "cloud.adc-e.uk", DualStackDomain: "api.cloud-aws.adc-e.uk",
+		ID: "aws-iso-e", Domain: "cloud.adc-e.uk",
 		regionPattern: regexp.MustCompile(`^eu-isoe-\w+-\d+$`),
 		Regions:       []string{"eu-isoe-west-1"},
 	},
@@ -74,6 +98,8 @@ var partitions = []Partition{
 			"sa-east-1", "sa-west-1",
 			"us-east-1", "us-east-2", "us-west-1", "us-west-2",
 		},
+		FIPSRegions:          []string{"ca-central-1", "ca-west-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2"},
+		DualStackFIPSRegions: []string{"ca-central-1", "ca-west-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2"},
 	},
 }
 
@@ -163,12 +189,19 @@ func NewAllowList(partitionIDs []string, extraRegions []string) (*AllowList, err
 	return al, nil
 }
 
+// addRegion allows the regional hosts of region that exist: the regular one, the dual-stack
+// one where the partition has dual-stack, and the FIPS ones where the region has them.
 func (al *AllowList) addRegion(p *Partition, region string) {
-	for _, prefix := range []string{"sts.", "sts-fips."} {
-		for _, domain := range []string{p.Domain, p.DualStackDomain} {
-			h := prefix + region + "." + domain
-			al.hosts[h] = &hostInfo{host: h, partition: p.ID, region: region}
-		}
+	add := func(h string) { al.hosts[h] = &hostInfo{host: h, partition: p.ID, region: region} }
+	add("sts." + region + "." + p.Domain)
+	if p.DualStackDomain != "" {
+		add("sts." + region + "." + p.DualStackDomain)
+	}
+	if slices.Contains(p.FIPSRegions, region) {
+		add("sts-fips." + region + "." + p.Domain)
+	}
+	if p.DualStackDomain != "" && slices.Contains(p.DualStackFIPSRegions, region) {
+		add("sts-fips." + region + "." + p.DualStackDomain)
 	}
 }
 

@@ -121,6 +121,18 @@ func TestSignatureRealClientTokens(t *testing.T) {
 				}
 			}
 
+			// Key case matters to SigV4 as to the validator (which refuses it as bad_query): a
+			// key in another case is another request and never verifies with the genuine
+			// signature.
+			for i, p := range parts {
+				k, v, _ := strings.Cut(p, "=")
+				q := append([]string(nil), parts...)
+				q[i] = strings.ToLower(k) + "=" + v
+				if err := sigCheck(sigTokenRequest(u, strings.Join(q, "&"), rt.ClusterID), rt.SecretAccessKey, now); err == nil {
+					t.Errorf("unexpected success with the key %s in lower case", k)
+				}
+			}
+
 			// Parameter order does not matter (SigV4 sorts them).
 			rev := append([]string(nil), parts...)
 			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {

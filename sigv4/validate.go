@@ -239,8 +239,14 @@ func hasForbiddenURLByte(u []byte) bool {
 	return false
 }
 
-// parseQuery implements [V5]: known keys only (case-insensitively), each at most once in any
-// case (CVE-2022-2385), values strictly percent-encoded, every required key non-empty.
+// parseQuery implements [V5]: known keys only, in their exact canonical spelling, each at
+// most once; values strictly percent-encoded; every required key non-empty.
+//
+// Key case matters: SigV4 signs keys case-sensitively and STS reads them so, and every real
+// client sends the canonical spelling. A key in another case (x-amz-expires, action) is
+// refused rather than folded: folded, it would share the genuine token's cache key and STS
+// call while STS sees a different request. This also refuses case-folded duplicates
+// (CVE-2022-2385): at most one spelling of a key is the canonical one.
 func (r *Request) parseQuery(q []byte) error {
 	r.vals = grow(r.vals, len(q))[:0]
 	for len(q) > 0 {
@@ -278,36 +284,15 @@ func (r *Request) parseQuery(q []byte) error {
 	return nil
 }
 
-// lookupParam matches a raw key to a known parameter, ignoring case. Keys must be plain
-// letters and dashes: an escaped key (X%2DAmz-Date) is rejected rather than decoded.
+// lookupParam matches a raw key to a known parameter by its exact spelling. An escaped key
+// (X%2DAmz-Date) or one in another case (x-amz-date) is no known parameter.
 func lookupParam(key []byte) (param, bool) {
-	for p, name := range paramNames { // the exact spelling first: what every client sends
+	for p, name := range paramNames {
 		if string(key) == name {
 			return param(p), true
 		}
 	}
-	for p, name := range paramNames {
-		if len(name) == len(key) && equalFoldASCII(key, name) {
-			return param(p), true
-		}
-	}
 	return 0, false
-}
-
-func equalFoldASCII(b []byte, s string) bool {
-	for i := range b {
-		c, d := b[i], s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
 }
 
 // appendUnescaped decodes a query value: unreserved bytes as they are, %XX escapes. Anything

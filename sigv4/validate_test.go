@@ -139,6 +139,17 @@ func TestValidateHostile(t *testing.T) {
 	f("CVE-2022-2385: credential twice in two cases", tokenOf(baseURL+"&x-amz-credential=AKIAEVILEVILEVIL0000%2F20261127%2Fus-east-1%2Fsts%2Faws4_request"), ErrBadQuery)
 	f("action twice", tokenOf(baseURL+"&Action=GetCallerIdentity"), ErrBadQuery)
 	f("date twice, different case", tokenOf(baseURL+"&X-AMZ-DATE=20261127T014411Z"), ErrBadQuery)
+	// Key case: only the canonical spelling. A folded key would share the genuine token's cache
+	// key and STS call while STS reads another request.
+	f("lower-case X-Amz-Expires", replace("X-Amz-Expires=", "x-amz-expires="), ErrBadQuery)
+	f("lower-case Action", replace("Action=", "action="), ErrBadQuery)
+	f("upper-case Version", replace("Version=", "VERSION="), ErrBadQuery)
+	f("lower-case X-Amz-Algorithm", replace("X-Amz-Algorithm=", "x-amz-algorithm="), ErrBadQuery)
+	f("lower-case X-Amz-Credential", replace("X-Amz-Credential=", "x-amz-credential="), ErrBadQuery)
+	f("lower-case X-Amz-Date", replace("X-Amz-Date=", "x-amz-date="), ErrBadQuery)
+	f("mixed-case X-Amz-Signature", replace("X-Amz-Signature=", "X-amz-Signature="), ErrBadQuery)
+	f("lower-case X-Amz-SignedHeaders", replace("X-Amz-SignedHeaders=", "X-Amz-Signedheaders="), ErrBadQuery)
+	f("lower-case X-Amz-Security-Token", tokenOf(baseURL+"&x-amz-security-token=abc"), ErrBadQuery)
 	f("unknown key", tokenOf(baseURL+"&Foo=bar"), ErrBadQuery)
 	f("escaped key", replace("X-Amz-Date=", "X%2DAmz-Date="), ErrBadQuery)
 	f("missing signature", tokenOf(strings.Split(baseURL, "&X-Amz-Signature")[0]), ErrBadQuery)
@@ -232,6 +243,53 @@ func TestValidateGovCloudAndPartitions(t *testing.T) {
 	f([]string{"aws-cn"}, "sts.cn-north-1.amazonaws.com", "cn-north-1", ErrBadHost)
 	f([]string{"aws-iso-b"}, "sts.us-isob-east-1.sc2s.sgov.gov", "us-isob-east-1", nil)
 	f([]string{"aws-eusc"}, "sts.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1", nil)
+
+	// Only hosts that exist. FIPS: us-east-1/2, us-west-1/2, ca-central-1, ca-west-1; in
+	// GovCloud the regular host is the FIPS one. Dual-stack: not in the ISO partitions.
+	for _, r := range []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1"} {
+		f([]string{"aws"}, "sts-fips."+r+".amazonaws.com", r, nil)
+		f([]string{"aws"}, "sts-fips."+r+".api.aws", r, nil)
+	}
+	for _, r := range []string{"eu-west-1", "ap-southeast-2", "sa-east-1", "me-central-1"} {
+		f([]string{"aws"}, "sts-fips."+r+".amazonaws.com", r, ErrBadHost)
+		f([]string{"aws"}, "sts-fips."+r+".api.aws", r, ErrBadHost)
+		f([]string{"aws"}, "sts."+r+".api.aws", r, nil)
+	}
+	f([]string{"aws-us-gov"}, "sts-fips.us-gov-west-1.amazonaws.com", "us-gov-west-1", ErrBadHost)
+	f([]string{"aws-us-gov"}, "sts-fips.us-gov-east-1.api.aws", "us-gov-east-1", nil)
+	f([]string{"aws-us-gov"}, "sts.us-gov-east-1.api.aws", "us-gov-east-1", nil)
+	f([]string{"aws-cn"}, "sts-fips.cn-north-1.amazonaws.com.cn", "cn-north-1", ErrBadHost)
+	f([]string{"aws-cn"}, "sts.cn-north-1.api.amazonwebservices.com.cn", "cn-north-1", nil)
+	f([]string{"aws-eusc"}, "sts-fips.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1", ErrBadHost)
+	f([]string{"aws-iso"}, "sts.us-iso-east-1.c2s.ic.gov", "us-iso-east-1", nil)
+	f([]string{"aws-iso"}, "sts-fips.us-iso-east-1.c2s.ic.gov", "us-iso-east-1", ErrBadHost)
+	f([]string{"aws-iso"}, "sts.us-iso-east-1.api.aws.ic.gov", "us-iso-east-1", ErrBadHost)
+	f([]string{"aws-iso-b"}, "sts.us-isob-east-1.api.aws.scloud", "us-isob-east-1", ErrBadHost)
+	f([]string{"aws-iso-e"}, "sts.eu-isoe-west-1.api.cloud-aws.adc-e.uk", "eu-isoe-west-1", ErrBadHost)
+	f([]string{"aws-iso-f"}, "sts.us-isof-south-1.api.aws.hci.ic.gov", "us-isof-south-1", ErrBadHost)
+}
+
+// TestAllowListHosts pins the number of hosts per partition, so that a change of the table
+// is a deliberate one.
+func TestAllowListHosts(t *testing.T) {
+	f := func(partition string, want int) {
+		t.Helper()
+		al, err := NewAllowList([]string{partition}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(al.Hosts()); got != want {
+			t.Fatalf("unexpected number of hosts for %s; got %d; want %d: %v", partition, got, want, al.Hosts())
+		}
+	}
+	f("aws", 36*2+6*2+1) // regular and dual-stack per region, FIPS both ways in 6, the global host
+	f("aws-us-gov", 2*3)
+	f("aws-cn", 2*2)
+	f("aws-eusc", 1*2)
+	f("aws-iso", 2)
+	f("aws-iso-b", 2)
+	f("aws-iso-e", 1)
+	f("aws-iso-f", 2)
 }
 
 func TestAllowListExtraRegions(t *testing.T) {
@@ -244,6 +302,12 @@ func TestAllowListExtraRegions(t *testing.T) {
 	var r Request
 	if err := v.Validate(tokenOf(url), baseTime, &r); err != nil {
 		t.Fatalf("unexpected error for an extra region; got %v", err)
+	}
+	// An extra region has the regular and dual-stack hosts, no FIPS one.
+	for host, want := range map[string]bool{"sts.us-east-7.api.aws": true, "sts-fips.us-east-7.amazonaws.com": false, "sts-fips.us-east-7.api.aws": false} {
+		if got := al.lookup([]byte(host)) != nil; got != want {
+			t.Fatalf("unexpected allow-list answer for %s; got %v; want %v", host, got, want)
+		}
 	}
 	bad := func(partitions, extra []string) {
 		t.Helper()
@@ -295,10 +359,9 @@ func TestCanonicalKey(t *testing.T) {
 			t.Fatalf("unexpected equal key for %q", url)
 		}
 	}
-	same(strings.ReplaceAll(baseURL, "%2F", "%2f"))                       // hex case of escapes
-	same(strings.Replace(baseURL, "sts.us-east-1", "STS.US-EAST-1", 1))   // host case
-	same(strings.Replace(baseURL, "Version=2011", "Version=%32011", 1))   // escaped unreserved byte
-	same(strings.Replace(baseURL, "X-Amz-Expires=", "x-amz-expires=", 1)) // key case
+	same(strings.ReplaceAll(baseURL, "%2F", "%2f"))                     // hex case of escapes
+	same(strings.Replace(baseURL, "sts.us-east-1", "STS.US-EAST-1", 1)) // host case
+	same(strings.Replace(baseURL, "Version=2011", "Version=%32011", 1)) // escaped unreserved byte
 	different(strings.Replace(baseURL, "X-Amz-Expires=60", "X-Amz-Expires=61", 1))
 	different(strings.Replace(baseURL, "a4a7", "a4a8", 1))
 	different(baseURL + "&X-Amz-Security-Token=abc")

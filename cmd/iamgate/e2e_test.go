@@ -103,6 +103,13 @@ func freeAddr(t *testing.T) string {
 
 func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 	t.Helper()
+	return startE2EWith(t, true, extraFlags...)
+}
+
+// startE2EWith starts the environment and waits until the server is ready (a mapping
+// loaded) or, without waitReady, only until it is alive.
+func startE2EWith(t *testing.T, waitReady bool, extraFlags ...string) *e2eEnv {
+	t.Helper()
 	sts, err := fakests.New(fakests.Config{
 		Users: []fakests.User{
 			{ARN: e2eAlice.arn, AccessKeyID: e2eAlice.akid, SecretAccessKey: e2eAlice.secret},
@@ -170,8 +177,12 @@ func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 	env := &e2eEnv{sts: sts, kubeconfig: filepath.Join(dir, "webhook-kubeconfig.yaml"), internal: "http://" + internalAddr,
 		webhook: webhookAddr, stsURL: "http://" + stsAddr, logs: logs, stop: stop}
 	deadline := time.Now().Add(15 * time.Second)
+	probe := "/readyz"
+	if !waitReady {
+		probe = "/healthz"
+	}
 	for {
-		resp, err := http.Get(env.internal + "/readyz")
+		resp, err := http.Get(env.internal + probe)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -62,6 +62,22 @@ data:
 	f([]string{"-mapping.file", mappingFile, "-o", "yaml", "x"}, "unknown -o")
 	f([]string{"-mapping.file", filepath.Join(t.TempDir(), "missing.yaml"), "x"}, "cannot read -mapping.file")
 
+	// A bad record does not hide the others; explain lists it and names it for its principal.
+	typo := filepath.Join(t.TempDir(), "aws-auth.yaml")
+	if err := os.WriteFile(typo, []byte(`mapUsers:
+- userarn: arn:aws:iam::111122223333:user/yaroslav
+  username: yaroslav
+- userarn: arn:aws:iam::111122223333:user/alice
+  username: 1234
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused := `refused (not applied; every other record applies):
+  - file ` + typo + `: mapUsers[1] "arn:aws:iam::111122223333:user/alice" (line 4): value is not a string: username is a number (1234); quote it if a string is meant`
+	f([]string{"-mapping.file", typo, "arn:aws:iam::111122223333:user/yaroslav"}, "", "MAPPED by mapUsers[0]", refused)
+	f([]string{"-mapping.file", typo, "arn:aws:iam::111122223333:user/alice"}, "is denied",
+		"DENIED: matched by mapUsers[1]", "the record that names this principal first is refused", refused)
+
 	var stdout strings.Builder
 	if err := runExplain(context.Background(), []string{"-mapping.file", mappingFile, "-o", "json", "arn:aws:iam::111122223333:user/yaroslav"}, &stdout, &strings.Builder{}); err != nil {
 		t.Fatal(err)
@@ -85,9 +101,14 @@ data:
 // DescribeInstances at -ec2.endpoint.
 func TestExplainCommandResolve(t *testing.T) {
 	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstances" || r.Form.Get("InstanceId.1") != "i-0123456789abcdef0" {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstances" || r.Form.Get("Filter.1.Name") != "instance-id" {
 			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			return
+		}
+		if r.Form.Get("Filter.1.Value.1") != "i-0123456789abcdef0" {
+			// As EC2: an instance-id filter value that matches nothing is no error.
+			fmt.Fprint(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet/></DescribeInstancesResponse>`)
 			return
 		}
 		fmt.Fprint(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet><item><instancesSet><item><instanceId>i-0123456789abcdef0</instanceId><privateDnsName>ip-10-0-1-23.ec2.internal</privateDnsName></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`)

@@ -42,6 +42,7 @@ type serverFlags struct {
 	mappingFile   string
 	mappingPoll   time.Duration
 	configMap     bool
+	configMapWait time.Duration
 	kubeconfig    string
 	ec2Endpoint   string
 	ec2Region     string
@@ -55,6 +56,7 @@ type serverFlags struct {
 	logFormat     string
 	dryRun        bool
 	insecureNoTLS bool
+	pprof         bool
 
 	certReloader *certReloader // set by config when TLS is on
 }
@@ -62,7 +64,8 @@ type serverFlags struct {
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.clusterID, "cluster.id", "", "the cluster ID tokens must be signed for (x-k8s-aws-id); `iamgate token -i` and `aws eks get-token --cluster-name` use the same value. Required")
 	fs.StringVar(&f.webhookAddr, "webhook.listenAddr", "127.0.0.1:21362", "TLS address of POST /authenticate for kube-apiserver. Loopback by default: on a control-plane node kube-apiserver is local")
-	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz, /readyz and /debug/pprof/; empty disables it. Keep it off the webhook port")
+	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz and /readyz (and /debug/pprof/ with -internal.pprof); empty disables it. Keep it off the webhook port")
+	fs.BoolVar(&f.pprof, "internal.pprof", false, "also serve /debug/pprof/ on -internal.listenAddr, for profiling. Off by default: profiles and traces are for whoever debugs, not for every host that may scrape metrics")
 	fs.StringVar(&f.certFile, "tls.certFile", "", "PEM certificate (chain) of the webhook listener; `iamgate init` writes one. Required")
 	fs.StringVar(&f.keyFile, "tls.keyFile", "", "PEM private key of -tls.certFile. Required")
 
@@ -77,6 +80,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.mappingFile, "mapping.file", "", "YAML mapping: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document; re-read when it changes. See also -mapping.configMap")
 	fs.DurationVar(&f.mappingPoll, "mapping.pollInterval", 10*time.Second, "how often -mapping.file is checked besides file-system events (some mounts send none)")
 	fs.BoolVar(&f.configMap, "mapping.configMap", false, "watch the kube-system/aws-auth ConfigMap (in-cluster config or -kubeconfig); its records come after -mapping.file's")
+	fs.DurationVar(&f.configMapWait, "mapping.configMapTimeout", mapping.DefaultConfigMapTimeout, "how long the first read of the aws-auth ConfigMap may take. A 403 (RBAC) or other API error is reported at once (log, iamgate_mapping_configmap_errors_total, /readyz); past this bound the ConfigMap is reported as failing and no longer holds readiness back, so -mapping.file's records apply without it. iamgate never exits for it and applies the ConfigMap as soon as it can be read")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
 	fs.StringVar(&f.ec2Endpoint, "ec2.endpoint", "", "EC2 API endpoint URL for {{EC2PrivateDNSName}} lookups; empty means the regional AWS endpoint (fakests serves EC2 too)")
 	fs.StringVar(&f.ec2Region, "ec2.region", "", "region of the EC2 API; empty means the AWS SDK's region chain")
@@ -128,7 +132,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-webhook.readTimeout", f.readTimeout}, {"-webhook.writeTimeout", f.writeTimeout}, {"-webhook.idleTimeout", f.idleTimeout}, {"-mapping.pollInterval", f.mappingPoll}} {
+	}{{"-webhook.readTimeout", f.readTimeout}, {"-webhook.writeTimeout", f.writeTimeout}, {"-webhook.idleTimeout", f.idleTimeout}, {"-mapping.pollInterval", f.mappingPoll}, {"-mapping.configMapTimeout", f.configMapWait}} {
 		if d.v <= 0 {
 			bad("%s=%s must be positive", d.name, d.v)
 		}
@@ -138,6 +142,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		CacheTTL:  f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
 		ReportErrors: f.reportErrors,
 		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
+		Pprof:   f.pprof,
 		Version: version,
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
@@ -194,6 +199,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err := src.Load(); err != nil {
 				return fmt.Errorf("cannot load -mapping.file=%q: %w", f.mappingFile, err)
 			}
+			// The server would apply the valid records; a check before deploying must fail.
+			if err := mapping.RefusedError(store.Table()); err != nil {
+				return fmt.Errorf("-mapping.file=%q has refused records (the server would apply the others):\n%w", f.mappingFile, err)
+			}
 		}
 		sources = append(sources, src.Run)
 	}
@@ -203,11 +212,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if f.dryRun {
-			if _, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName); err != nil {
+			doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
+			if err != nil {
 				return err
 			}
+			if err := doc.Err(); err != nil {
+				return fmt.Errorf("%s has refused records (the server would apply the others):\n%w", doc.Source, err)
+			}
 		}
-		sources = append(sources, mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute).Run)
+		src := mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute)
+		src.Timeout = f.configMapWait
+		sources = append(sources, src.Run)
 	}
 	srv, err := daemon.New(cfg, storeMapper{store: store, resolver: resolver})
 	if err != nil {
@@ -279,6 +294,10 @@ type storeMapper struct {
 }
 
 func (m storeMapper) Ready() bool { return m.store.Ready() }
+
+// ReadyDetail is the /readyz body below the verdict: each mapping source, its refused records
+// (list, index, line, kind of error; no ARN or value) and read failures.
+func (m storeMapper) ReadyDetail() string { return m.store.Status() }
 
 func (m storeMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
 	t := m.store.Table()

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsarn "github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -54,7 +53,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.externalID, "external-id", "", "external ID for --role")
 	fs.StringVar(&o.sessionName, "session-name", "", "role session name for --role (default: chosen by the SDK)")
 	fs.BoolVar(&o.forwardSessionName, "forward-session-name", false,
-		"with --role, reuse the caller's own session name (from STS GetCallerIdentity)")
+		"with --role, reuse the caller's own session name (from STS GetCallerIdentity); the default session name when the caller has none (an IAM user)")
 	fs.BoolVar(&o.globalEndpoint, "global-endpoint", false,
 		"sign for the legacy global endpoint sts.amazonaws.com instead of the regional one")
 	fs.BoolVar(&o.tokenOnly, "token-only", false, "print only the bare token, not an ExecCredential")
@@ -150,22 +149,20 @@ func credentialsFor(ctx context.Context, cfg aws.Config, o tokenOptions) (aws.Cr
 	return creds, nil
 }
 
-// callerSessionName returns the session name of the caller's assumed role, for
-// --forward-session-name.
+// callerSessionName returns the session name to forward for --forward-session-name, as
+// aws-iam-authenticator does: the part after ':' of the caller's unique ID (AROA…:<session>
+// for an assumed role, <account>:<name> for a federated user), or "" (the default session
+// name) when the ID has no such part, as for an IAM user.
 func callerSessionName(ctx context.Context, client *sts.Client) (string, error) {
 	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return "", fmt.Errorf("cannot get caller identity for --forward-session-name: %w", err)
 	}
-	a, err := awsarn.Parse(aws.ToString(out.Arn))
-	if err != nil {
-		return "", fmt.Errorf("cannot parse caller ARN for --forward-session-name: %w", err)
+	parts := strings.Split(aws.ToString(out.UserId), ":")
+	if len(parts) != 2 {
+		return "", nil
 	}
-	parts := strings.Split(a.Resource, "/")
-	if a.Service != "sts" || len(parts) != 3 || parts[0] != "assumed-role" {
-		return "", fmt.Errorf("cannot forward the session name: the caller %s is not an assumed role", a.Resource)
-	}
-	return parts[2], nil
+	return parts[1], nil
 }
 
 // execCredential renders the ExecCredential of [C3]: the apiVersion of KUBERNETES_EXEC_INFO
