@@ -40,15 +40,18 @@ fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
 # bench runs every load scenario against bin/iamgate server and the fake STS (pinned with
-# taskset), the 1M-identity memory step and the Go micro-benchmarks (~10 min), and writes
-# bench/results/<date>-<commit>.json and the generated section of BENCHMARKS.md.
+# taskset), the 1M-identity memory step and the Go micro-benchmarks (~10 min), the cluster
+# model against iamgate and iamgate -baseline.passthrough (30-60 min more; skip it with
+# `bin/loadtest bench -bench.cluster none`), and writes bench/results/<date>-<commit>.json and
+# the generated sections of BENCHMARKS.md.
 bench: build
 	$(BIN)/loadtest bench
 
 microbench:
 	@bash scripts/microbench.sh
 
-# bench-quick is the same in under a minute (short scenarios, no micro-benchmarks); it writes
+# bench-quick is the same in about 2 minutes (short scenarios, a small time-compressed cluster
+# storm, no micro-benchmarks); it writes
 # bench/results/quick-*.json and leaves BENCHMARKS.md alone.
 bench-quick: build
 	$(BIN)/loadtest bench -bench.quick

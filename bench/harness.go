@@ -38,22 +38,30 @@ type Config struct {
 	MemoryPoints []int
 	// Micro runs the Go micro-benchmarks.
 	Micro bool
+	// ClusterOnly runs the cluster model alone: no load scenarios, wrk, TLS, memory step or
+	// micro-benchmarks; only the cluster section of the markdown is rewritten.
+	ClusterOnly bool
+	// Cluster names the cluster model scenarios to run (ClusterNames, QuickClusterNames),
+	// each against iamgate and the passthrough baseline; empty runs none.
+	Cluster []string
 	// Progress receives progress lines.
 	Progress io.Writer
 }
 
 // Results is everything one run measured: the JSON file, and the source of the markdown.
 type Results struct {
-	RunID     string    `json:"runId"`
-	Date      time.Time `json:"date"`
-	Commit    string    `json:"commit"`
-	Quick     bool      `json:"quick"`
-	Machine   Machine   `json:"machine"`
-	Pinning   Pinning   `json:"pinning"`
-	Commands  []string  `json:"commands"`
-	LoadStart string    `json:"loadAverageStart"`
-	LoadEnd   string    `json:"loadAverageEnd"`
-	Elapsed   string    `json:"elapsed"`
+	RunID  string    `json:"runId"`
+	Date   time.Time `json:"date"`
+	Commit string    `json:"commit"`
+	Quick  bool      `json:"quick"`
+	// ClusterOnly: a run of the cluster model alone (-bench.clusterOnly).
+	ClusterOnly bool     `json:"clusterOnly,omitempty"`
+	Machine     Machine  `json:"machine"`
+	Pinning     Pinning  `json:"pinning"`
+	Commands    []string `json:"commands"`
+	LoadStart   string   `json:"loadAverageStart"`
+	LoadEnd     string   `json:"loadAverageEnd"`
+	Elapsed     string   `json:"elapsed"`
 
 	// Limit is the trivial server under hey with the settings of the scenarios.
 	Limit *LimitRun `json:"limit"`
@@ -63,6 +71,11 @@ type Results struct {
 	Wrk []*WrkRun `json:"wrk,omitempty"`
 	// TLS is the hot path over TLS under hey.
 	TLS *ScenarioRun `json:"tls,omitempty"`
+
+	// Cluster is the cluster model, against iamgate and the passthrough baseline, and
+	// ClusterTargets its targets (issue #12).
+	Cluster        []*ClusterRun `json:"cluster,omitempty"`
+	ClusterTargets []Check       `json:"clusterTargets,omitempty"`
 
 	Memory *MemoryResult `json:"memory,omitempty"`
 	Micro  []Micro       `json:"micro,omitempty"`
@@ -155,6 +168,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		LoadStart: loadAverage(),
 	}
 	res.RunID = res.Date.Format("2006-01-02T1504Z") + "-" + commit
+	res.ClusterOnly = cfg.ClusterOnly
+	if cfg.ClusterOnly {
+		res.RunID = "cluster-" + res.RunID
+	}
 	if cfg.Quick {
 		res.RunID = "quick-" + res.RunID
 	}
@@ -237,106 +254,121 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	say("pinning: daemon and trivial server on CPUs %s; generator, fake STS and wrk on CPUs %s", res.Pinning.Daemon, res.Pinning.Generator)
 
-	// The limit: the trivial server with the hot scenario's generator settings.
-	hotBody, err := target.Minter.Fresh(1, false)
-	if err != nil {
-		return nil, err
-	}
-	trivialURL := "http://" + trivialAddr + "/authenticate"
-	say("limit: the trivial server under hey, c=%d, %s", concurrency, cfg.Duration)
-	trivialProc := loadtest.Process{PID: trivial.pid()}
-	cpu0, _ := trivialProc.CPU()
-	lim, err := loadtest.Run(ctx, loadtest.Load{
-		Name: "limit", URL: trivialURL, Bodies: loadtest.ReviewBodies(hotBody), Concurrency: concurrency,
-		Requests: 10_000_000, Duration: cfg.Duration, Progress: progress,
-	})
-	if err != nil {
-		return nil, err
-	}
-	cpu1, _ := trivialProc.CPU()
-	res.Limit = &LimitRun{Result: lim, ServerCPUPerReqUs: loadtest.PerOp(cpu1-cpu0, float64(lim.Requests)),
-		GenCPUPerReqUs: loadtest.PerOp(lim.GeneratorCPU, float64(lim.Requests))}
-	say("limit: %.0f rps, p50 %.3f ms, p99 %.3f ms", lim.RPS, lim.Latency.P50, lim.Latency.P99)
-
-	scale := 1
-	if cfg.Quick {
-		scale = 20
-	}
-	for _, sc := range scenarios(cfg.Duration, scale) {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		say("scenario %s: %s", sc.Name, sc.Description)
-		rep, err := target.Run(ctx, sc)
-		if err != nil {
-			return nil, fmt.Errorf("cannot run scenario %s: %w", sc.Name, err)
-		}
-		run := &ScenarioRun{Report: rep, LimitRatio: loadtest.Ratio(rep.RPS, lim.RPS)}
-		res.Scenarios = append(res.Scenarios, run)
-		say("scenario %s: %.0f rps (%.2f of the limit), p50 %.3f ms, p99 %.3f ms, daemon %.1f µs/review, %d STS calls, status %v",
-			sc.Name, rep.RPS, run.LimitRatio, rep.Latency.P50, rep.Latency.P99, rep.DaemonCPUPerRevUs, rep.STSCalls, rep.Status)
-	}
-
-	// wrk: the hot path and the limit with a generator that costs far less per request.
-	if _, err := loadtest.EnsureWrk(); err != nil {
-		note := "wrk is missing and could not be installed, so hot-path capacity comes from hey only: " + err.Error()
-		res.Notes = append(res.Notes, note)
-		say("NOTICE: %s", note)
-	} else {
-		hotTok, err := target.Minter.Fresh(1, false)
+	// The load scenarios, wrk and TLS; a cluster-only run (-bench.clusterOnly) skips them.
+	if !cfg.ClusterOnly {
+		// The limit: the trivial server with the hot scenario's generator settings.
+		hotBody, err := target.Minter.Fresh(1, false)
 		if err != nil {
 			return nil, err
 		}
-		hot := loadtest.ReviewBody(hotTok[0])
-		if _, err := loadtest.Run(ctx, loadtest.Load{Name: "warm-up", URL: target.WebhookURL, Bodies: [][]byte{hot}, Concurrency: 1, Requests: 1, Duration: time.Minute}); err != nil {
+		trivialURL := "http://" + trivialAddr + "/authenticate"
+		say("limit: the trivial server under hey, c=%d, %s", concurrency, cfg.Duration)
+		trivialProc := loadtest.Process{PID: trivial.pid()}
+		cpu0, _ := trivialProc.CPU()
+		lim, err := loadtest.Run(ctx, loadtest.Load{
+			Name: "limit", URL: trivialURL, Bodies: loadtest.ReviewBodies(hotBody), Concurrency: concurrency,
+			Requests: 10_000_000, Duration: cfg.Duration, Progress: progress,
+		})
+		if err != nil {
 			return nil, err
 		}
-		for _, w := range []struct {
-			name, url string
-			pid       int
-		}{{"wrk-limit", trivialURL, trivial.pid()}, {"wrk-hot", target.WebhookURL, daemon.pid()}} {
-			say("%s: wrk -t1 -c%d -d%s", w.name, concurrency, cfg.Duration)
-			p := loadtest.Process{PID: w.pid}
-			profDone := make(chan string, 1)
-			if w.pid == daemon.pid() {
-				go func() {
-					profDone <- target.Profile(loadtest.Scenario{Name: w.name, Duration: cfg.Duration})
-				}()
-			} else {
-				profDone <- ""
+		cpu1, _ := trivialProc.CPU()
+		res.Limit = &LimitRun{Result: lim, ServerCPUPerReqUs: loadtest.PerOp(cpu1-cpu0, float64(lim.Requests)),
+			GenCPUPerReqUs: loadtest.PerOp(lim.GeneratorCPU, float64(lim.Requests))}
+		say("limit: %.0f rps, p50 %.3f ms, p99 %.3f ms", lim.RPS, lim.Latency.P50, lim.Latency.P99)
+
+		scale := 1
+		if cfg.Quick {
+			scale = 20
+		}
+		for _, sc := range scenarios(cfg.Duration, scale) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
-			c0, _ := p.CPU()
-			wr, err := loadtest.Wrk{URL: w.url, Body: hot, Threads: 1, Connections: concurrency, Duration: cfg.Duration, Dir: tmp}.Run(ctx)
+			say("scenario %s: %s", sc.Name, sc.Description)
+			rep, err := target.Run(ctx, sc)
+			if err != nil {
+				return nil, fmt.Errorf("cannot run scenario %s: %w", sc.Name, err)
+			}
+			run := &ScenarioRun{Report: rep, LimitRatio: loadtest.Ratio(rep.RPS, lim.RPS)}
+			res.Scenarios = append(res.Scenarios, run)
+			say("scenario %s: %.0f rps (%.2f of the limit), p50 %.3f ms, p99 %.3f ms, daemon %.1f µs/review, %d STS calls, status %v",
+				sc.Name, rep.RPS, run.LimitRatio, rep.Latency.P50, rep.Latency.P99, rep.DaemonCPUPerRevUs, rep.STSCalls, rep.Status)
+		}
+
+		// wrk: the hot path and the limit with a generator that costs far less per request.
+		if _, err := loadtest.EnsureWrk(); err != nil {
+			note := "wrk is missing and could not be installed, so hot-path capacity comes from hey only: " + err.Error()
+			res.Notes = append(res.Notes, note)
+			say("NOTICE: %s", note)
+		} else {
+			hotTok, err := target.Minter.Fresh(1, false)
 			if err != nil {
 				return nil, err
 			}
-			c1, _ := p.CPU()
-			run := &WrkRun{Name: w.name, Target: w.url, Result: wr, ServerCPUPerReqUs: loadtest.PerOp(c1-c0, float64(wr.Requests)), profile: <-profDone}
-			if len(res.Wrk) > 0 {
-				run.LimitRatio = loadtest.Ratio(wr.RPS, res.Wrk[0].Result.RPS)
+			hot := loadtest.ReviewBody(hotTok[0])
+			if _, err := loadtest.Run(ctx, loadtest.Load{Name: "warm-up", URL: target.WebhookURL, Bodies: [][]byte{hot}, Concurrency: 1, Requests: 1, Duration: time.Minute}); err != nil {
+				return nil, err
 			}
-			res.Wrk = append(res.Wrk, run)
-			say("%s: %.0f rps, p50 %.3f ms, p99 %.3f ms, server %.1f µs/request, errors %d, non-2xx %d",
-				w.name, wr.RPS, wr.Latency.P50, wr.Latency.P99, run.ServerCPUPerReqUs, wr.Errors, wr.Non2xx)
+			for _, w := range []struct {
+				name, url string
+				pid       int
+			}{{"wrk-limit", trivialURL, trivial.pid()}, {"wrk-hot", target.WebhookURL, daemon.pid()}} {
+				say("%s: wrk -t1 -c%d -d%s", w.name, concurrency, cfg.Duration)
+				p := loadtest.Process{PID: w.pid}
+				profDone := make(chan string, 1)
+				if w.pid == daemon.pid() {
+					go func() {
+						profDone <- target.Profile(loadtest.Scenario{Name: w.name, Duration: cfg.Duration})
+					}()
+				} else {
+					profDone <- ""
+				}
+				c0, _ := p.CPU()
+				wr, err := loadtest.Wrk{URL: w.url, Body: hot, Threads: 1, Connections: concurrency, Duration: cfg.Duration, Dir: tmp}.Run(ctx)
+				if err != nil {
+					return nil, err
+				}
+				c1, _ := p.CPU()
+				run := &WrkRun{Name: w.name, Target: w.url, Result: wr, ServerCPUPerReqUs: loadtest.PerOp(c1-c0, float64(wr.Requests)), profile: <-profDone}
+				if len(res.Wrk) > 0 {
+					run.LimitRatio = loadtest.Ratio(wr.RPS, res.Wrk[0].Result.RPS)
+				}
+				res.Wrk = append(res.Wrk, run)
+				say("%s: %.0f rps, p50 %.3f ms, p99 %.3f ms, server %.1f µs/request, errors %d, non-2xx %d",
+					w.name, wr.RPS, wr.Latency.P50, wr.Latency.P99, run.ServerCPUPerReqUs, wr.Errors, wr.Non2xx)
+			}
+		}
+
+		// TLS: the hot path once more, with the webhook over TLS (iamgate init's key pair).
+		if run, err := runTLS(ctx, cfg, start1, iamgateBin, stsAddr, tmp, target, lim.RPS, say); err != nil {
+			res.Notes = append(res.Notes, "the TLS hot path could not be measured: "+err.Error())
+			say("NOTICE: TLS: %s", err)
+		} else {
+			res.TLS = run
 		}
 	}
 
-	// TLS: the hot path once more, with the webhook over TLS (iamgate init's key pair).
-	if run, err := runTLS(ctx, cfg, start1, iamgateBin, stsAddr, tmp, target, lim.RPS, say); err != nil {
-		res.Notes = append(res.Notes, "the TLS hot path could not be measured: "+err.Error())
-		say("NOTICE: TLS: %s", err)
-	} else {
-		res.TLS = run
+	// The cluster model: restart storms and STS faults, iamgate and the passthrough baseline.
+	if len(cfg.Cluster) > 0 {
+		runs, err := runCluster(ctx, cfg, start1, iamgateBin, stsAddr, daemon, target, say)
+		if err != nil {
+			res.Notes = append(res.Notes, "the cluster model failed: "+err.Error())
+			say("NOTICE: cluster: %s", err)
+		}
+		res.Cluster = runs
 	}
 
 	// Memory, in its own process so that nothing else lives in its heap.
-	say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
-	mem, err := runMemory(ctx, loadtestBin, cfg, filepath.Join(profileDir, "memory-heap.pb.gz"), progress)
-	if err != nil {
-		res.Notes = append(res.Notes, "the memory step failed: "+err.Error())
-		say("NOTICE: memory: %s", err)
-	} else {
-		res.Memory = mem
+	if !cfg.ClusterOnly {
+		say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
+		mem, err := runMemory(ctx, loadtestBin, cfg, filepath.Join(profileDir, "memory-heap.pb.gz"), progress)
+		if err != nil {
+			res.Notes = append(res.Notes, "the memory step failed: "+err.Error())
+			say("NOTICE: memory: %s", err)
+		} else {
+			res.Memory = mem
+		}
 	}
 
 	if cfg.Micro {
@@ -356,6 +388,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 	res.LoadEnd = loadAverage()
 	res.Targets = evaluate(res)
+	res.ClusterTargets = evaluateCluster(res.Cluster)
 	if err := keepProfiles(res, cfg.ResultsDir, iamgateBin); err != nil {
 		return nil, err
 	}
@@ -372,7 +405,7 @@ const clusterID = "bench"
 // startDaemon starts bin/iamgate server against the fake STS, with TLS when pki is set
 // (cert.pem and key.pem of iamgate init), and waits until it is ready.
 func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*child, error), name string, cfg Config,
-	bin, stsAddr string, pki *string) (*child, *loadtest.Target, error) {
+	bin, stsAddr string, pki *string, extra ...string) (*child, *loadtest.Target, error) {
 	webhookAddr, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -391,6 +424,7 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 		scheme = "https"
 		args = append(args, "-tls.certFile", filepath.Join(*pki, "cert.pem"), "-tls.keyFile", filepath.Join(*pki, "key.pem"))
 	}
+	args = append(args, extra...)
 	d, err := start1(name, cfg.DaemonCPUs, args...)
 	if err != nil {
 		return nil, nil, err

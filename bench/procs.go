@@ -65,6 +65,25 @@ func (c *child) stop() {
 	}
 }
 
+// restart stops the child and starts its command line again (same addresses, the log
+// appended), then waits until readyURL answers; the child then stands for the new process.
+func (c *child) restart(ctx context.Context, readyURL string) error {
+	c.stop()
+	logFile, err := os.OpenFile(c.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open the log of %s: %w", c.name, err)
+	}
+	cmd := exec.Command(c.args[0], c.args[1:]...)
+	cmd.Stdout, cmd.Stderr, cmd.Env = logFile, logFile, c.cmd.Env
+	err = cmd.Start()
+	logFile.Close()
+	if err != nil {
+		return fmt.Errorf("cannot restart %s: %w", c.name, err)
+	}
+	c.cmd = cmd
+	return c.waitHTTP(ctx, readyURL)
+}
+
 // tail is the end of the child's log, for error messages.
 func (c *child) tail() string {
 	data, _ := os.ReadFile(c.log)

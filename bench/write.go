@@ -12,10 +12,13 @@ import (
 	"github.com/iamgate/iamgate/loadtest"
 )
 
-// Markers around the generated section of BENCHMARKS.md; the prose around them is kept.
+// Markers around the generated sections of BENCHMARKS.md; the prose around them is kept. The
+// cluster model has its own section, so that a cluster-only run leaves the rest alone.
 const (
-	beginMarker = "<!-- bench:begin -->"
-	endMarker   = "<!-- bench:end -->"
+	beginMarker        = "<!-- bench:begin -->"
+	endMarker          = "<!-- bench:end -->"
+	clusterBeginMarker = "<!-- bench-cluster:begin -->"
+	clusterEndMarker   = "<!-- bench-cluster:end -->"
 )
 
 // write saves the JSON, the chart and (when configured) the markdown section.
@@ -33,33 +36,63 @@ func write(r *Results, cfg Config) error {
 		svgName = "quick.svg"
 	}
 	svgPath := filepath.Join(cfg.ResultsDir, svgName)
-	if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
-		return fmt.Errorf("cannot write %s: %w", svgPath, err)
+	if !r.ClusterOnly { // a cluster-only run has no latency chart: keep the last one
+		if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
+			return fmt.Errorf("cannot write %s: %w", svgPath, err)
+		}
+	}
+	var clusterSVG string
+	if len(r.Cluster) > 0 {
+		name := "cluster.svg"
+		if r.Quick {
+			name = "quick-cluster.svg"
+		}
+		clusterSVG = filepath.Join(cfg.ResultsDir, name)
+		if err := os.WriteFile(clusterSVG, stsChart(r), 0o644); err != nil {
+			return fmt.Errorf("cannot write %s: %w", clusterSVG, err)
+		}
 	}
 	if cfg.Markdown == "" {
 		return nil
 	}
-	rel, err := filepath.Rel(filepath.Dir(cfg.Markdown), svgPath)
-	if err != nil {
-		rel = svgPath
+	rel := func(path string) string {
+		p, err := filepath.Rel(filepath.Dir(cfg.Markdown), path)
+		if err != nil {
+			p = path
+		}
+		return filepath.ToSlash(p)
 	}
-	relJSON, err := filepath.Rel(filepath.Dir(cfg.Markdown), jsonPath)
-	if err != nil {
-		relJSON = jsonPath
+	if !r.ClusterOnly {
+		if err := UpdateMarkdown(cfg.Markdown, Markdown(r, rel(svgPath), rel(jsonPath))); err != nil {
+			return err
+		}
 	}
-	return UpdateMarkdown(cfg.Markdown, Markdown(r, filepath.ToSlash(rel), filepath.ToSlash(relJSON)))
+	if len(r.Cluster) > 0 {
+		return updateSection(cfg.Markdown, clusterBeginMarker, clusterEndMarker, ClusterMarkdown(r, rel(clusterSVG), rel(jsonPath)), true)
+	}
+	return nil
 }
 
 // UpdateMarkdown replaces the text between the markers of path with section, creating the
 // file (with a heading and the markers) when it does not exist.
 func UpdateMarkdown(path, section string) error {
+	return updateSection(path, beginMarker, endMarker, section, false)
+}
+
+// updateSection replaces the text between begin and end in path, creating the file (with a
+// heading and the markers) when it does not exist; appendMissing appends the markers to a
+// file that has neither.
+func updateSection(path, begin, end, section string, appendMissing bool) error {
 	old, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		old = []byte("# Benchmarks\n\n" + beginMarker + "\n" + endMarker + "\n")
+		old, appendMissing = []byte("# Benchmarks\n"), true
 	} else if err != nil {
 		return fmt.Errorf("cannot read %s: %w", path, err)
 	}
-	updated, err := replaceSection(old, section)
+	if appendMissing && !bytes.Contains(old, []byte(begin)) && !bytes.Contains(old, []byte(end)) {
+		old = append(bytes.TrimRight(old, "\n"), []byte("\n\n"+begin+"\n"+end+"\n")...)
+	}
+	updated, err := replaceBetween(old, begin, end, section)
 	if err != nil {
 		return fmt.Errorf("cannot update %s: %w", path, err)
 	}
@@ -70,13 +103,17 @@ func UpdateMarkdown(path, section string) error {
 }
 
 func replaceSection(doc []byte, section string) ([]byte, error) {
-	i := bytes.Index(doc, []byte(beginMarker))
-	j := bytes.Index(doc, []byte(endMarker))
+	return replaceBetween(doc, beginMarker, endMarker, section)
+}
+
+func replaceBetween(doc []byte, begin, end, section string) ([]byte, error) {
+	i := bytes.Index(doc, []byte(begin))
+	j := bytes.Index(doc, []byte(end))
 	if i < 0 || j < i {
-		return nil, fmt.Errorf("the markers %s and %s are missing or out of order", beginMarker, endMarker)
+		return nil, fmt.Errorf("the markers %s and %s are missing or out of order", begin, end)
 	}
 	var b bytes.Buffer
-	b.Write(doc[:i+len(beginMarker)])
+	b.Write(doc[:i+len(begin)])
 	b.WriteString("\n")
 	b.WriteString(strings.TrimSpace(section))
 	b.WriteString("\n")

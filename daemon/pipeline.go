@@ -27,6 +27,8 @@ type pipeline struct {
 	metrics     *metrics
 	log         *slog.Logger
 	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
+	// passthrough is Config.BaselinePassthrough: no cache lookups or stores, no collapsing.
+	passthrough bool
 }
 
 // flightResult is what one STS call gives every review that shares it.
@@ -44,6 +46,10 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		return nil, reason
 	}
 	key := r.CanonicalKey()
+	if p.passthrough {
+		p.metrics.cacheMisses.Inc()
+		return p.collapse(key, r)
+	}
 	if e, ok := p.cache.get(&key, now); ok {
 		p.metrics.cacheHitIdentity.Inc()
 		return e.id, reasonAllowed
@@ -66,6 +72,10 @@ func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity,
 		url:         append([]byte(nil), r.URL()...),
 		accessKeyID: string(r.AccessKeyID()),
 		expiresAt:   r.ExpiresAt(),
+	}
+	if p.passthrough {
+		fr := p.callSTS(&call)
+		return fr.id, fr.reason
 	}
 	ran := false
 	ch := p.flights.DoChan(string(key[:]), func() (any, error) {
@@ -109,6 +119,9 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		p.logSTSFailure(c, se)
 		switch se.outcome {
 		case stsRejected:
+			if p.passthrough {
+				return flightResult{reason: reasonSTSRejected}
+			}
 			p.rejections.set(c.key, reasonSTSRejected, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
 			return flightResult{reason: reasonSTSRejected}
 		case stsThrottled:
@@ -126,10 +139,16 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 	mid, err := mapping.NewIdentity(answer.Arn, answer.Account, answer.UserID, c.accessKeyID)
 	if err != nil {
 		// STS vouched for a principal whose form iamgate refuses (I1): a definite denial.
+		if p.passthrough {
+			return flightResult{reason: reasonBadIdentity}
+		}
 		p.rejections.set(c.key, reasonBadIdentity, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
 		return flightResult{reason: reasonBadIdentity}
 	}
 	id := &mid
+	if p.passthrough {
+		return flightResult{id: id, reason: reasonAllowed}
+	}
 	// Never cache an identity longer than STS would honour its token [K3].
 	p.cache.set(&cacheEntry{key: c.key, id: id, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}

@@ -44,6 +44,13 @@ type Config struct {
 	CacheNegativeTTL time.Duration
 	CacheMaxBytes    int64
 
+	// BaselinePassthrough switches off every STS protection: no identity cache, no rejection
+	// cache, no collapsing of concurrent reviews of one token. Each review that passes local
+	// validation makes its own STS call (still bounded by STS.MaxConcurrency and MaxQueue),
+	// as a webhook without them would. A benchmarking baseline ONLY: loadtest's cluster
+	// scenarios run against it to show what each protection is worth.
+	BaselinePassthrough bool
+
 	// ReportErrors puts the denial reason into status.error; kube-apiserver then does not
 	// cache denials [A3].
 	ReportErrors bool
@@ -138,6 +145,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			metrics:     m,
 			log:         cfg.Logger,
 			stsLogs:     newLogLimiter(10),
+			passthrough: cfg.BaselinePassthrough,
 		},
 		metrics:   m,
 		realClock: realClock,

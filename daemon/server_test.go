@@ -244,7 +244,7 @@ func reorderToken(t *testing.T, token string) string {
 
 // TestSTSFaults: throttling is 429, a 5xx, reset or malformed answer 502 and a hang 504
 // within -sts.timeout (statuses kube-apiserver retries), none cached; a bad signature is a
-// denial cached for -cache.negativeTTL; an outage does not stop cached identities [K3, K4].
+// denial cached for -cache.negativeTTL; an outage does not stop cached identities.
 func TestSTSFaults(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.STS.Timeout = 500 * time.Millisecond })
 	cached := h.token(alice)

@@ -189,15 +189,17 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 	tlsConfig.RootCAs = c.cfg.RootCAs
 	hc := &fasthttp.HostClient{
-		Addr:                          net.JoinHostPort(host, "443"),
-		Name:                          "iamgate",
-		IsTLS:                         true,
-		TLSConfig:                     tlsConfig,
-		MaxConns:                      c.cfg.MaxConcurrency,
-		MaxResponseBodySize:           maxSTSBody,
-		ReadTimeout:                   c.cfg.Timeout,
-		WriteTimeout:                  c.cfg.Timeout,
-		MaxIdleConnDuration:           90 * time.Second,
+		Addr:                net.JoinHostPort(host, "443"),
+		Name:                "iamgate",
+		IsTLS:               true,
+		TLSConfig:           tlsConfig,
+		MaxConns:            c.cfg.MaxConcurrency,
+		MaxResponseBodySize: maxSTSBody,
+		ReadTimeout:         c.cfg.Timeout,
+		WriteTimeout:        c.cfg.Timeout,
+		// Below the idle timeouts of AWS's load balancers (60 s and up): with one attempt per
+		// call, a keep-alive connection the server closed while idle would fail a review.
+		MaxIdleConnDuration:           30 * time.Second,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		// One attempt per call: fasthttp retries an idempotent GET up to 5 times by default,
@@ -289,7 +291,7 @@ func (c *stsClient) done(err error, start time.Time) error {
 }
 
 // classifySTSAnswer decodes an STS answer as JSON only, into the fixed GetCallerIdentity shape
-// (never XML: CVE-2020-16250), and sorts failures into outcomes [S4]:
+// (never XML: CVE-2020-16250), and sorts failures into outcomes:
 //
 //   - 200 with a well-formed identity: the identity; any other 200 is unavailable (never an
 //     identity, never a denial);

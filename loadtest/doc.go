@@ -17,4 +17,9 @@
 //   - Minter (tokens.go): tokens minted in advance with sigv4.Presign.
 //   - TrivialHandler (trivial.go): the limit, a fasthttp server answering a fixed TokenReview.
 //   - Wrk (wrk.go): the hot path measured with wrk when hey saturates first.
+//   - ClusterTarget.RunCluster (cluster*.go): the cluster model. K kube-apiserver replicas,
+//     each k8s.io/apiserver's own webhook token authenticator behind its own token cache, in
+//     front of one daemon; nodes, users and forged-token clients on a bounded worker pool;
+//     phases with restart storms and STS faults; an oracle (Judge) for every answer; recovery
+//     time, STS calls per second, webhook calls per authentication, the daemon's CPU and RSS.
 package loadtest

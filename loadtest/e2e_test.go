@@ -24,7 +24,7 @@ func (m tableMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.Use
 	return m.t.Render(ctx, id, nil)
 }
 
-func newTarget(t *testing.T) (*Target, *daemon.Server) {
+func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Server) {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	ps := Principals(50)
@@ -46,7 +46,7 @@ func newTarget(t *testing.T) (*Target, *daemon.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		ClusterID:        "loadtest",
 		Partitions:       []string{"aws"},
 		MaxClockSkew:     5 * time.Minute,
@@ -59,7 +59,11 @@ func newTarget(t *testing.T) (*Target, *daemon.Server) {
 		IdleTimeout:      time.Minute,
 		Version:          "test",
 		Logger:           quiet,
-	}, tableMapper{table})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := daemon.New(cfg, tableMapper{table})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,15 @@ func TestRunStopsOnTime(t *testing.T) {
 	url := startTrivial(t)
 	start := time.Now()
 	res, err := Run(context.Background(), Load{
-		URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 2, Requests: 1 << 30, Duration: 300 * time.Millisecond,
+		URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 2, Requests: 1 << 30, Duration: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("unexpected run time %s for a 300ms bound", d)
+	// Generous bounds: a loaded 2-core machine may answer slowly, but a run must still end
+	// near its bound and must have sent something.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("unexpected run time %s for a 1s bound", d)
 	}
 	if res.Requests == 0 || res.Requests >= 1<<30 {
 		t.Fatalf("unexpected request count %d", res.Requests)

@@ -76,8 +76,15 @@ func (m *Minter) Token(p Principal, at time.Time, wrongSecret string) (string, e
 // Fresh returns n tokens never returned before, valid now (signed at most n/len(Principals)
 // seconds ago). badSignature signs them with a wrong secret.
 func (m *Minter) Fresh(n int, badSignature bool) ([]string, error) {
+	toks, _, err := m.FreshFor(n, badSignature)
+	return toks, err
+}
+
+// FreshFor is Fresh that also returns, for each token, the principal it was minted for (the
+// identity STS will answer with, unless badSignature).
+func (m *Minter) FreshFor(n int, badSignature bool) ([]string, []Principal, error) {
 	if len(m.Principals) == 0 {
-		return nil, fmt.Errorf("cannot mint tokens: no principals")
+		return nil, nil, fmt.Errorf("cannot mint tokens: no principals")
 	}
 	if m.used == nil {
 		m.used = map[int64]int{}
@@ -117,10 +124,14 @@ func (m *Minter) Fresh(n int, badSignature bool) ([]string, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	ps := make([]Principal, n)
+	for i := range jobs {
+		ps[i] = jobs[i].p
+	}
+	return out, ps, nil
 }
 
 // Expired returns n distinct tokens signed more than 15 minutes ago: well-formed, and

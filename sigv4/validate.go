@@ -239,7 +239,7 @@ func hasForbiddenURLByte(u []byte) bool {
 	return false
 }
 
-// parseQuery implements [V5]: known keys only, in their exact canonical spelling, each at
+// parseQuery checks the query: known keys only, in their exact canonical spelling, each at
 // most once; values strictly percent-encoded; every required key non-empty.
 //
 // Key case matters: SigV4 signs keys case-sensitively and STS reads them so, and every real

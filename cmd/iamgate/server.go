@@ -57,6 +57,7 @@ type serverFlags struct {
 	dryRun        bool
 	insecureNoTLS bool
 	pprof         bool
+	passthrough   bool
 
 	certReloader *certReloader // set by config when TLS is on
 }
@@ -95,6 +96,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log.format", "text", "text or json")
 	fs.BoolVar(&f.dryRun, "dryRun", false, "check flags, TLS files and mapping sources, print what would run, and exit")
 	fs.BoolVar(&f.insecureNoTLS, "webhook.insecureNoTLS", false, "serve the webhook over plain HTTP on a loopback address. Local demos and benchmarks ONLY; kube-apiserver requires TLS")
+	fs.BoolVar(&f.passthrough, "baseline.passthrough", false, "switch off the identity cache, the rejection cache and the collapsing of STS calls: one STS call per review, like a webhook without them. Benchmarking baseline ONLY (make bench measures iamgate against it); never in production")
 }
 
 // config validates the flags and turns them into daemon settings.
@@ -140,9 +142,9 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	cfg := daemon.Config{
 		ClusterID: f.clusterID,
 		CacheTTL:  f.cacheTTL, CacheNegativeTTL: f.negativeTTL, CacheMaxBytes: int64(f.cacheBytes),
-		ReportErrors: f.reportErrors,
-		ReadTimeout:  f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
-		Pprof:   f.pprof,
+		Pprof:        f.pprof,
+		ReportErrors: f.reportErrors, BaselinePassthrough: f.passthrough,
+		ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
 		Version: version,
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
@@ -227,6 +229,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	srv, err := daemon.New(cfg, storeMapper{store: store, resolver: resolver})
 	if err != nil {
 		return err
+	}
+	if f.passthrough {
+		log.Warn("-baseline.passthrough: no identity cache, no rejection cache, no collapsing; one STS call per review. Benchmarking baseline ONLY")
 	}
 	if f.dialOverride != "" {
 		log.Warn("STS calls go to -sts.dialOverride: for tests and local development only", "dialOverride", f.dialOverride, "insecureHTTP", f.insecureHTTP)

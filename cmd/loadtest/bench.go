@@ -25,7 +25,7 @@ const pinnedEnv = "IAMGATE_LOADTEST_PINNED"
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, no micro-benchmarks (make bench-quick, under a minute)")
+	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, a small cluster storm, no micro-benchmarks (make bench-quick, about 2 minutes)")
 	bin := fs.String("bench.bin", "bin", "directory of the iamgate and loadtest binaries (make build)")
 	results := fs.String("bench.results", "bench/results", "directory for <date>-<commit>.json, latest.svg and the profiles of missed targets")
 	markdown := fs.String("bench.markdown", "BENCHMARKS.md", "file whose section between <!-- bench:begin --> and <!-- bench:end --> is regenerated; empty for none (quick runs write none unless set)")
@@ -33,13 +33,29 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	duration := fs.Duration("bench.duration", 0, "duration of each scenario; 0 means 10s (quick: 1.5s)")
 	micro := fs.Bool("bench.micro", true, "run the Go micro-benchmarks (never in quick runs)")
 	memory := fs.String("memory.points", "", "comma-separated identity counts of the memory step; empty means 100000,1000000 (quick: 20000)")
+	cluster := fs.String("bench.cluster", "default", "comma-separated cluster model scenarios ("+strings.Join(append(append([]string(nil), bench.ClusterNames...), bench.QuickClusterNames...), ", ")+
+		"), each against iamgate and the passthrough baseline; default means "+strings.Join(bench.ClusterNames, ",")+" (quick: "+strings.Join(bench.QuickClusterNames, ",")+"); none skips them")
+	clusterOnly := fs.Bool("bench.clusterOnly", false, "run the cluster model alone (-bench.cluster), against iamgate and the passthrough baseline; rewrite only the cluster section of -bench.markdown")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := bench.Config{
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
-		Micro: *micro && !*quick, Progress: stderr,
+		Micro: *micro && !*quick && !*clusterOnly, Progress: stderr, ClusterOnly: *clusterOnly,
+	}
+	switch *cluster {
+	case "default":
+		cfg.Cluster = bench.ClusterNames
+		if *quick {
+			cfg.Cluster = bench.QuickClusterNames
+		}
+	case "none", "":
+	default:
+		cfg.Cluster = splitNames(*cluster)
+	}
+	if cfg.ClusterOnly && len(cfg.Cluster) == 0 {
+		return fmt.Errorf("-bench.clusterOnly needs cluster scenarios (-bench.cluster)")
 	}
 	markdownSet := false
 	fs.Visit(func(f *flag.Flag) { markdownSet = markdownSet || f.Name == "bench.markdown" })
@@ -115,13 +131,15 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	pid := fs.Int("daemon.pid", 0, "the daemon's process ID, for CPU and peak RSS from /proc; 0 skips them")
 	clusterID := fs.String("cluster.id", "bench", "the daemon's -cluster.id")
 	nPrincipals := fs.Int("sts.principals", 2000, "tokens are minted for the first N principals of loadtest.Principals (the fake STS must know them)")
-	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig or outage")
+	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig, outage, or a cluster model: cluster-storm, cluster-brownout (see -cluster.*)")
 	conc := fs.Int("load.concurrency", 50, "concurrent workers")
 	requests := fs.Int("load.requests", 100000, "at most this many requests (also the tokens minted for cold and herd)")
 	dur := fs.Duration("load.duration", 10*time.Second, "at most this long")
 	tokens := fs.Int("load.tokens", 100, "distinct tokens of warm, invalid, badsig and outage runs")
 	herd := fs.Int("load.herd", 50, "reviews per token of a herd run")
 	latency := fs.Duration("sts.latency", 0, "fake STS latency during the run")
+	var cf clusterFlags
+	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,10 +148,28 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
+	minter := &loadtest.Minter{ClusterID: *clusterID, Principals: loadtest.Principals(*nPrincipals)}
+	if strings.HasPrefix(*kind, "cluster-") {
+		sc, err := cf.scenario(*kind)
+		if err != nil {
+			return err
+		}
+		ct := &loadtest.ClusterTarget{
+			WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: loadtest.FakeSTS{URL: strings.TrimSuffix(*stsURL, "/")},
+			Daemon: loadtest.Process{PID: *pid}, Label: cf.label, Minter: minter, Progress: stderr,
+		}
+		rep, err := ct.RunCluster(ctx, sc)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
 	t := &loadtest.Target{
 		WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: loadtest.FakeSTS{URL: strings.TrimSuffix(*stsURL, "/")},
 		Daemon:   loadtest.Process{PID: *pid},
-		Minter:   &loadtest.Minter{ClusterID: *clusterID, Principals: loadtest.Principals(*nPrincipals)},
+		Minter:   minter,
 		Progress: stderr,
 	}
 	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur,
@@ -158,4 +194,14 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func splitNames(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

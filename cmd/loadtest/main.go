@@ -2,7 +2,7 @@
 // dispatches subcommands; the work lives in packages loadtest and bench.
 //
 //	loadtest bench     the whole `make bench` (starts bin/fakests, the trivial server and bin/iamgate server)
-//	loadtest run       one scenario against a daemon and fake STS that are already running
+//	loadtest run       one scenario (or cluster model) against a daemon and fake STS that are already running
 //	loadtest trivial   the trivial fasthttp TokenReview server (the limit)
 //	loadtest memory    the identity cache memory step, JSON on stdout
 //	loadtest stsconfig the fake STS config of the benchmark principals (for loadtest run)
@@ -13,6 +13,7 @@ import (
 	"io"
 
 	"github.com/iamgate/iamgate/internal/subcommand"
+	"github.com/iamgate/iamgate/loadtest"
 )
 
 var commands = []subcommand.Command{
@@ -23,7 +24,11 @@ var commands = []subcommand.Command{
 	{Name: "stsconfig", Summary: "print the fake STS config (bin/fakests -config) of the principals tokens are minted for", Run: runSTSConfig},
 }
 
-func main() { subcommand.Main("loadtest", commands) }
+func main() {
+	// k8s.io/apiserver's webhook authenticator (the cluster model) logs every failed call.
+	loadtest.QuietKubernetesLogs()
+	subcommand.Main("loadtest", commands)
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return subcommand.Dispatch(ctx, "loadtest", commands, args, stdout, stderr)

@@ -1,0 +1,208 @@
+package loadtest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	tokencache "k8s.io/apiserver/pkg/authentication/token/cache"
+	utilwebhook "k8s.io/apiserver/pkg/util/webhook"
+	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
+	"k8s.io/klog/v2"
+)
+
+// A kube-apiserver replica, as far as bearer tokens go: what kube-apiserver builds from
+// --authentication-token-webhook-config-file (k8s.io/kubernetes pkg/kubeapiserver/
+// authenticator: newWebhookTokenAuthenticator). The same packages, the same calls:
+//
+//	clientConfig := webhookutil.LoadKubeconfig(file, customDial)   // 30 s timeout, no client QPS limit
+//	auth := webhook.New(clientConfig, "v1", apiAudiences, *DefaultRetryBackoff())
+//	tokencache.New(auth, false, cacheTTL, cacheTTL)                  // success and failure TTL alike
+//
+// DefaultRetryBackoff is 500 ms × 1.5 per step, jitter 0.2, 5 steps, on 429, 500, 504,
+// connection resets and answers with Retry-After (webhook.DefaultShouldRetry); client-go's
+// REST client adds its own retries of answers with Retry-After. The cache keeps successes and
+// denials for cacheTTL (--authentication-token-webhook-cache-ttl, 2m by default), never errors,
+// and collapses concurrent lookups of one token. kube-apiserver passes a custom dialer (the
+// egress selector's); so does the model (a loopback-only one), which also gives every replica
+// its own connection pool, as separate processes have.
+
+// webhookVersion is the TokenReview version kube-apiserver sends by default.
+const webhookVersion = "v1"
+
+// webhookCounts counts the TokenReview HTTP requests the replicas send, by answer.
+type webhookCounts struct {
+	calls, ok, status429, status5xx, otherStatus, errors atomic.Int64
+}
+
+// WebhookCalls is a snapshot of webhookCounts.
+type WebhookCalls struct {
+	Calls     int64 `json:"calls"`
+	OK        int64 `json:"ok"`
+	Status429 int64 `json:"status429"`
+	Status5xx int64 `json:"status5xx"`
+	Other     int64 `json:"otherStatus"`
+	// Errors are requests without an answer (reset, refused, timeout).
+	Errors int64 `json:"errors"`
+}
+
+func (c *webhookCounts) snapshot() WebhookCalls {
+	return WebhookCalls{Calls: c.calls.Load(), OK: c.ok.Load(), Status429: c.status429.Load(), Status5xx: c.status5xx.Load(),
+		Other: c.otherStatus.Load(), Errors: c.errors.Load()}
+}
+
+func (w WebhookCalls) sub(b WebhookCalls) WebhookCalls {
+	return WebhookCalls{w.Calls - b.Calls, w.OK - b.OK, w.Status429 - b.Status429, w.Status5xx - b.Status5xx, w.Other - b.Other, w.Errors - b.Errors}
+}
+
+// countingTransport counts every request the webhook client sends.
+type countingTransport struct {
+	rt     http.RoundTripper
+	counts *webhookCounts
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.counts.calls.Add(1)
+	resp, err := t.rt.RoundTrip(req)
+	switch {
+	case err != nil:
+		t.counts.errors.Add(1)
+	case resp.StatusCode == http.StatusOK:
+		t.counts.ok.Add(1)
+	case resp.StatusCode == http.StatusTooManyRequests:
+		t.counts.status429.Add(1)
+	case resp.StatusCode >= 500:
+		t.counts.status5xx.Add(1)
+	default:
+		t.counts.otherStatus.Add(1)
+	}
+	return resp, err
+}
+
+// replicaStack is one incarnation of a replica's authenticator: a restart replaces it whole
+// (an empty cache, new connections).
+type replicaStack struct {
+	auth authenticator.Token
+
+	mu         sync.Mutex
+	transports []*http.Transport // guarded by mu; closed when the stack is replaced
+}
+
+func (s *replicaStack) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+// replica is a kube-apiserver replica; stack is swapped atomically on a restart.
+type replica struct {
+	stack atomic.Pointer[replicaStack]
+}
+
+// replicaFactory builds replica stacks that point at one webhook.
+type replicaFactory struct {
+	kubeconfig string
+	cacheTTL   time.Duration
+	counts     *webhookCounts
+}
+
+// newReplicaFactory writes the webhook kubeconfig kube-apiserver would be given (plain HTTP
+// to a loopback webhook URL, as the bench daemon serves it) into dir.
+func newReplicaFactory(dir, webhookURL string, cacheTTL time.Duration, counts *webhookCounts) (*replicaFactory, error) {
+	if err := CheckLoopbackURL(webhookURL); err != nil {
+		return nil, err
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: iamgate
+  cluster:
+    server: %s
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: webhook
+  context:
+    cluster: iamgate
+    user: kube-apiserver
+current-context: webhook
+`, strconv.Quote(webhookURL))
+	path := filepath.Join(dir, "webhook-kubeconfig.yaml")
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return nil, fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
+	}
+	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
+}
+
+// loopbackDial refuses every address but a loopback IP literal.
+func loopbackDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if err := CheckLoopback(addr); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// newStack builds a fresh authenticator stack: what a (re)started kube-apiserver builds.
+func (f *replicaFactory) newStack() (*replicaStack, error) {
+	// A distinct dial function per stack gives it its own transport in client-go's cache.
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return loopbackDial(ctx, network, addr)
+	}
+	cfg, err := utilwebhook.LoadKubeconfig(f.kubeconfig, dial)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the webhook kubeconfig: %w", err)
+	}
+	st := &replicaStack{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		if t, ok := rt.(*http.Transport); ok {
+			st.mu.Lock()
+			st.transports = append(st.transports, t)
+			st.mu.Unlock()
+		}
+		return countingTransport{rt: rt, counts: f.counts}
+	})
+	auth, err := webhook.New(cfg, webhookVersion, nil, *webhook.DefaultRetryBackoff())
+	if err != nil {
+		return nil, fmt.Errorf("cannot build the webhook token authenticator: %w", err)
+	}
+	st.auth = tokencache.New(auth, false, f.cacheTTL, f.cacheTTL)
+	return st, nil
+}
+
+// restart replaces r's stack with a fresh one and lets the old connections go.
+func (f *replicaFactory) restart(r *replica) error {
+	st, err := f.newStack()
+	if err != nil {
+		return err
+	}
+	if old := r.stack.Swap(st); old != nil {
+		old.closeIdle()
+	}
+	return nil
+}
+
+// QuietKubernetesLogs silences klog, which k8s.io/apiserver's webhook authenticator writes an
+// error line to for every failed webhook call (thousands in a storm). klog is process-wide:
+// the load generator's main calls this, and the tests.
+func QuietKubernetesLogs() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for name, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		_ = fs.Set(name, v)
+	}
+	klog.SetOutput(io.Discard)
+}
