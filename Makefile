@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: run-check all build fakests test test-tools test-race fuzz bench bench-quick loadtest lint run clean microbench
+.PHONY: run-check all build fakests test test-tools test-race e2e fuzz bench bench-quick loadtest lint run clean microbench
 
 all: build
 
@@ -27,6 +27,13 @@ test: test-tools lint
 
 test-race: test-tools
 	$(GO) test -race -count=1 $(PKGS)
+
+# e2e runs iamgate behind a real kube-apiserver (RBAC, its webhook cache and retries, a live
+# aws-auth ConfigMap) with etcd (Debian's etcd-server, installed when missing), fake STS/EC2,
+# kubectl and the AWS CLI v2. kube-apiserver is built from its Go module on the first run
+# (about 10 minutes on 2 cores) and cached in ~/.cache/iamgate; later runs take about 6 minutes.
+e2e:
+	@bash scripts/e2e.sh
 
 # fuzz runs every Fuzz* target for FUZZTIME each (go test allows one target per run).
 fuzz:

@@ -1,0 +1,8 @@
+// Package e2e runs iamgate behind a real kube-apiserver: etcd, kube-apiserver built from the
+// k8s.io/kubernetes module, the fake STS and EC2 over TLS, `iamgate server`, and kubectl with the
+// `iamgate token` and `aws eks get-token` exec plugins, all real binaries on loopback.
+//
+// The tests carry the build tag e2e, so `go test ./...` does not run them; `make e2e`
+// (scripts/e2e.sh) provides etcd and kube-apiserver and runs `go test -tags e2e ./e2e/`.
+// Without the binaries they skip loudly, and fail under CI=true.
+package e2e
