@@ -31,7 +31,7 @@ test-race: test-tools
 # e2e runs iamgate behind a real kube-apiserver (RBAC, its webhook cache and retries, a live
 # aws-auth ConfigMap) with etcd (Debian's etcd-server, installed when missing), fake STS/EC2,
 # kubectl and the AWS CLI v2. kube-apiserver is built from its Go module on the first run
-# (about 10 minutes on 2 cores) and cached in ~/.cache/iamgate; later runs take about 6 minutes.
+# (about 10 minutes on 2 idle cores) and cached in ~/.cache/iamgate; later runs take 4 to 6 minutes.
 e2e:
 	@bash scripts/e2e.sh
 
