@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -198,30 +198,12 @@ func TestSTSClientLimits(t *testing.T) {
 
 const baseTokenURL = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSTSFailureLogs: from the log alone an operator tells a token signed for another cluster
 // (SignatureDoesNotMatch) from an unknown access key (InvalidClientTokenId), both at Info, from
 // a CA file that does not verify STS (transport x509) and an outage, at Warn; no line holds a
 // piece of a token.
 func TestSTSFailureLogs(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h := newHarness(t, func(c *Config) { c.Logger = logger })
 	stranger := principal{"arn:aws:iam::123456789012:user/stranger", "AKIASTRANGERSTRANGER", "stranger-secret"}

@@ -1,13 +1,11 @@
 package mapping
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/iamgate/iamgate/internal/testenv"
 )
 
 // apiServer is a loopback stand-in for kube-apiserver's ConfigMap endpoints in kube-system, as
@@ -96,24 +96,6 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// lockedBuffer is a log sink safe to read while the source writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestConfigMapSourceForbidden protects the report of an RBAC failure: the API server answers
 // 403 to every list and watch. The failure is reported at once (Error log, metric, Status for
 // /readyz), without exiting; once the first-read bound passes, the mapping file's records apply
@@ -121,7 +103,7 @@ func (l *lockedBuffer) String() string {
 func TestConfigMapSourceForbidden(t *testing.T) {
 	api := startAPIServer(t, "forbidden")
 	reg := prometheus.NewRegistry()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	store := NewStore(slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg))
 	store.register(SourceFile)
 	file, err := ParseDocument("file aws-auth.yaml", []byte(userDoc("alice")))

@@ -69,26 +69,8 @@ type e2eEnv struct {
 	internal   string
 	webhook    string
 	stsURL     string // the fake STS, for clients' AWS_ENDPOINT_URL_STS
-	logs       *syncBuffer
+	logs       *testenv.LogBuffer
 	stop       func() // stops the server and waits for it
-}
-
-// syncBuffer is a log sink safe to read while the server writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -157,7 +139,7 @@ func startE2EWith(t *testing.T, waitReady bool, extraFlags ...string) *e2eEnv {
 	}, extraFlags...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	go func() { done <- runServer(ctx, args, io.Discard, logs) }()
 	var stopOnce sync.Once
 	stop := func() {

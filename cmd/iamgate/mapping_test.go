@@ -9,17 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iamgate/iamgate/internal/testenv"
 )
 
 // startServerWith runs `iamgate server` (plain-HTTP webhook on loopback, no STS needed) with
 // args added, and returns its internal listener's URL and its logs.
-func startServerWith(t *testing.T, args ...string) (internal string, logs *syncBuffer) {
+func startServerWith(t *testing.T, args ...string) (internal string, logs *testenv.LogBuffer) {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	internalAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logs = &syncBuffer{}
+	logs = &testenv.LogBuffer{}
 	all := append([]string{"-cluster.id", "c", "-webhook.insecureNoTLS", "-webhook.listenAddr", freeAddr(t),
 		"-internal.listenAddr", internalAddr, "-ec2.region", "us-east-1", "-log.format", "json"}, args...)
 	go func() { done <- runServer(ctx, all, io.Discard, logs) }()
@@ -35,7 +37,7 @@ func startServerWith(t *testing.T, args ...string) (internal string, logs *syncB
 }
 
 // readyz polls /readyz until it answers wantStatus, and returns its body.
-func readyz(t *testing.T, internal string, wantStatus int, logs *syncBuffer) string {
+func readyz(t *testing.T, internal string, wantStatus int, logs *testenv.LogBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

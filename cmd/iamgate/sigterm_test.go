@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -50,7 +51,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		"-tls.certFile", filepath.Join(dir, "cert.pem"), "-tls.keyFile", filepath.Join(dir, "key.pem"),
 		"-mapping.file", mappingFile, "-sts.dialOverride", stsAddr, "-sts.insecureHTTP", "-ec2.region", "us-east-1", "-log.level", "warn")
 	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true")
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
