@@ -77,16 +77,23 @@ func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity,
 		fr := p.callSTS(&call)
 		return fr.id, fr.reason
 	}
-	ran := false
+	ran, reused := false, false
 	ch := p.flights.DoChan(string(key[:]), func() (any, error) {
 		ran = true
+		// A review that missed the caches just before the previous flight of this key stored
+		// its answer starts a flight of its own after that one ended: look again first, so
+		// that one token costs one STS call however the reviews interleave.
+		if fr, ok := p.cachedAnswer(&call.key); ok {
+			reused = true
+			return fr, nil
+		}
 		return p.callSTS(&call), nil
 	})
 	timer := time.NewTimer(p.stsTimeout + time.Second)
 	defer timer.Stop()
 	select {
 	case res := <-ch:
-		if !ran {
+		if !ran || reused {
 			p.metrics.stsCollapsed.Inc()
 		}
 		fr := res.Val.(flightResult)
@@ -95,6 +102,18 @@ func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity,
 		// The shared call is bounded by -sts.timeout; this is a safety net, not a path.
 		return nil, reasonSTSTimeout
 	}
+}
+
+// cachedAnswer is the answer the caches hold for key now, if any.
+func (p *pipeline) cachedAnswer(key *sigv4.Key) (flightResult, bool) {
+	now := p.now()
+	if e, ok := p.cache.get(key, now); ok {
+		return flightResult{id: e.id, reason: reasonAllowed}, true
+	}
+	if why, ok := p.rejections.get(key, now); ok {
+		return flightResult{reason: why}, true
+	}
+	return flightResult{}, false
 }
 
 type stsCall struct {

@@ -364,6 +364,31 @@ func TestCaseFoldedKeyCannotPoisonGenuineToken(t *testing.T) {
 	}
 }
 
+// TestFlightAfterFlightUsesTheCache protects one STS call per token when reviews interleave
+// badly: a review that missed the cache just before another review's STS call stored its
+// answer starts its own flight after that one ended. That flight must find the answer in the
+// cache instead of calling STS again.
+func TestFlightAfterFlightUsesTheCache(t *testing.T) {
+	h := newHarness(t)
+	token := h.token(alice)
+	if a := h.review(token); !a.Review.Authenticated {
+		t.Fatalf("unexpected answer: %+v", a)
+	}
+	// The late review: validated before the first flight's answer was cached, so it goes
+	// straight to collapsing.
+	var r sigv4.Request
+	if err := h.srv.pipeline.validator.Validate([]byte(token), h.clock.Now(), &r); err != nil {
+		t.Fatal(err)
+	}
+	id, why := h.srv.pipeline.collapse(r.CanonicalKey(), &r)
+	if why != reasonAllowed || id == nil || id.ARN == "" {
+		t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
+	}
+	if got := h.stsCalls(); got != 1 {
+		t.Fatalf("unexpected STS calls; got %d; want 1 (the late flight must use the cache)", got)
+	}
+}
+
 // TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see docs/design.md: Cache and collapsing).
 func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Hour })
