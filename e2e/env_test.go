@@ -249,17 +249,6 @@ func waitFor(t *testing.T, what string, p *process, timeout, interval time.Durat
 	}
 }
 
-// freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // --- the fake STS and etcd ---
 
 func (e *env) startFakeSTS(t *testing.T) {
@@ -338,7 +327,7 @@ func (e *env) setFaults(t *testing.T, faultsJSON string) {
 
 func (e *env) startEtcd(t *testing.T) {
 	t.Helper()
-	client, peer := freeAddr(t), freeAddr(t)
+	client, peer := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	e.etcdURL = "http://" + client
 	environ := os.Environ()
 	if runtime.GOARCH == "arm64" {
@@ -476,7 +465,7 @@ type apiserver struct {
 // webhookKubeconfig in webhook API version, and its default webhook cache TTL.
 func (e *env) startKubeAPIServer(t *testing.T, name, webhookKubeconfig, version string) *apiserver {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	certDir := filepath.Join(e.work, name+"-certs")
 	start := time.Now()
@@ -721,7 +710,7 @@ type iamgate struct {
 // initPKI runs `iamgate init` for a webhook on a fresh loopback port.
 func (e *env) initPKI(t *testing.T, name string) (dir, webhookAddr string) {
 	t.Helper()
-	webhookAddr = freeAddr(t)
+	webhookAddr = testenv.FreeAddr(t)
 	dir = filepath.Join(e.work, "pki", name)
 	out, err := exec.Command(e.iamgateBin, "init", "-out", dir, "-server.url", "https://"+webhookAddr+"/authenticate", "-cluster.id", clusterID).CombinedOutput()
 	if err != nil {
@@ -734,7 +723,7 @@ func (e *env) initPKI(t *testing.T, name string) (dir, webhookAddr string) {
 // and the mapping flags in extra.
 func (e *env) startIamgate(t *testing.T, name, pki, webhookAddr string, extra ...string) *iamgate {
 	t.Helper()
-	g := &iamgate{webhook: webhookAddr, internal: "http://" + freeAddr(t), pki: pki}
+	g := &iamgate{webhook: webhookAddr, internal: "http://" + testenv.FreeAddr(t), pki: pki}
 	args := append([]string{
 		"-cluster.id", clusterID,
 		"-webhook.listenAddr", webhookAddr, "-internal.listenAddr", strings.TrimPrefix(g.internal, "http://"),

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -73,16 +72,6 @@ type e2eEnv struct {
 	stop       func() // stops the server and waits for it
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startE2E(t *testing.T, extraFlags ...string) *e2eEnv {
 	t.Helper()
 	return startE2EWith(t, true, extraFlags...)
@@ -111,7 +100,7 @@ func startE2EWith(t *testing.T, waitReady bool, extraFlags ...string) *e2eEnv {
 	t.Cleanup(func() { _ = sts.Close() })
 
 	dir := t.TempDir()
-	webhookAddr, internalAddr := freeAddr(t), freeAddr(t)
+	webhookAddr, internalAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	var out, errOut strings.Builder
 	if err := runInit(t.Context(), []string{"-out", dir, "-server.url", "https://" + webhookAddr + "/authenticate"}, &out, &errOut); err != nil {
 		t.Fatalf("iamgate init: %s", err)

@@ -18,11 +18,11 @@ import (
 func startServerWith(t *testing.T, args ...string) (internal string, logs *testenv.LogBuffer) {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	internalAddr := freeAddr(t)
+	internalAddr := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs = &testenv.LogBuffer{}
-	all := append([]string{"-cluster.id", "c", "-webhook.insecureNoTLS", "-webhook.listenAddr", freeAddr(t),
+	all := append([]string{"-cluster.id", "c", "-webhook.insecureNoTLS", "-webhook.listenAddr", testenv.FreeAddr(t),
 		"-internal.listenAddr", internalAddr, "-ec2.region", "us-east-1", "-log.format", "json"}, args...)
 	go func() { done <- runServer(ctx, all, io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -39,7 +39,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 	defer sts.Close()
 	var out, errOut strings.Builder
-	webhookAddr := freeAddr(t)
+	webhookAddr := testenv.FreeAddr(t)
 	if err := runInit(t.Context(), []string{"-out", dir, "-server.url", "https://" + webhookAddr + "/authenticate"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
