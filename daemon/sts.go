@@ -231,7 +231,10 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.admission.acquire(class, deadline); err != nil {
+	// A call must start with a fifth of its time left, so that one that waited is not sent
+	// only to time out (and still cost STS a call).
+	startBy := deadline.Add(-time.Until(deadline) / 5)
+	if err := c.admission.acquire(class, startBy); err != nil {
 		// Our own overload or pacing: no STS call was made, so only the admission's
 		// counters count it.
 		return callerIdentity{}, stsFailure(stsThrottled, 0, "", err)
