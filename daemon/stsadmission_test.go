@@ -205,3 +205,57 @@ func TestAdaptiveSTSRate(t *testing.T) {
 		t.Fatalf("unexpected STS calls for %d tokens under throttling; got %d; want at most %d", tokens, calls, tokens*13/10)
 	}
 }
+
+// TestSTSRateKeepsTheAccountBusy: against a simulated STS that throttles above 50 calls/s,
+// with calls always waiting, the adaptive rate sends close to what STS accepts and wastes few
+// calls on Throttling, for short and long STS latencies, with a bucket of one second (the
+// fake STS in make bench) and of a tenth of a second. Simulated time: no clock, no sleeping,
+// the same answer on any machine.
+func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
+	const limit, span = 50.0, 110 * time.Second
+	for _, tc := range []struct {
+		burst, minShare, maxThrottled float64
+	}{{50, 0.98, 0.015}, {5, 0.92, 0.04}} {
+		for _, latency := range []time.Duration{2 * time.Millisecond, 30 * time.Millisecond, 200 * time.Millisecond} {
+			t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			var r stsRate
+			bucket, filled := tc.burst, t0
+			accepted, throttled := 0, 0
+			type call struct {
+				started, ends time.Time
+				ok            bool
+			}
+			var inflight []call
+			for now := t0; now.Before(t0.Add(span)); now = now.Add(200 * time.Microsecond) {
+				kept := inflight[:0]
+				for _, c := range inflight {
+					switch {
+					case c.ends.After(now):
+						kept = append(kept, c)
+					case c.ok:
+						r.answered(now)
+					default:
+						r.throttled(now, c.started)
+					}
+				}
+				inflight = kept
+				for len(inflight) < 64 && r.take(now) {
+					bucket, filled = math.Min(tc.burst, bucket+now.Sub(filled).Seconds()*limit), now
+					c := call{started: now, ends: now.Add(latency), ok: bucket >= 1}
+					if c.ok {
+						bucket--
+						accepted++
+					} else {
+						throttled++
+					}
+					inflight = append(inflight, c)
+				}
+			}
+			rate := float64(accepted) / span.Seconds()
+			if rate < tc.minShare*limit || float64(throttled) > tc.maxThrottled*float64(accepted) {
+				t.Errorf("burst %g, latency %s: unexpected %.1f calls/s accepted, %d throttled; want ≥ %.1f/s and ≤ %.1f %% throttled",
+					tc.burst, latency, rate, throttled, tc.minShare*limit, 100*tc.maxThrottled)
+			}
+		}
+	}
+}
