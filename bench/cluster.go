@@ -12,17 +12,27 @@ import (
 )
 
 // ClusterRun is one cluster model scenario measured against iamgate and, in the same run,
-// against the passthrough baseline (iamgate -baseline.passthrough: no cache, no collapsing).
+// against a baseline: iamgate -baseline.passthrough (no cache, no collapsing, no adaptive
+// rate) for the storms, iamgate -sts.keyPriority=false for the floods. Baseline.Daemon names it.
 type ClusterRun struct {
-	Name        string                  `json:"name"`
-	IAMGate     *loadtest.ClusterReport `json:"iamgate"`
-	Passthrough *loadtest.ClusterReport `json:"passthrough,omitempty"`
+	Name     string                  `json:"name"`
+	IAMGate  *loadtest.ClusterReport `json:"iamgate"`
+	Baseline *loadtest.ClusterReport `json:"baseline,omitempty"`
+}
+
+// clusterBaseline is the daemon a cluster scenario is compared with: its label and the
+// flags that make iamgate behave as it.
+func clusterBaseline(sc loadtest.ClusterScenario) (label string, flags []string) {
+	if sc.Kind == loadtest.KindClusterFlood {
+		return "no-key-priority", []string{"-sts.keyPriority=false"}
+	}
+	return "passthrough", []string{"-baseline.passthrough"}
 }
 
 // ClusterNames are the cluster scenarios `make bench` runs, and QuickClusterNames the one of
 // `make bench-quick`.
 var (
-	ClusterNames      = []string{"storm-5000", "restart-5000", "brownout-5000", "storm-20000"}
+	ClusterNames      = []string{"storm-5000", "restart-5000", "brownout-5000", "storm-20000", "flood-2000"}
 	QuickClusterNames = []string{"storm-quick"}
 )
 
@@ -44,13 +54,19 @@ func clusterScenario(name string) (loadtest.ClusterScenario, error) {
 		sc.NodeEvery, sc.UserEvery, sc.CacheTTL = 2*time.Second, 4*time.Second, 20*time.Second
 		sc.Phases[1].MaxDuration = sc.CacheTTL + 10*time.Second
 		return sc, nil
+	case "flood-2000":
+		// 2,200 clients renewing every minute need about 37 STS calls/s of the 50 the account
+		// allows; floods of 100 and 400 forged tokens/s come on top.
+		return loadtest.ClusterFlood(name, 2000, 200, 50, []float64{0, 100, 400}, time.Minute, 90*time.Second), nil
+	case "flood-quick":
+		return loadtest.ClusterFlood(name, 300, 30, 20, []float64{0, 100}, 20*time.Second, 20*time.Second), nil
 	case "storm-quick":
 		// Time-compressed: requests every 2 s (nodes) and 4 s (users) instead of 10 s and 20 s.
 		sc := loadtest.ClusterStorm(name, 200, 20, 2, 20, 25*time.Second)
 		sc.NodeEvery, sc.UserEvery = 2*time.Second, 4*time.Second
 		return sc, nil
 	}
-	return loadtest.ClusterScenario{}, fmt.Errorf("unknown cluster scenario %q: want one of %s, restart-quick", name,
+	return loadtest.ClusterScenario{}, fmt.Errorf("unknown cluster scenario %q: want one of %s, restart-quick, flood-quick", name,
 		strings.Join(append(append([]string(nil), ClusterNames...), QuickClusterNames...), ", "))
 }
 
@@ -83,7 +99,7 @@ func recoveryText(p *loadtest.PhaseReport) string {
 func evaluateCluster(runs []*ClusterRun) []Check {
 	var cs []Check
 	for _, run := range runs {
-		g, b := targetPhase(run.IAMGate), targetPhase(run.Passthrough)
+		g, b := targetPhase(run.IAMGate), targetPhase(run.Baseline)
 		if g == nil {
 			continue
 		}
@@ -108,8 +124,8 @@ func evaluateCluster(runs []*ClusterRun) []Check {
 				Got:    got, Met: g.STS.Calls <= maxCalls})
 		}
 		got := fmt.Sprintf("iamgate %d of %d authentications", run.IAMGate.WrongAnswers, run.IAMGate.Attempts)
-		if run.Passthrough != nil {
-			got += fmt.Sprintf("; passthrough %d of %d", run.Passthrough.WrongAnswers, run.Passthrough.Attempts)
+		if run.Baseline != nil {
+			got += fmt.Sprintf("; passthrough %d of %d", run.Baseline.WrongAnswers, run.Baseline.Attempts)
 		}
 		cs = append(cs, Check{Scenario: run.Name, Target: "zero wrong answers (wrong user, a forged token allowed, a valid token denied), every phase",
 			Got: got, Met: run.IAMGate.WrongAnswers == 0})
@@ -176,8 +192,8 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 		p("| phase | daemon | clients back: all (p50 / p99) | ideal | failed after retries: nodes / users | wrong | request p50 / p99 ms | STS calls (throttled) | STS calls/s peak (mean) | webhook calls per authentication | daemon CPU s (busiest CPUs) | daemon peak RSS |\n")
 		p("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		reps := []*loadtest.ClusterReport{run.IAMGate}
-		if run.Passthrough != nil {
-			reps = append(reps, run.Passthrough)
+		if run.Baseline != nil {
+			reps = append(reps, run.Baseline)
 		}
 		for i := range run.IAMGate.Phases {
 			for _, rep := range reps {
@@ -204,13 +220,14 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 					ph.WebhookPerAuth, ph.DaemonCPU.Seconds(), ph.DaemonCPUPeak, float64(ph.DaemonPeakRSS)/(1<<20))
 			}
 		}
-		if run.Passthrough != nil {
+		floodTable(p, reps)
+		if run.Baseline != nil {
 			var parts []string
 			for i, g := range run.IAMGate.Phases {
-				if i >= len(run.Passthrough.Phases) || i == 0 {
+				if i >= len(run.Baseline.Phases) || i == 0 {
 					continue
 				}
-				bp := run.Passthrough.Phases[i]
+				bp := run.Baseline.Phases[i]
 				parts = append(parts, fmt.Sprintf("%s: %s STS calls, %s user-visible failures", g.Phase.Name,
 					ratioText(float64(bp.STS.Calls), float64(g.STS.Calls)), ratioText(float64(bp.Failed["node"]+bp.Failed["user"]), float64(g.Failed["node"]+g.Failed["user"]))))
 			}
@@ -246,6 +263,31 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 	return b.String()
 }
 
+// floodTable lists, for each phase with a forged-token flood, what the flood got and what
+// the cluster's own clients saw beside it, per daemon.
+func floodTable(p func(string, ...any), reps []*loadtest.ClusterReport) {
+	header := false
+	for i := range reps[0].Phases {
+		for _, rep := range reps {
+			if i >= len(rep.Phases) || rep.Scenario.Kind != loadtest.KindClusterFlood || i == 0 {
+				continue
+			}
+			ph := rep.Phases[i]
+			if !header {
+				p("\n| phase | daemon | forged tokens/s | forged sent: denied / failed / dropped | forged allowed | clients' requests failed: nodes / users (of all) | clients' request p50 / p99 ms | STS calls (throttled) |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+				header = true
+			}
+			f := ph.Flood
+			if f == nil {
+				f = &loadtest.FloodReport{}
+			}
+			p("| %s | %s | %g | %d: %d / %d / %d | %d | %d / %d (%d) | %.1f / %.0f | %d (%d) |\n", ph.Phase.Name, rep.Daemon, ph.Phase.FloodRate,
+				f.Sent, f.Denied, f.Failed, f.Dropped, f.Wrong, ph.Failed["node"], ph.Failed["user"], ph.Requests,
+				ph.Latency.P50, ph.Latency.P99, ph.STS.Calls, ph.STS.Throttled)
+		}
+	}
+}
+
 // ratioText is a ÷ b as "12.3×", with the cases a ratio cannot say.
 func ratioText(a, b float64) string {
 	switch {
@@ -279,9 +321,15 @@ func reasonsText(rep *loadtest.ClusterReport) string {
 }
 
 // runCluster runs the named cluster scenarios, each against the bench's iamgate and then
-// against a passthrough baseline daemon started for them (and stopped after).
+// against its baseline daemon (clusterBaseline), started for them and stopped after.
 func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...string) (*child, error), bin, stsAddr string,
 	gateChild *child, gate *loadtest.Target, say func(string, ...any)) ([]*ClusterRun, error) {
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
 	var scs []loadtest.ClusterScenario
 	for _, n := range cfg.Cluster {
 		sc, err := clusterScenario(n)
@@ -290,12 +338,6 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 		}
 		scs = append(scs, sc)
 	}
-	say("cluster: starting the passthrough baseline (iamgate server -baseline.passthrough)")
-	pd, pt, err := startDaemon(ctx, start1, "iamgate-passthrough", cfg, bin, stsAddr, nil, "-baseline.passthrough")
-	if err != nil {
-		return nil, err
-	}
-	defer pd.stop()
 	// A daemon restart stops the process and starts it again on the same addresses.
 	restart := func(c *child, internalURL string) func(context.Context) (loadtest.Process, error) {
 		return func(ctx context.Context) (loadtest.Process, error) {
@@ -305,16 +347,34 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 			return loadtest.Process{PID: c.pid()}, nil
 		}
 	}
-	targets := []*loadtest.ClusterTarget{
-		{WebhookURL: gate.WebhookURL, InternalURL: gate.InternalURL, STS: gate.STS, Daemon: gate.Daemon, Label: "iamgate", Minter: gate.Minter,
-			Progress: gate.Progress, RestartDaemon: restart(gateChild, gate.InternalURL)},
-		{WebhookURL: pt.WebhookURL, InternalURL: pt.InternalURL, STS: pt.STS, Daemon: pt.Daemon, Label: "passthrough", Minter: gate.Minter,
-			Progress: gate.Progress, RestartDaemon: restart(pd, pt.InternalURL)},
+	gateTarget := &loadtest.ClusterTarget{WebhookURL: gate.WebhookURL, InternalURL: gate.InternalURL, STS: gate.STS, Daemon: gate.Daemon, Label: "iamgate",
+		Minter: gate.Minter, Progress: gate.Progress, RestartDaemon: restart(gateChild, gate.InternalURL)}
+	// The baseline daemons, started when a scenario first needs one and stopped at the end.
+	baselines := map[string]*loadtest.ClusterTarget{}
+	baseline := func(sc loadtest.ClusterScenario) (*loadtest.ClusterTarget, error) {
+		label, flags := clusterBaseline(sc)
+		if t := baselines[label]; t != nil {
+			return t, nil
+		}
+		say("cluster: starting the %s baseline (iamgate server %s)", label, strings.Join(flags, " "))
+		d, bt, err := startDaemon(ctx, start1, "iamgate-"+label, cfg, bin, stsAddr, nil, flags...)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, d.stop)
+		t := &loadtest.ClusterTarget{WebhookURL: bt.WebhookURL, InternalURL: bt.InternalURL, STS: bt.STS, Daemon: bt.Daemon, Label: label,
+			Minter: gate.Minter, Progress: gate.Progress, RestartDaemon: restart(d, bt.InternalURL)}
+		baselines[label] = t
+		return t, nil
 	}
 	var runs []*ClusterRun
 	for _, sc := range scs {
 		run := &ClusterRun{Name: sc.Name}
-		for _, t := range targets {
+		bt, err := baseline(sc)
+		if err != nil {
+			return runs, err
+		}
+		for _, t := range []*loadtest.ClusterTarget{gateTarget, bt} {
 			if ctx.Err() != nil {
 				return runs, ctx.Err()
 			}
@@ -323,10 +383,10 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 			if err != nil {
 				return runs, fmt.Errorf("cannot run cluster scenario %s against %s: %w", sc.Name, t.Label, err)
 			}
-			if t.Label == "iamgate" {
+			if t == gateTarget {
 				run.IAMGate = rep
 			} else {
-				run.Passthrough = rep
+				run.Baseline = rep
 			}
 		}
 		runs = append(runs, run)

@@ -38,7 +38,7 @@ func stsChart(r *Results) []byte {
 			}
 		}
 		add(run.IAMGate, g, "#1f4e79")
-		add(run.Passthrough, targetPhase(run.Passthrough), "#c0504d")
+		add(run.Baseline, targetPhase(run.Baseline), "#c0504d")
 		if len(pn.ss) > 0 {
 			panels = append(panels, pn)
 		}

@@ -31,7 +31,7 @@ func stormRun(recovered int, all time.Duration, stsCalls uint64, wrong int) *Clu
 		return r
 	}
 	return &ClusterRun{Name: "storm-5000", IAMGate: rep("iamgate", recovered, all, stsCalls, wrong),
-		Passthrough: rep("passthrough", 5000, 0, 60000, 0)}
+		Baseline: rep("passthrough", 5000, 0, 60000, 0)}
 }
 
 // The storm targets: 1.1 × 5550 ÷ 50 = 122.1 s, 1.05 × 5550 = 5827 calls, no wrong answer.
@@ -81,7 +81,7 @@ func TestClusterMarkdown(t *testing.T) {
 // The storm chart is well-formed SVG with one line per daemon and the throttle.
 func TestSTSChart(t *testing.T) {
 	run := stormRun(5500, 200*time.Second, 20000, 0)
-	for _, rep := range []*loadtest.ClusterReport{run.IAMGate, run.Passthrough} {
+	for _, rep := range []*loadtest.ClusterReport{run.IAMGate, run.Baseline} {
 		rep.Scenario.SampleEvery = time.Second
 		targetPhase(rep).STS.PerSecond = []float64{10, 300, 50, 50}
 	}

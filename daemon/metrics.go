@@ -30,6 +30,8 @@ type metrics struct {
 	stsInflight        prometheus.Gauge
 	stsLimit           prometheus.Gauge
 	stsQueueRejections prometheus.Counter
+	stsRateLimit       prometheus.Gauge
+	stsRateLimited     [numKeyClasses]prometheus.Counter
 }
 
 // badRequestReasons are the HTTP-level refusals, before any review.
@@ -85,6 +87,11 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
 	m.stsLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
 	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")
+	m.stsRateLimit = f.gauge("sts_rate_limit", "STS calls per second the adaptive rate allows since STS last answered Throttling; 0 when calls are not paced.")
+	paced := f.counterVec("sts_rate_limited_total", "Reviews refused with 429 without an STS call because the adaptive rate could not send them before -sts.timeout, by access key (verified: STS verified it before; new).", "keys")
+	for c := range numKeyClasses {
+		m.stsRateLimited[c] = paced.WithLabelValues(keyClassNames[c])
+	}
 	return m
 }
 

@@ -27,6 +27,7 @@ type pipeline struct {
 	metrics     *metrics
 	log         *slog.Logger
 	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
+	keys        *verifiedKeys
 	// passthrough is Config.BaselinePassthrough: no cache lookups or stores, no collapsing.
 	passthrough bool
 }
@@ -128,7 +129,7 @@ type stsCall struct {
 func (p *pipeline) callSTS(c *stsCall) flightResult {
 	ctx, cancel := context.WithTimeout(context.Background(), p.stsTimeout)
 	defer cancel()
-	answer, err := p.sts.getCallerIdentity(ctx, c.host, c.url)
+	answer, err := p.sts.getCallerIdentity(ctx, c.host, c.url, p.keys.class(c.accessKeyID))
 	now := p.now()
 	if err != nil {
 		var se *STSError
@@ -165,6 +166,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		return flightResult{reason: reasonBadIdentity}
 	}
 	id := &mid
+	p.keys.add(c.accessKeyID)
 	if p.passthrough {
 		return flightResult{id: id, reason: reasonAllowed}
 	}

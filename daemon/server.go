@@ -46,7 +46,8 @@ type Config struct {
 
 	// BaselinePassthrough switches off every STS protection: no identity cache, no rejection
 	// cache, no collapsing of concurrent reviews of one token. Each review that passes local
-	// validation makes its own STS call (still bounded by STS.MaxConcurrency and MaxQueue),
+	// validation makes its own STS call (still bounded by STS.MaxConcurrency and MaxQueue, but
+	// neither paced after Throttling nor ordered by access key),
 	// as a webhook without them would. A benchmarking baseline ONLY: loadtest's cluster
 	// scenarios run against it to show what each protection is worth.
 	BaselinePassthrough bool
@@ -119,6 +120,9 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		return nil, errors.New("cannot start: STS concurrency and timeout must be positive")
 	}
 	cfg.STS.ClusterID = cfg.ClusterID
+	if cfg.BaselinePassthrough {
+		cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority = true, true
+	}
 	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)
 	if err != nil {
 		return nil, err
@@ -145,6 +149,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			metrics:     m,
 			log:         cfg.Logger,
 			stsLogs:     newLogLimiter(10),
+			keys:        newVerifiedKeys(cfg.STS.VerifiedKeys),
 			passthrough: cfg.BaselinePassthrough,
 		},
 		metrics:   m,

@@ -244,9 +244,10 @@ func reorderToken(t *testing.T, token string) string {
 
 // TestSTSFaults: throttling is 429, a 5xx, reset or malformed answer 502 and a hang 504
 // within -sts.timeout (statuses kube-apiserver retries), none cached; a bad signature is a
-// denial cached for -cache.negativeTTL; an outage does not stop cached identities.
+// denial cached for -cache.negativeTTL; an outage does not stop cached identities. The
+// adaptive rate is off: after Throttling it would pace the next call (TestAdaptiveSTSRate).
 func TestSTSFaults(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.STS.Timeout = 500 * time.Millisecond })
+	h := newHarness(t, func(c *Config) { c.STS.Timeout = 500 * time.Millisecond; c.STS.NoAdaptiveRate = true })
 	cached := h.token(alice)
 	if a := h.review(cached); !a.Review.Authenticated {
 		t.Fatalf("unexpected answer: %+v", a)

@@ -12,7 +12,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -146,9 +145,19 @@ type STSConfig struct {
 	ClusterID string
 	// Timeout bounds one call, from the wait for a slot to the end of the body.
 	Timeout time.Duration
-	// MaxConcurrency bounds STS calls in flight; MaxQueue bounds the calls waiting for a slot.
+	// MaxConcurrency bounds STS calls in flight; MaxQueue bounds the calls waiting for a slot
+	// or a rate token, per class of access key.
 	MaxConcurrency int
 	MaxQueue       int
+	// NoAdaptiveRate stops pacing calls once STS answers Throttling (see docs/design.md:
+	// The STS call); for measurements.
+	NoAdaptiveRate bool
+	// NoKeyPriority stops starting the waiting calls for access keys STS has verified before
+	// those for never-seen keys, the defence against a forged-token flood; for measurements.
+	NoKeyPriority bool
+	// VerifiedKeys bounds the access keys remembered for that priority, per generation;
+	// 0 means 100,000.
+	VerifiedKeys int
 	// DialOverride sends every call to this host:port instead of the token's host, keeping
 	// the signed Host header and the TLS server name (tests, benchmarks, local dev) (see docs/design.md: The STS call).
 	DialOverride string
@@ -160,10 +169,9 @@ type STSConfig struct {
 
 // stsClient calls STS GetCallerIdentity with presigned URLs. Safe for concurrent use.
 type stsClient struct {
-	cfg     STSConfig
-	slots   chan struct{}
-	waiting atomic.Int64
-	metrics *metrics
+	cfg       STSConfig
+	admission *stsAdmission
+	metrics   *metrics
 
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient // guarded by mu; one pool per STS host (see docs/design.md: The STS call)
@@ -172,10 +180,10 @@ type stsClient struct {
 func newSTSClient(cfg STSConfig, m *metrics) *stsClient {
 	m.stsLimit.Set(float64(cfg.MaxConcurrency))
 	return &stsClient{
-		cfg:     cfg,
-		slots:   make(chan struct{}, cfg.MaxConcurrency),
-		metrics: m,
-		clients: make(map[string]*fasthttp.HostClient),
+		cfg:       cfg,
+		admission: newSTSAdmission(cfg.MaxConcurrency, cfg.MaxQueue, !cfg.NoAdaptiveRate, !cfg.NoKeyPriority, m),
+		metrics:   m,
+		clients:   make(map[string]*fasthttp.HostClient),
 	}
 }
 
@@ -215,43 +223,27 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 	return hc
 }
 
-// acquire takes a call slot, waiting at most until deadline; it fails fast when MaxQueue
-// callers already wait.
-func (c *stsClient) acquire(deadline time.Time) error {
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	if c.waiting.Add(1) > int64(c.cfg.MaxQueue) {
-		c.waiting.Add(-1)
-		c.metrics.stsQueueRejections.Inc()
-		return errQueueFull
-	}
-	defer c.waiting.Add(-1)
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		c.metrics.stsQueueRejections.Inc()
-		return errQueueFull
-	}
-}
-
 // getCallerIdentity sends the presigned URL exactly as signed to its host (see docs/design.md: The STS call) and classifies
-// the answer (see docs/design.md: The STS call). url must stay valid for the call; host is the allow-listed host.
-func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte) (callerIdentity, error) {
+// the answer (see docs/design.md: The STS call). url must stay valid for the call; host is the
+// allow-listed host; class orders the call behind others when calls must wait.
+func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte, class keyClass) (callerIdentity, error) {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.acquire(deadline); err != nil {
-		// Our own overload: no STS call was made, so only stsQueueRejections counts it.
+	// A call must start with a fifth of its time left, so that one that waited is not sent
+	// only to time out (and still cost STS a call).
+	startBy := deadline.Add(-time.Until(deadline) / 5)
+	if err := c.admission.acquire(class, startBy); err != nil {
+		// Our own overload or pacing: no STS call was made, so only the admission's
+		// counters count it.
 		return callerIdentity{}, stsFailure(stsThrottled, 0, "", err)
 	}
-	defer func() { <-c.slots }()
+	start := time.Now()
+	outcome := stsUnavailable
+	defer func() {
+		c.admission.release(start, outcome == stsIdentity || outcome == stsRejected, outcome == stsThrottled)
+	}()
 	c.metrics.stsInflight.Inc()
 	defer c.metrics.stsInflight.Dec()
 
@@ -269,17 +261,19 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	req.Header.Set(sigv4.ClusterIDHeader, c.cfg.ClusterID)
 	req.Header.Set("Accept", "application/json")
 
-	start := time.Now()
 	err := c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
 	if err != nil {
-		return callerIdentity{}, c.done(stsTransportFailure(err), start)
+		se := stsTransportFailure(err)
+		outcome = c.done(se, start)
+		return callerIdentity{}, se
 	}
 	id, err := classifySTSAnswer(resp.StatusCode(), resp.Body())
-	return id, c.done(err, start)
+	outcome = c.done(err, start)
+	return id, err
 }
 
-// done records the outcome and latency of a call and returns err unchanged.
-func (c *stsClient) done(err error, start time.Time) error {
+// done records the outcome and latency of a call and returns the outcome.
+func (c *stsClient) done(err error, start time.Time) stsOutcome {
 	o := stsIdentity
 	var se *STSError
 	if errors.As(err, &se) {
@@ -287,7 +281,7 @@ func (c *stsClient) done(err error, start time.Time) error {
 	}
 	c.metrics.stsRequests[o].Inc()
 	c.metrics.stsDuration.Observe(time.Since(start).Seconds())
-	return err
+	return o
 }
 
 // classifySTSAnswer decodes an STS answer as JSON only, into the fixed GetCallerIdentity shape

@@ -179,7 +179,7 @@ func TestSTSClientLimits(t *testing.T) {
 		c := newSTSClient(STSConfig{ClusterID: clusterID, Timeout: timeout, MaxConcurrency: 1, DialOverride: ln.Addr().String(), InsecureHTTP: true},
 			newMetrics("test", nil))
 		start := time.Now()
-		_, err := c.getCallerIdentity(t.Context(), "sts.us-east-1.amazonaws.com", []byte(baseTokenURL))
+		_, err := c.getCallerIdentity(t.Context(), "sts.us-east-1.amazonaws.com", []byte(baseTokenURL), keyVerified)
 		var se *STSError
 		if !errors.As(err, &se) || se.outcome != stsUnavailable {
 			t.Fatalf("%s: unexpected result; got %v; want unavailable", clusterID, err)

@@ -34,7 +34,7 @@ func VerifyToken(ctx context.Context, cfg Config, token string, now time.Time) (
 		return mapping.Identity{}, errors.New("cannot verify token: the STS timeout must be positive")
 	}
 	client := newSTSClient(stsCfg, newMetrics("verify", prometheus.NewRegistry()))
-	answer, err := client.getCallerIdentity(ctx, r.Host(), r.URL())
+	answer, err := client.getCallerIdentity(ctx, r.Host(), r.URL(), keyVerified)
 	if err != nil {
 		return mapping.Identity{}, err
 	}

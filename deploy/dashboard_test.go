@@ -30,6 +30,8 @@ var metrics = map[string]metric{
 	"iamgate_sts_inflight":                   {},
 	"iamgate_sts_concurrency_limit":          {},
 	"iamgate_sts_queue_rejections_total":     {},
+	"iamgate_sts_rate_limit":                 {},
+	"iamgate_sts_rate_limited_total":         {labels: []string{"keys"}},
 	"iamgate_mapping_reloads_total":          {labels: []string{"source", "result"}},
 	"iamgate_mapping_entries":                {labels: []string{"kind"}},
 	"iamgate_mapping_refused_records":        {labels: []string{"source"}},

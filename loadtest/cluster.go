@@ -63,6 +63,9 @@ type ClusterPhase struct {
 	MaxDuration    time.Duration `json:"maxDurationNs"`
 	UntilRecovered bool          `json:"untilRecovered,omitempty"`
 	Settle         time.Duration `json:"settleNs,omitempty"`
+	// FloodRate is forged tokens per second sent during the phase beside the clients' own
+	// traffic, each new, with an invented access key (KindClusterFlood).
+	FloodRate float64 `json:"floodRate,omitempty"`
 	// Target marks the phase the issue's storm targets are evaluated on.
 	Target bool `json:"target,omitempty"`
 }
@@ -161,6 +164,9 @@ func (sc ClusterScenario) validate() error {
 	for _, p := range sc.Phases {
 		if p.MaxDuration <= 0 || p.MaxDuration > time.Hour {
 			return fmt.Errorf("cannot run cluster scenario %q: phase %q needs a MaxDuration between 0 and 1h", sc.Name, p.Name)
+		}
+		if p.FloodRate < 0 || p.FloodRate > 10_000 {
+			return fmt.Errorf("cannot run cluster scenario %q: phase %q needs a FloodRate between 0 and 10000 per second", sc.Name, p.Name)
 		}
 		if err := p.Faults.Validate(); err != nil {
 			return fmt.Errorf("cannot run cluster scenario %q: phase %q: %w", sc.Name, p.Name, err)
@@ -301,6 +307,8 @@ type PhaseReport struct {
 	DaemonPeakRSS   int64              `json:"daemonPeakRssBytes"`
 	ReviewsByReason map[string]float64 `json:"reviewsByReason,omitempty"`
 	STSByOutcome    map[string]float64 `json:"daemonStsByOutcome,omitempty"`
+	// Flood is what the phase's forged-token flood did, if it had one.
+	Flood *FloodReport `json:"flood,omitempty"`
 }
 
 // RunCluster runs sc against t. Every loop is bounded: each phase by its MaxDuration, the run

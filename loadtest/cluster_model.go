@@ -73,6 +73,7 @@ type phaseTally struct {
 	// restarted: the daemon was restarted at the phase's start (its counters began again).
 	restarted      bool
 	recoveredAt    []time.Duration // per client that must authenticate; notRecovered until it does
+	flood          floodTally
 	recovered      int
 	reqLat, attLat []float64 // seconds
 }
@@ -489,7 +490,15 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 		if m.t.Daemon.PID != 0 {
 			_ = m.t.Daemon.ResetPeak()
 		}
+		stopFlood, floodDone := make(chan struct{}), make(chan struct{})
+		if ph.FloodRate > 0 {
+			go m.flood(ph.FloodRate, stopFlood, floodDone)
+		} else {
+			close(floodDone)
+		}
 		m.waitPhase(i, ph)
+		close(stopFlood)
+		<-floodDone
 		b1 := m.readBoundary()
 		m.mu.Lock()
 		pr := m.phaseReport(ph, m.tally, b0, b1)
@@ -667,6 +676,11 @@ func (m *clusterModel) phaseReport(ph ClusterPhase, t *phaseTally, b0, b1 bounda
 	}
 	for k, n := range t.failed {
 		pr.Failed[ClientKind(k).String()] = n
+	}
+	if ph.FloodRate > 0 {
+		f := t.flood.FloodReport
+		pr.Flood = &f
+		pr.WrongAnswers += f.Wrong
 	}
 	pr.WebhookPerAuth = Ratio(float64(pr.Webhook.Calls), float64(t.attempts))
 	var in []stsSample

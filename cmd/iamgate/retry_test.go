@@ -110,7 +110,6 @@ func TestKubeAPIServerRetriesTransientFailures(t *testing.T) {
 		t.Helper()
 		t.Run(name, func(t *testing.T) { checkRetried(t, env, auth, name, faults, token, wantReason) })
 	}
-	f("STS throttling", fakests.Faults{ErrorRates: map[string]float64{"Throttling": 1}}, alice, "sts_throttled")
 	f("STS outage", fakests.Faults{Outage: true}, alice, "sts_unavailable")
 	f("STS 500", fakests.Faults{ErrorRates: map[string]float64{"InternalFailure": 1}}, alice, "sts_unavailable")
 	f("STS resets", fakests.Faults{ResetRate: 1}, alice, "sts_unavailable")
@@ -141,6 +140,30 @@ func TestKubeAPIServerRetriesTransientFailures(t *testing.T) {
 			t.Fatalf("unexpected webhook calls; got %d %v; want 1 sts_unavailable then 1 ok", calls, by)
 		}
 		t.Logf("STS recovered after one failure: %d webhook calls, the user waited %s", calls, waited.Round(10*time.Millisecond))
+	})
+
+	// Last: after Throttling, iamgate paces its STS calls for a few seconds (the adaptive
+	// rate), which would change the cases above. kube-apiserver still retries every step;
+	// iamgate answers the steps it cannot send to STS in time itself, so STS sees fewer calls.
+	t.Run("STS throttling", func(t *testing.T) {
+		if err := env.sts.SetFaults(fakests.Faults{ErrorRates: map[string]float64{"Throttling": 1}}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = env.sts.SetFaults(fakests.Faults{}) }()
+		fresh := mint(t, e2eAlice) // signed now: the cases above cached alice's first token
+		stsBefore := env.sts.Stats().Total(fakests.ActionGetCallerIdentity)
+		ok, err, calls, by, waited := env.authenticateCounting(t, auth, fresh)
+		if ok || err == nil {
+			t.Fatalf("unexpected result; got ok=%v err=%v; want an error (not a cached denial)", ok, err)
+		}
+		if calls != kubeAPIServerSteps || by["sts_throttled"] != kubeAPIServerSteps {
+			t.Fatalf("unexpected webhook calls; got %d %v; want %d sts_throttled", calls, by, kubeAPIServerSteps)
+		}
+		got := env.sts.Stats().Total(fakests.ActionGetCallerIdentity) - stsBefore
+		if got < 1 || got > kubeAPIServerSteps {
+			t.Fatalf("unexpected requests at STS; got %d; want between 1 and %d", got, kubeAPIServerSteps)
+		}
+		t.Logf("STS throttling: %d webhook calls (sts_throttled), %d of them sent to STS, the user waited %s", calls, got, waited.Round(10*time.Millisecond))
 	})
 }
 

@@ -34,6 +34,9 @@ type serverFlags struct {
 	stsFlags
 	stsConcurrency int
 	stsQueue       int
+	stsAdaptive    bool
+	stsKeyPriority bool
+	stsKeys        int
 
 	cacheTTL    time.Duration
 	negativeTTL time.Duration
@@ -72,7 +75,10 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 
 	f.stsFlags.register(fs)
 	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", 64, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
-	fs.IntVar(&f.stsQueue, "sts.maxQueue", 2048, "reviews waiting for an STS slot at most; beyond it reviews fail fast with 429 instead of piling up")
+	fs.IntVar(&f.stsQueue, "sts.maxQueue", 2048, "reviews waiting for an STS slot or rate token at most, per class of access key (verified before, new); beyond it reviews fail fast with 429 instead of piling up")
+	fs.BoolVar(&f.stsAdaptive, "sts.adaptiveRate", true, "once STS answers Throttling, pace STS calls at the rate it accepts and probe back up, answering the reviews that cannot wait with 429 (kube-apiserver retries them); false only to measure its effect")
+	fs.BoolVar(&f.stsKeyPriority, "sts.keyPriority", true, "when STS calls must wait, start those for access keys STS verified in the last hour or two before those for never-seen keys (which still get 1 start in 4), so that a flood of forged tokens cannot starve known nodes and users; false only to measure its effect")
+	fs.IntVar(&f.stsKeys, "sts.verifiedKeys", 100_000, "access keys remembered for -sts.keyPriority, per generation of one hour (about 40 bytes each, two generations)")
 	fs.DurationVar(&f.cacheTTL, "cache.ttl", 2*time.Minute, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
 	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", 30*time.Second, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
 	f.cacheBytes = 64 << 20
@@ -119,6 +125,9 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	if f.stsConcurrency < 1 || f.stsConcurrency > 10000 {
 		bad("-sts.maxConcurrency=%d must be between 1 and 10000", f.stsConcurrency)
 	}
+	if f.stsKeys < 1 || f.stsKeys > 10_000_000 {
+		bad("-sts.verifiedKeys=%d must be between 1 and 10000000", f.stsKeys)
+	}
 	if f.stsQueue < 0 || f.stsQueue > 1_000_000 {
 		bad("-sts.maxQueue=%d must be between 0 and 1000000", f.stsQueue)
 	}
@@ -149,6 +158,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
 	cfg.STS.MaxConcurrency, cfg.STS.MaxQueue = f.stsConcurrency, f.stsQueue
+	cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority, cfg.STS.VerifiedKeys = !f.stsAdaptive, !f.stsKeyPriority, f.stsKeys
 	if !f.insecureNoTLS && f.certFile != "" && f.keyFile != "" {
 		reloader, err := newCertReloader(f.certFile, f.keyFile, 10*time.Second, slog.Default())
 		if err != nil {

@@ -1,0 +1,386 @@
+package daemon
+
+import (
+	"container/list"
+	"errors"
+	"hash/maphash"
+	"math"
+	"sync"
+	"time"
+)
+
+// stsAdmission decides when an STS call may start (see docs/design.md: The STS call):
+//
+//   - at most maxInflight calls at a time, at most maxQueue waiting per class;
+//   - once STS has answered Throttling, at most the adaptive rate (stsRate) per second;
+//   - waiting calls in two FIFO queues: calls for an access key STS has verified before go
+//     first, calls for a never-seen key get at least one start in newKeyShare. A flood of
+//     forged tokens, each with an invented key, then cannot starve the nodes and users whose
+//     credentials iamgate already knows;
+//   - a call that cannot start before its deadline is refused at once (429, which
+//     kube-apiserver retries) instead of holding a goroutine until the deadline.
+//
+// Safe for concurrent use. Uncontended, a call costs one lock and no allocation.
+type stsAdmission struct {
+	maxInflight int
+	maxQueue    int
+	preferKnown bool // -sts.keyPriority
+	metrics     *metrics
+
+	mu         sync.Mutex
+	inflight   int
+	queues     [numKeyClasses]list.List // of *stsWaiter
+	sinceNew   int                      // starts given to known keys since the last new-key start
+	rate       stsRate
+	timer      *time.Timer // wakes dispatch when the next rate token is due
+	timerArmed bool
+}
+
+// keyClass is how much iamgate knows about a call's access key.
+type keyClass uint8
+
+const (
+	keyVerified keyClass = iota // STS verified a token of this key recently
+	keyNew                      // never seen, or seen only in tokens STS refused
+	numKeyClasses
+)
+
+var keyClassNames = [numKeyClasses]string{"verified", "new"}
+
+// newKeyShare: while both queues wait, one start in newKeyShare goes to a never-seen key.
+const newKeyShare = 4
+
+// errRateLimited is returned without calling STS when the adaptive rate cannot start the call
+// before its deadline.
+var errRateLimited = errors.New("STS is throttling: the adaptive rate cannot send this call in time")
+
+type stsWaiter struct {
+	ready   chan struct{} // receives once when granted
+	granted bool          // guarded by stsAdmission.mu
+	elem    *list.Element
+	class   keyClass
+}
+
+func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferKnown bool, m *metrics) *stsAdmission {
+	a := &stsAdmission{maxInflight: maxInflight, maxQueue: maxQueue, preferKnown: preferKnown, metrics: m}
+	a.rate.disabled = !adaptive
+	a.timer = time.AfterFunc(time.Hour, a.wake)
+	a.timer.Stop()
+	return a
+}
+
+// acquire waits for the right to call STS until deadline; release must follow a nil error.
+func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
+	if !a.preferKnown {
+		class = keyVerified // one FIFO for all
+	}
+	a.mu.Lock()
+	now := time.Now()
+	if a.queues[keyVerified].Len()+a.queues[keyNew].Len() == 0 && a.inflight < a.maxInflight && a.rate.take(now) {
+		a.inflight++
+		a.mu.Unlock()
+		return nil
+	}
+	q := &a.queues[class]
+	if q.Len() >= a.maxQueue {
+		a.mu.Unlock()
+		a.metrics.stsQueueRejections.Inc()
+		return errQueueFull
+	}
+	if wait, ok := a.rate.wait(now, a.ahead(class)); ok && now.Add(wait).After(deadline) {
+		a.mu.Unlock()
+		a.metrics.stsRateLimited[class].Inc()
+		return errRateLimited
+	}
+	w := &stsWaiter{ready: make(chan struct{}, 1), class: class}
+	w.elem = q.PushBack(w)
+	a.armLocked(now)
+	a.mu.Unlock()
+
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-w.ready:
+		return nil
+	case <-t.C:
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w.granted { // granted as the timer fired: take it
+		return nil
+	}
+	q.Remove(w.elem)
+	if a.rate.on() {
+		a.metrics.stsRateLimited[class].Inc()
+		return errRateLimited
+	}
+	a.metrics.stsQueueRejections.Inc()
+	return errQueueFull
+}
+
+// ahead is how many waiting calls start before a new call of class.
+func (a *stsAdmission) ahead(class keyClass) int {
+	n := a.queues[keyVerified].Len()
+	if class == keyNew {
+		// Every waiting call, and the verified ones that will still arrive: a lower bound.
+		n += a.queues[keyNew].Len()
+	}
+	return n
+}
+
+// release ends a call; answered tells whether STS gave a definite answer (not throttled, not
+// a network failure), throttled whether it said Throttling, started when the call was sent.
+func (a *stsAdmission) release(started time.Time, answered, throttled bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight--
+	now := time.Now()
+	switch {
+	case throttled:
+		a.rate.throttled(now, started)
+	case answered:
+		a.rate.answered(now)
+	}
+	a.dispatchLocked(now)
+}
+
+// wake runs when the next rate token is due.
+func (a *stsAdmission) wake() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.timerArmed = false
+	a.dispatchLocked(time.Now())
+}
+
+// dispatchLocked starts waiting calls while slots and rate tokens allow.
+func (a *stsAdmission) dispatchLocked(now time.Time) {
+	for a.inflight < a.maxInflight {
+		q := a.nextQueueLocked()
+		if q == nil {
+			break
+		}
+		if !a.rate.take(now) {
+			a.armLocked(now)
+			break
+		}
+		w := q.Remove(q.Front()).(*stsWaiter)
+		if w.class == keyNew {
+			a.sinceNew = 0
+		} else {
+			a.sinceNew++
+		}
+		w.granted = true
+		a.inflight++
+		w.ready <- struct{}{}
+	}
+	a.metrics.stsRateLimit.Set(a.rate.current())
+}
+
+// nextQueueLocked picks the queue of the next start: verified keys first, a never-seen key
+// at least every newKeyShare starts.
+func (a *stsAdmission) nextQueueLocked() *list.List {
+	known, unknown := &a.queues[keyVerified], &a.queues[keyNew]
+	switch {
+	case known.Len() == 0 && unknown.Len() == 0:
+		return nil
+	case unknown.Len() == 0:
+		return known
+	case known.Len() == 0 || a.sinceNew >= newKeyShare-1:
+		return unknown
+	default:
+		return known
+	}
+}
+
+// armLocked makes wake run when the next rate token is due, if calls wait for one.
+func (a *stsAdmission) armLocked(now time.Time) {
+	if a.timerArmed || a.inflight >= a.maxInflight {
+		return // a release will dispatch
+	}
+	d, ok := a.rate.wait(now, 0)
+	if !ok {
+		return
+	}
+	a.timerArmed = true
+	a.timer.Reset(max(d, time.Millisecond))
+}
+
+// stsRate is the adaptive rate: off until STS first answers Throttling, then a token bucket
+// whose rate follows CUBIC, as the AWS SDKs' adaptive retry mode does. On Throttling the rate
+// drops to rateBeta × what STS had been accepting; it then grows back along a cubic curve
+// that is flat near that rate and steep beyond it, probing for more; the next Throttling
+// starts a new curve. Throttling answers to calls sent before the last drop are the same
+// overshoot and are not counted twice. When the curve reaches rateOffFactor × the rate STS
+// last accepted without throttling again, the limit is dropped. Not safe for concurrent use.
+type stsRate struct {
+	disabled bool // -sts.adaptiveRate=false
+	enabled  bool
+	rate     float64 // tokens per second, now
+	tokens   float64
+	last     time.Time // of the last refill
+	peak     float64   // the rate STS accepted when it last throttled
+	k        float64   // seconds from epoch until the curve is back at peak
+	epoch    time.Time // the last drop
+
+	answers answerWindow // calls STS answered without throttling, over the last second
+}
+
+const (
+	rateBeta      = 0.9 // the drop on Throttling
+	rateCubicC    = 0.4 // the curve's steepness, in calls/s per s³ (the SDKs' value)
+	rateMin       = 1.0 // calls per second, the floor
+	rateBurst     = 0.1 // seconds of rate the bucket holds: small, so that no burst overshoots
+	rateOffFactor = 4.0
+)
+
+func (r *stsRate) on() bool { return r.enabled }
+
+func (r *stsRate) current() float64 {
+	if !r.enabled {
+		return 0
+	}
+	return r.rate
+}
+
+// refill brings the rate and the bucket to now.
+func (r *stsRate) refill(now time.Time) {
+	if !r.enabled {
+		return
+	}
+	t := now.Sub(r.epoch).Seconds() - r.k
+	r.rate = max(rateMin, r.peak+rateCubicC*t*t*t)
+	if r.rate >= rateOffFactor*r.peak {
+		r.enabled = false // STS has taken far more than it once refused: no limit
+		return
+	}
+	if dt := now.Sub(r.last).Seconds(); dt > 0 {
+		r.tokens = min(max(1, r.rate*rateBurst), r.tokens+dt*r.rate)
+		r.last = now
+	}
+}
+
+// take takes a token if the rate allows a call now.
+func (r *stsRate) take(now time.Time) bool {
+	r.refill(now)
+	if !r.enabled {
+		return true
+	}
+	if r.tokens >= 1 {
+		r.tokens--
+		return true
+	}
+	return false
+}
+
+// wait is how long until n calls ahead and one more can start at the current rate; false
+// when the rate is not limited.
+func (r *stsRate) wait(now time.Time, n int) (time.Duration, bool) {
+	r.refill(now)
+	if !r.enabled {
+		return 0, false
+	}
+	need := float64(n) + 1 - r.tokens
+	if need <= 0 {
+		return 0, true
+	}
+	return time.Duration(need / r.rate * float64(time.Second)), true
+}
+
+// throttled records a Throttling answer to a call sent at started.
+func (r *stsRate) throttled(now, started time.Time) {
+	if r.disabled || (r.enabled && started.Before(r.epoch)) {
+		return
+	}
+	r.refill(now)
+	accepted := r.answers.rate(now)
+	if r.enabled {
+		accepted = min(accepted, r.rate)
+	}
+	r.peak = max(rateMin, accepted)
+	r.rate = max(rateMin, rateBeta*r.peak)
+	r.k = math.Cbrt(r.peak * (1 - rateBeta) / rateCubicC)
+	r.epoch, r.last, r.tokens = now, now, 0
+	r.enabled = true
+}
+
+// answered records a call STS answered without throttling.
+func (r *stsRate) answered(now time.Time) { r.answers.add(now) }
+
+// answerWindow counts events over about the last second, in 100 ms slots.
+type answerWindow struct {
+	slots [11]struct {
+		at int64 // slot number: unix time in 100 ms units
+		n  int
+	}
+}
+
+const answerSlot = int64(100 * time.Millisecond)
+
+func (w *answerWindow) add(now time.Time) {
+	at := now.UnixNano() / answerSlot
+	s := &w.slots[at%int64(len(w.slots))]
+	if s.at != at {
+		s.at, s.n = at, 0
+	}
+	s.n++
+}
+
+// rate is the events per second over the ten whole slots before now's and the part of now's.
+func (w *answerWindow) rate(now time.Time) float64 {
+	at := now.UnixNano() / answerSlot
+	n := 0
+	for _, s := range w.slots {
+		if at-s.at < int64(len(w.slots)) {
+			n += s.n
+		}
+	}
+	part := float64(now.UnixNano()%answerSlot) / float64(answerSlot)
+	return float64(n) / ((float64(len(w.slots)-1) + part) / 10)
+}
+
+// verifiedKeys remembers the access key IDs of tokens STS verified, as 64-bit hashes in two
+// generations: a key in either is known. The generations turn every keyGeneration or when the
+// current one holds max keys, so memory stays below about 2 × max × 40 bytes. A hash
+// collision only gives a forged key priority; the seed is random per process.
+type verifiedKeys struct {
+	seed maphash.Seed
+	max  int
+
+	mu        sync.RWMutex
+	cur, prev map[uint64]struct{}
+	turned    time.Time
+}
+
+// keyGeneration is how long a verified key keeps its priority at least: longer than a token
+// (15 minutes), so a node's next token with the same credentials is known.
+const keyGeneration = time.Hour
+
+func newVerifiedKeys(max int) *verifiedKeys {
+	if max <= 0 {
+		max = 100_000
+	}
+	return &verifiedKeys{seed: maphash.MakeSeed(), max: max, cur: make(map[uint64]struct{}), turned: time.Now()}
+}
+
+func (v *verifiedKeys) class(accessKeyID string) keyClass {
+	h := maphash.String(v.seed, accessKeyID)
+	v.mu.RLock()
+	_, inCur := v.cur[h]
+	_, inPrev := v.prev[h]
+	v.mu.RUnlock()
+	if inCur || inPrev {
+		return keyVerified
+	}
+	return keyNew
+}
+
+func (v *verifiedKeys) add(accessKeyID string) {
+	now := time.Now()
+	h := maphash.String(v.seed, accessKeyID)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.cur) >= v.max || now.Sub(v.turned) >= keyGeneration {
+		v.prev, v.cur, v.turned = v.cur, make(map[uint64]struct{}, len(v.cur)), now
+	}
+	v.cur[h] = struct{}{}
+}

@@ -1,0 +1,261 @@
+package daemon
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/iamgate/iamgate/fakests"
+)
+
+// TestSTSRate: the adaptive rate is off until STS throttles; then it drops below what STS
+// accepted, counts one overshoot once, grows back to that rate after K seconds and past it,
+// and lets go of the limit once STS takes far more than it refused.
+func TestSTSRate(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var r stsRate
+	for i := range 1000 {
+		if !r.take(at(float64(i) / 1000)) {
+			t.Fatalf("unexpected: the rate limits calls before any Throttling")
+		}
+	}
+	// STS accepted 50 calls in the second before it throttled.
+	for i := range 50 {
+		r.answered(at(1 + float64(i)/50))
+	}
+	r.throttled(at(2), at(1.99))
+	if !r.on() || math.Abs(r.current()-45) > 0.05*45 {
+		t.Fatalf("unexpected rate after Throttling; got on=%v %.2f; want on 45 (0.9 × 50)", r.on(), r.current())
+	}
+	// A second Throttling for a call sent before the drop is the same overshoot.
+	r.throttled(at(2.001), at(1.995))
+	if math.Abs(r.current()-45) > 0.5 {
+		t.Fatalf("unexpected second drop for a call sent before the first; got %.2f", r.current())
+	}
+	// Over the next second the bucket lets about 45 calls through, never a burst.
+	n := 0
+	for i := range 10000 {
+		if r.take(at(2.001 + float64(i)/10000)) {
+			n++
+		}
+	}
+	if n < 40 || n > 50 {
+		t.Fatalf("unexpected calls in the second after the drop; got %d; want about 45", n)
+	}
+	// Back at 50 after K = cbrt(50 × 0.1 / 0.4) s, and beyond it later.
+	k := math.Cbrt(50 * (1 - rateBeta) / rateCubicC)
+	r.refill(at(2.001 + k))
+	if math.Abs(r.current()-50) > 0.5 {
+		t.Fatalf("unexpected rate after K=%.2fs; got %.2f; want 50", k, r.current())
+	}
+	r.refill(at(2.001 + k + 3))
+	if r.current() < 55 {
+		t.Fatalf("unexpected: the rate does not probe beyond 50; got %.2f", r.current())
+	}
+	// A Throttling for a call sent after the drop drops again, from what STS accepted.
+	for i := range 48 {
+		r.answered(at(2.001 + k + 2 + float64(i)/48))
+	}
+	r.throttled(at(2.001+k+3), at(2.001+k+2.9))
+	if math.Abs(r.current()-0.9*48) > 0.05*0.9*48 { // the window's edges: within 5 %
+		t.Fatalf("unexpected rate after the second Throttling; got %.2f; want %.2f", r.current(), 0.9*48)
+	}
+	// With no more Throttling, the limit goes once the curve reaches 4 × 48.
+	r.refill(at(2.001 + k + 3 + 20))
+	if r.on() || !r.take(at(2.001+k+3+20)) {
+		t.Fatalf("unexpected: the rate still limits at %.2f", r.current())
+	}
+
+	var off stsRate
+	off.disabled = true
+	off.throttled(at(1), at(1))
+	if off.on() {
+		t.Fatalf("unexpected: a disabled rate turned on")
+	}
+}
+
+// TestSTSAdmissionPriority: while calls wait, those for verified keys start first and a
+// never-seen key gets one start in four; without the priority, one FIFO.
+func TestSTSAdmissionPriority(t *testing.T) {
+	f := func(preferKnown bool, want string) {
+		t.Helper()
+		a := newSTSAdmission(1, 100, true, preferKnown, newMetrics("test", nil))
+		deadline := time.Now().Add(time.Minute)
+		if err := a.acquire(keyVerified, deadline); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		order := ""
+		var wg sync.WaitGroup
+		// Enqueue 6 new, then 6 verified calls, one at a time so that the order is known.
+		for i, class := range []keyClass{keyNew, keyNew, keyNew, keyNew, keyNew, keyNew, keyVerified, keyVerified, keyVerified, keyVerified, keyVerified, keyVerified} {
+			wg.Go(func() {
+				if err := a.acquire(class, deadline); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				order += "NV"[1-class : 2-class]
+				mu.Unlock()
+				a.release(time.Now(), true, false)
+			})
+			for waiting(a) != i+1 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		a.release(time.Now(), true, false)
+		wg.Wait()
+		if order != want {
+			t.Fatalf("unexpected start order with preferKnown=%v; got %s; want %s", preferKnown, order, want)
+		}
+	}
+	f(true, "VVVNVVVNNNNN")
+	f(false, "NNNNNNVVVVVV")
+}
+
+func waiting(a *stsAdmission) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.queues[0].Len() + a.queues[1].Len()
+}
+
+// TestSTSAdmissionRefusesWhatCannotStartInTime: once paced, a call that the rate cannot
+// start before its deadline is refused at once, not held until the deadline; one that can
+// waits for its token.
+func TestSTSAdmissionRefusesWhatCannotStartInTime(t *testing.T) {
+	a := newSTSAdmission(64, 100, true, true, newMetrics("test", nil))
+	now := time.Now()
+	a.mu.Lock()
+	a.rate.throttled(now, now) // nothing answered lately: paced at the floor, bucket empty
+	a.mu.Unlock()
+	start := time.Now()
+	if err := a.acquire(keyNew, start.Add(2*time.Second)); err != nil {
+		t.Fatalf("unexpected refusal of a call the rate can start in time: %v", err)
+	}
+	waited := time.Since(start)
+	a.release(time.Now(), true, false)
+	if waited < 500*time.Millisecond {
+		t.Fatalf("unexpected: the call started after %s, before the rate allowed it", waited)
+	}
+	// The next token is about a second away: a call with 300 ms left is refused, and sooner
+	// than its deadline.
+	start = time.Now()
+	if err := a.acquire(keyNew, start.Add(300*time.Millisecond)); !errors.Is(err, errRateLimited) {
+		t.Fatalf("unexpected result for a call the rate cannot start in time; got %v; want %v", err, errRateLimited)
+	}
+	if elapsed := time.Since(start); elapsed >= 300*time.Millisecond {
+		t.Fatalf("unexpected: the refusal waited for the deadline (%s)", elapsed)
+	}
+	if got := testutil.ToFloat64(a.metrics.stsRateLimited[keyNew]); got != 1 {
+		t.Fatalf("unexpected iamgate_sts_rate_limited_total{keys=\"new\"}; got %v; want 1", got)
+	}
+}
+
+// TestAdaptiveSTSRate: a storm of new tokens against an STS throttled at 40 calls/s, each
+// review retried on 429 and 5xx as kube-apiserver does (shorter backoff): every token is
+// verified in the end, and iamgate paces its calls instead of hammering STS, so the calls,
+// Throttling answers included, stay close to one per token. Without the adaptive rate this
+// storm costs several calls per token.
+func TestAdaptiveSTSRate(t *testing.T) {
+	const tokens, rate = 240, 40
+	h := newHarness(t)
+	if err := h.sts.SetFaults(fakests.Faults{ThrottleRate: rate, ThrottleBurst: rate}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.stsCalls()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range tokens {
+		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+		wg.Go(func() {
+			backoff := 100 * time.Millisecond
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+				a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+				if err == nil && a.Status == 200 {
+					if !a.Review.Authenticated {
+						t.Errorf("unexpected denial: %+v", a)
+					}
+					return
+				}
+				if err == nil && a.Status != 429 && a.Status < 500 {
+					t.Errorf("unexpected answer: %+v", a)
+					return
+				}
+				time.Sleep(backoff)
+				backoff = min(2*backoff, 2*time.Second)
+			}
+			failed.Add(1)
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("unexpected: %d of %d tokens not verified within 60 s", n, tokens)
+	}
+	calls := h.stsCalls() - before
+	t.Logf("throttled: %d", h.sts.Stats().Count(fakests.ActionGetCallerIdentity, fakests.CodeThrottling))
+	t.Logf("%d tokens: %d STS calls, %v reviews paced by iamgate", tokens, calls,
+		h.metric(`iamgate_sts_rate_limited_total{keys="new"}`)+h.metric(`iamgate_sts_rate_limited_total{keys="verified"}`))
+	if calls > tokens*13/10 {
+		t.Fatalf("unexpected STS calls for %d tokens under throttling; got %d; want at most %d", tokens, calls, tokens*13/10)
+	}
+}
+
+// TestSTSRateKeepsTheAccountBusy: against a simulated STS that throttles above 50 calls/s,
+// with calls always waiting, the adaptive rate sends close to what STS accepts and wastes few
+// calls on Throttling, for short and long STS latencies, with a bucket of one second (the
+// fake STS in make bench) and of a tenth of a second. Simulated time: no clock, no sleeping,
+// the same answer on any machine.
+func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
+	const limit, span = 50.0, 110 * time.Second
+	for _, tc := range []struct {
+		burst, minShare, maxThrottled float64
+	}{{50, 0.98, 0.015}, {5, 0.92, 0.04}} {
+		for _, latency := range []time.Duration{2 * time.Millisecond, 30 * time.Millisecond, 200 * time.Millisecond} {
+			t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			var r stsRate
+			bucket, filled := tc.burst, t0
+			accepted, throttled := 0, 0
+			type call struct {
+				started, ends time.Time
+				ok            bool
+			}
+			var inflight []call
+			for now := t0; now.Before(t0.Add(span)); now = now.Add(200 * time.Microsecond) {
+				kept := inflight[:0]
+				for _, c := range inflight {
+					switch {
+					case c.ends.After(now):
+						kept = append(kept, c)
+					case c.ok:
+						r.answered(now)
+					default:
+						r.throttled(now, c.started)
+					}
+				}
+				inflight = kept
+				for len(inflight) < 64 && r.take(now) {
+					bucket, filled = math.Min(tc.burst, bucket+now.Sub(filled).Seconds()*limit), now
+					c := call{started: now, ends: now.Add(latency), ok: bucket >= 1}
+					if c.ok {
+						bucket--
+						accepted++
+					} else {
+						throttled++
+					}
+					inflight = append(inflight, c)
+				}
+			}
+			rate := float64(accepted) / span.Seconds()
+			if rate < tc.minShare*limit || float64(throttled) > tc.maxThrottled*float64(accepted) {
+				t.Errorf("burst %g, latency %s: unexpected %.1f calls/s accepted, %d throttled; want ≥ %.1f/s and ≤ %.1f %% throttled",
+					tc.burst, latency, rate, throttled, tc.minShare*limit, 100*tc.maxThrottled)
+			}
+		}
+	}
+}
