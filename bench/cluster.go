@@ -20,6 +20,10 @@ type ClusterRun struct {
 	Baseline *loadtest.ClusterReport `json:"baseline,omitempty"`
 }
 
+// perReplica names the scenarios run with one iamgate per kube-apiserver replica, against
+// iamgate only (compare them with the same scenario against one iamgate).
+var perReplica = map[string]bool{"storm-5000-per-replica": true}
+
 // clusterBaseline is the daemon a cluster scenario is compared with: its label and the
 // flags that make iamgate behave as it.
 func clusterBaseline(sc loadtest.ClusterScenario) (label string, flags []string) {
@@ -32,7 +36,7 @@ func clusterBaseline(sc loadtest.ClusterScenario) (label string, flags []string)
 // ClusterNames are the cluster scenarios `make bench` runs, and QuickClusterNames the one of
 // `make bench-quick`.
 var (
-	ClusterNames      = []string{"storm-5000", "restart-5000", "brownout-5000", "storm-20000", "flood-2000"}
+	ClusterNames      = []string{"storm-5000", "storm-5000-per-replica", "restart-5000", "brownout-5000", "storm-20000", "flood-2000"}
 	QuickClusterNames = []string{"storm-quick"}
 )
 
@@ -42,6 +46,12 @@ func clusterScenario(name string) (loadtest.ClusterScenario, error) {
 	case "storm-5000":
 		// The issue's target: a 5,000-node restart storm with STS throttled at 50 calls/s.
 		return loadtest.ClusterStorm(name, 5000, 500, 50, 50, 6*time.Minute), nil
+	case "storm-5000-per-replica":
+		// The same storm with one iamgate per kube-apiserver replica (DaemonSet-style): each
+		// has its own cache and adaptive rate, and a client's token may reach all of them.
+		sc := loadtest.ClusterStorm(name, 5000, 500, 50, 50, 6*time.Minute)
+		sc.Description += "; one iamgate per replica"
+		return sc, nil
 	case "storm-20000":
 		return loadtest.ClusterStorm(name, 20000, 2000, 200, 200, 6*time.Minute), nil
 	case "restart-5000":
@@ -367,14 +377,42 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 		baselines[label] = t
 		return t, nil
 	}
+	// One iamgate per replica: the bench's iamgate and more started for them.
+	perReplicaTarget := func(sc loadtest.ClusterScenario) (*loadtest.ClusterTarget, error) {
+		t := *gateTarget
+		t.Label = "iamgate per replica"
+		t.RestartDaemon = nil
+		t.ReplicaWebhookURLs = []string{gate.WebhookURL}
+		for i := 2; i <= sc.Replicas; i++ {
+			say("cluster: starting iamgate %d of %d, one per replica", i, sc.Replicas)
+			d, dt, err := startDaemon(ctx, start1, fmt.Sprintf("iamgate-%d", i), cfg, bin, stsAddr, nil)
+			if err != nil {
+				return nil, err
+			}
+			stops = append(stops, d.stop)
+			t.ReplicaWebhookURLs = append(t.ReplicaWebhookURLs, dt.WebhookURL)
+			t.ReplicaDaemons = append(t.ReplicaDaemons, dt.Daemon)
+		}
+		return &t, nil
+	}
 	var runs []*ClusterRun
 	for _, sc := range scs {
 		run := &ClusterRun{Name: sc.Name}
-		bt, err := baseline(sc)
-		if err != nil {
-			return runs, err
+		targets := []*loadtest.ClusterTarget{gateTarget}
+		if perReplica[sc.Name] {
+			t, err := perReplicaTarget(sc)
+			if err != nil {
+				return runs, err
+			}
+			targets = []*loadtest.ClusterTarget{t}
+		} else {
+			bt, err := baseline(sc)
+			if err != nil {
+				return runs, err
+			}
+			targets = append(targets, bt)
 		}
-		for _, t := range []*loadtest.ClusterTarget{gateTarget, bt} {
+		for i, t := range targets {
 			if ctx.Err() != nil {
 				return runs, ctx.Err()
 			}
@@ -383,7 +421,7 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 			if err != nil {
 				return runs, fmt.Errorf("cannot run cluster scenario %s against %s: %w", sc.Name, t.Label, err)
 			}
-			if t == gateTarget {
+			if i == 0 {
 				run.IAMGate = rep
 			} else {
 				run.Baseline = rep

@@ -233,6 +233,12 @@ type ClusterTarget struct {
 	STS         FakeSTS
 	// Daemon is the daemon's process; PID 0 skips CPU and memory.
 	Daemon Process
+	// ReplicaWebhookURLs, when set, gives each replica its own webhook, DaemonSet-style (one
+	// iamgate per kube-apiserver): replica i calls URL i mod len. ReplicaDaemons are the
+	// processes behind them besides Daemon; their CPU and peak RSS are added to Daemon's.
+	// InternalURL's metrics are then one daemon's.
+	ReplicaWebhookURLs []string
+	ReplicaDaemons     []Process
 	// Label names the daemon in reports: "iamgate", or "passthrough" for the baseline.
 	Label  string
 	Minter *Minter

@@ -83,7 +83,6 @@ type clusterModel struct {
 	cancel  context.CancelFunc
 	t       *ClusterTarget
 	sc      ClusterScenario
-	factory *replicaFactory
 	hooks   webhookCounts
 	reps    []*replica
 	valid   int // clients that must authenticate: nodes then users; forged ones after
@@ -116,17 +115,24 @@ type cpuSample struct {
 }
 
 func newClusterModel(ctx context.Context, t *ClusterTarget, sc ClusterScenario, dir string) (*clusterModel, error) {
-	url, _, _ := strings.Cut(t.WebhookURL, "?")
 	m := &clusterModel{t: t, sc: sc, minter: t.Minter, wake: make(chan struct{}, 1), work: make(chan job)}
 	m.ctx, m.cancel = context.WithCancel(ctx)
-	f, err := newReplicaFactory(dir, url, sc.CacheTTL, &m.hooks)
-	if err != nil {
-		return nil, err
+	urls := t.ReplicaWebhookURLs
+	if len(urls) == 0 {
+		urls = []string{t.WebhookURL}
 	}
-	m.factory = f
-	for range sc.Replicas {
-		r := &replica{}
-		if err := f.restart(r); err != nil {
+	var factories []*replicaFactory
+	for i, u := range urls {
+		u, _, _ = strings.Cut(u, "?")
+		f, err := newReplicaFactory(dir, i, u, sc.CacheTTL, &m.hooks)
+		if err != nil {
+			return nil, err
+		}
+		factories = append(factories, f)
+	}
+	for i := range sc.Replicas {
+		r := &replica{factory: factories[i%len(factories)]}
+		if err := r.factory.restart(r); err != nil {
 			return nil, err
 		}
 		m.reps = append(m.reps, r)
@@ -371,13 +377,7 @@ func (m *clusterModel) sample() time.Duration {
 	defer m.sampleMu.Unlock()
 	at := time.Since(m.started)
 	st, err := m.t.STS.Stats()
-	var cpu time.Duration
-	cpuOK := false
-	if d := m.daemon(); d.PID != 0 {
-		if v, err := d.CPU(); err == nil {
-			cpu, cpuOK = v, true
-		}
-	}
+	cpu, cpuOK := m.daemonCPU()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err == nil {
@@ -390,11 +390,32 @@ func (m *clusterModel) sample() time.Duration {
 	return at
 }
 
-// daemon is the daemon's process (a restart replaces it).
-func (m *clusterModel) daemon() Process {
+// daemons are the daemons' processes: the one of Daemon (a restart replaces it) and the
+// ReplicaDaemons.
+func (m *clusterModel) daemons() []Process {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.t.Daemon
+	var ps []Process
+	for _, p := range append([]Process{m.t.Daemon}, m.t.ReplicaDaemons...) {
+		if p.PID != 0 {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// daemonCPU is the CPU time of every daemon; false when there is none or one cannot be read.
+func (m *clusterModel) daemonCPU() (time.Duration, bool) {
+	ps := m.daemons()
+	var sum time.Duration
+	for _, p := range ps {
+		v, err := p.CPU()
+		if err != nil {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, len(ps) > 0
 }
 
 // sampler samples every SampleEvery until stop closes.
@@ -430,11 +451,7 @@ func (m *clusterModel) readBoundary() boundary {
 			b.metrics = mt
 		}
 	}
-	if d := m.daemon(); d.PID != 0 {
-		if v, err := d.CPU(); err == nil {
-			b.cpu, b.cpuOK = v, true
-		}
-	}
+	b.cpu, b.cpuOK = m.daemonCPU()
 	return b
 }
 
@@ -487,8 +504,8 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 			runErr = err
 			break
 		}
-		if m.t.Daemon.PID != 0 {
-			_ = m.t.Daemon.ResetPeak()
+		for _, d := range m.daemons() {
+			_ = d.ResetPeak()
 		}
 		stopFlood, floodDone := make(chan struct{}), make(chan struct{})
 		if ph.FloodRate > 0 {
@@ -503,8 +520,10 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 		m.mu.Lock()
 		pr := m.phaseReport(ph, m.tally, b0, b1)
 		m.mu.Unlock()
-		if m.t.Daemon.PID != 0 {
-			_, pr.DaemonPeakRSS, _ = m.t.Daemon.Memory()
+		for _, d := range m.daemons() {
+			if _, peak, err := d.Memory(); err == nil {
+				pr.DaemonPeakRSS += peak
+			}
 		}
 		rep.Phases = append(rep.Phases, pr)
 		m.say("phase %s done in %.1fs: recovered %d/%d (all %s), failed %v, wrong %d, STS %d calls (peak %.0f/s), webhook %.2f per authentication",
@@ -593,7 +612,7 @@ func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
 	}
 	if ph.RestartReplicas {
 		for _, r := range m.reps {
-			if err := m.factory.restart(r); err != nil {
+			if err := r.factory.restart(r); err != nil {
 				return err
 			}
 		}

@@ -108,7 +108,8 @@ func (s *replicaStack) closeIdle() {
 
 // replica is a kube-apiserver replica; stack is swapped atomically on a restart.
 type replica struct {
-	stack atomic.Pointer[replicaStack]
+	stack   atomic.Pointer[replicaStack]
+	factory *replicaFactory // its webhook
 }
 
 // replicaFactory builds replica stacks that point at one webhook.
@@ -119,8 +120,8 @@ type replicaFactory struct {
 }
 
 // newReplicaFactory writes the webhook kubeconfig kube-apiserver would be given (plain HTTP
-// to a loopback webhook URL, as the bench daemon serves it) into dir.
-func newReplicaFactory(dir, webhookURL string, cacheTTL time.Duration, counts *webhookCounts) (*replicaFactory, error) {
+// to a loopback webhook URL, as the bench daemon serves it) into dir, as the i-th webhook.
+func newReplicaFactory(dir string, i int, webhookURL string, cacheTTL time.Duration, counts *webhookCounts) (*replicaFactory, error) {
 	if err := CheckLoopbackURL(webhookURL); err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ contexts:
     user: kube-apiserver
 current-context: webhook
 `, strconv.Quote(webhookURL))
-	path := filepath.Join(dir, "webhook-kubeconfig.yaml")
+	path := filepath.Join(dir, fmt.Sprintf("webhook-kubeconfig-%d.yaml", i))
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
 		return nil, fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
 	}
