@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 )
 
 // DescribeInstancesAPI is the part of *ec2.Client that EC2Resolver uses. Point the client at
-// another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint.
+// another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint. Each call
+// gets an option that wraps ec2.Options.HTTPClient (see withoutBodyWriteTo).
 type DescribeInstancesAPI interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
@@ -247,7 +250,32 @@ func (r *EC2Resolver) describePage(ctx context.Context, in *ec2.DescribeInstance
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
-	return r.cfg.Client.DescribeInstances(ctx, in)
+	return r.cfg.Client.DescribeInstances(ctx, in, withoutBodyWriteTo)
+}
+
+// withoutBodyWriteTo works around a race between smithy-go (v1.28.9) and net/http's HTTP/1.1
+// transport that fails a call whose answer has arrived. The SDK closes the request body as soon
+// as the HTTP client returns the response, while the transport's write loop, having written
+// Content-Length bytes, may still drain the body (io.Copy to io.Discard, which calls the body's
+// WriteTo). The SDK's closed body answers WriteTo with io.EOF; the transport takes that for a
+// failed write and closes the connection under the response body the SDK is still reading
+// ("deserialization failed ... use of closed network connection"). Without WriteTo the drain
+// calls Read, whose io.EOF ends it cleanly.
+func withoutBodyWriteTo(o *ec2.Options) {
+	if o.HTTPClient != nil {
+		o.HTTPClient = readBodyClient{o.HTTPClient}
+	}
+}
+
+// readBodyClient hands the transport request bodies without WriteTo (see withoutBodyWriteTo).
+type readBodyClient struct{ next ec2.HTTPClient }
+
+func (c readBodyClient) Do(req *http.Request) (*http.Response, error) {
+	if _, ok := req.Body.(io.WriterTo); ok {
+		req = req.WithContext(req.Context()) // a shallow copy: the SDK closes the body it built
+		req.Body = struct{ io.ReadCloser }{req.Body}
+	}
+	return c.next.Do(req)
 }
 
 // store caches e under id; r.mu is held. When the cache is full, expired entries are dropped,
