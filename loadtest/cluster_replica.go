@@ -121,15 +121,30 @@ type replicaFactory struct {
 // newReplicaFactory writes the webhook kubeconfig kube-apiserver would be given (plain HTTP
 // to a loopback webhook URL, as the bench daemon serves it) into dir.
 func newReplicaFactory(dir, webhookURL string, cacheTTL time.Duration, counts *webhookCounts) (*replicaFactory, error) {
-	if err := CheckLoopbackURL(webhookURL); err != nil {
+	path, err := writeWebhookKubeconfig(dir, webhookURL, "")
+	if err != nil {
 		return nil, err
+	}
+	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
+}
+
+// writeWebhookKubeconfig writes, into dir, the kubeconfig of --authentication-token-webhook-
+// config-file for a loopback webhook URL, trusting caFile (PEM) when it is not empty, and
+// returns its path.
+func writeWebhookKubeconfig(dir, webhookURL, caFile string) (string, error) {
+	if err := CheckLoopbackURL(webhookURL); err != nil {
+		return "", err
+	}
+	ca := ""
+	if caFile != "" {
+		ca = "\n    certificate-authority: " + strconv.Quote(caFile)
 	}
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: iamgate
   cluster:
-    server: %s
+    server: %s%s
 users:
 - name: kube-apiserver
   user: {}
@@ -139,12 +154,12 @@ contexts:
     cluster: iamgate
     user: kube-apiserver
 current-context: webhook
-`, strconv.Quote(webhookURL))
+`, strconv.Quote(webhookURL), ca)
 	path := filepath.Join(dir, "webhook-kubeconfig.yaml")
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		return nil, fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
+		return "", fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
 	}
-	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
+	return path, nil
 }
 
 // loopbackDial refuses every address but a loopback IP literal.

@@ -61,6 +61,9 @@ type Result struct {
 	Latency Latency `json:"latency"`
 	// GeneratorCPU is the CPU time (user + system) of the generating process during the run.
 	GeneratorCPU time.Duration `json:"generatorCpuNs"`
+	// Connections is the number of connections the generator dialed, when it counts them
+	// (the webhook client does; hey does not).
+	Connections int64 `json:"clientConnections,omitempty"`
 }
 
 // Run performs l with hey's requester and returns what it measured. It stops early when ctx
