@@ -112,21 +112,29 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rep = s.review(r.Context(), r.URL.Path, r.Method == http.MethodPost, body, st)
 	}
+	// The values are shared, never modified: the HTTP/2 server copies the header map when
+	// the handler writes the header.
 	h := w.Header()
-	h.Set("Server", "iamgate")
+	h["Server"] = serverHeader
 	if f := rep.refusal; f != nil {
 		if f.allow != "" {
-			h.Set("Allow", f.allow)
+			h["Allow"] = []string{f.allow}
 		}
-		h.Set("Content-Type", textContentType)
+		h["Content-Type"] = textContentTypeHeader
 		w.WriteHeader(rep.status)
 		_, _ = io.WriteString(w, f.text)
 		return
 	}
-	h.Set("Content-Type", jsonContentType)
+	h["Content-Type"] = jsonContentTypeHeader
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(rep.body)
 }
+
+var (
+	serverHeader          = []string{"iamgate"}
+	jsonContentTypeHeader = []string{jsonContentType}
+	textContentTypeHeader = []string{textContentType}
+)
 
 // readBody reads r's body into st.body, at most maxReviewBody bytes: a larger body is refused
 // as fasthttp refuses it (413), before any of it is parsed; a body that does not arrive within

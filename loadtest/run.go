@@ -36,6 +36,9 @@ type Load struct {
 	Duration time.Duration
 	// Timeout bounds one request (rounded up to whole seconds, hey's unit); default 10s.
 	Timeout time.Duration
+	// QPS paces the run at about this many requests per second in all (hey's per-worker
+	// rate limit); 0 sends as fast as the workers can.
+	QPS float64
 	// Midway, when set, runs once in its own goroutine after Duration/2 (fault injection in
 	// the middle of a run).
 	Midway func()
@@ -105,6 +108,7 @@ func Run(ctx context.Context, l Load) (Result, error) {
 		},
 		N:       n,
 		C:       conc,
+		QPS:     l.QPS / float64(conc),
 		Timeout: int((timeout + time.Second - 1) / time.Second),
 		Writer:  io.Discard,
 	}

@@ -53,6 +53,8 @@ type Scenario struct {
 	Herd int `json:"herd,omitempty"`
 	// NewEvery puts a new token in every NewEvery-th request of an outage run.
 	NewEvery int `json:"newEvery,omitempty"`
+	// QPS paces a hey run at about this many requests per second (0: as fast as it can).
+	QPS float64 `json:"qps,omitempty"`
 	// Faults are set on the fake STS for the run and cleared after it.
 	Faults fakests.Faults `json:"faults"`
 	// Profile takes a CPU profile of the daemon during the run.
@@ -137,7 +139,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	load := Load{
 		Name: sc.Name, URL: t.WebhookURL, Concurrency: sc.Concurrency, Requests: sc.Requests,
-		Duration: sc.Duration, Progress: t.Progress,
+		Duration: sc.Duration, Progress: t.Progress, QPS: sc.QPS,
 	}
 	distinct := 0
 	var tokens []string // of a webhook client run

@@ -135,10 +135,11 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	webhook := fs.String("webhook.url", "http://127.0.0.1:21362/authenticate", "the daemon's review URL (loopback only)")
 	internal := fs.String("internal.url", "http://127.0.0.1:21363", "the daemon's internal listener (/metrics)")
 	stsURL := fs.String("sts.url", "http://127.0.0.1:4566", "the fake STS's admin base URL (/admin/faults, /stats)")
+	caFile := fs.String("webhook.caFile", "", "PEM CA of an https -webhook.url, for the webhook client of -load.kind webhook-cold (hey does not verify)")
 	pid := fs.Int("daemon.pid", 0, "the daemon's process ID, for CPU and peak RSS from /proc; 0 skips them")
 	clusterID := fs.String("cluster.id", "bench", "the daemon's -cluster.id")
 	nPrincipals := fs.Int("sts.principals", 2000, "tokens are minted for the first N principals of loadtest.Principals (the fake STS must know them)")
-	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig, outage, or a cluster model: cluster-storm, cluster-brownout (see -cluster.*)")
+	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig, outage, webhook-cold (cold through kube-apiserver's webhook client), or a cluster model: cluster-storm, cluster-brownout (see -cluster.*)")
 	conc := fs.Int("load.concurrency", 50, "concurrent workers")
 	requests := fs.Int("load.requests", 100000, "at most this many requests (also the tokens minted for cold and herd)")
 	dur := fs.Duration("load.duration", 10*time.Second, "at most this long")
@@ -178,6 +179,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Daemon:   loadtest.Process{PID: *pid},
 		Minter:   minter,
 		Progress: stderr,
+		CAFile:   *caFile,
 	}
 	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur,
 		Tokens: *tokens, Herd: *herd, NewEvery: 100}
