@@ -84,7 +84,8 @@ const rejectionCost = 128
 // maxReviewBody bounds a TokenReview body (see docs/design.md: Listeners).
 const maxReviewBody = 64 << 10
 
-// Server is the webhook daemon: a fasthttp TokenReview endpoint and an internal listener.
+// Server is the webhook daemon: a TokenReview endpoint (HTTP/1.1 by fasthttp, HTTP/2 by
+// x/net/http2 when TLS negotiates it) and an internal listener.
 type Server struct {
 	cfg      Config
 	pipeline *pipeline
