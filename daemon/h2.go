@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -65,8 +67,7 @@ func newH2Server(s *Server) (*h2Server, error) {
 			WriteTimeout:   s.cfg.WriteTimeout,
 			IdleTimeout:    s.cfg.IdleTimeout,
 			MaxHeaderBytes: maxHeaderBytes,
-			// Per-connection errors may quote client bytes: Debug, as fasthttp's.
-			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ErrorLog:       log.New(h2Log{s.log}, "", 0),
 		},
 	}
 	// ConfigureServer lets base.Shutdown send GOAWAY to every connection ServeConn serves.
@@ -75,6 +76,21 @@ func newH2Server(s *Server) (*h2Server, error) {
 	}
 	h.opts = &http2.ServeConnOpts{BaseConfig: h.base, Handler: http.HandlerFunc(s.serveHTTP2)}
 	return h, nil
+}
+
+// h2Log routes the HTTP/2 server's messages to slog: a handler panic it recovered at Error
+// (a bug: fasthttp would have crashed), the rest at Debug, as fasthttp's (per-connection
+// errors, which may quote client bytes).
+type h2Log struct{ log *slog.Logger }
+
+func (l h2Log) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http2: panic serving") {
+		l.log.Error("the HTTP/2 handler panicked", "message", msg)
+	} else {
+		l.log.Debug("http2", "message", msg)
+	}
+	return len(p), nil
 }
 
 // serveH2Conn is fasthttp's NextProto handler for h2: it serves one connection until it

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -701,4 +702,17 @@ func FuzzHTTP2Conn(f *testing.F) {
 			t.Fatalf("the server panicked:\n%s", logs.String())
 		}
 	})
+}
+
+// TestH2LogPanicsAtError: the HTTP/2 server recovers a handler's panic and logs it; that line
+// is an Error, its per-connection messages Debug.
+func TestH2LogPanicsAtError(t *testing.T) {
+	logs := &testenv.LogBuffer{}
+	l := log.New(h2Log{slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, "", 0)
+	l.Printf("http2: panic serving 127.0.0.1:1234: boom\ngoroutine 7 [running]:")
+	l.Printf("http2: server: error reading preface from client 127.0.0.1:1234: EOF")
+	got := logs.String()
+	if !strings.Contains(got, `level=ERROR msg="the HTTP/2 handler panicked"`) || !strings.Contains(got, `level=DEBUG msg=http2 message="http2: server: error reading preface`) {
+		t.Fatalf("unexpected log:\n%s", got)
+	}
 }
