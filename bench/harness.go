@@ -41,6 +41,10 @@ type Config struct {
 	// ClusterOnly runs the cluster model alone: no load scenarios, wrk, TLS, memory step or
 	// micro-benchmarks; only the cluster section of the markdown is rewritten.
 	ClusterOnly bool
+	// WebhookOnly runs the production path alone (cold reviews through kube-apiserver's
+	// webhook client, over HTTP/2 and HTTP/1.1, against posted directly); only its section
+	// of the markdown is rewritten.
+	WebhookOnly bool
 	// Cluster names the cluster model scenarios to run (ClusterNames, QuickClusterNames),
 	// each against iamgate and the passthrough baseline; empty runs none.
 	Cluster []string
@@ -54,8 +58,10 @@ type Results struct {
 	Date   time.Time `json:"date"`
 	Commit string    `json:"commit"`
 	Quick  bool      `json:"quick"`
-	// ClusterOnly: a run of the cluster model alone (-bench.clusterOnly).
+	// ClusterOnly: a run of the cluster model alone (-bench.clusterOnly); WebhookOnly: of the
+	// production path alone (-bench.webhookOnly).
 	ClusterOnly bool     `json:"clusterOnly,omitempty"`
+	WebhookOnly bool     `json:"webhookOnly,omitempty"`
 	Machine     Machine  `json:"machine"`
 	Pinning     Pinning  `json:"pinning"`
 	Commands    []string `json:"commands"`
@@ -71,6 +77,8 @@ type Results struct {
 	Wrk []*WrkRun `json:"wrk,omitempty"`
 	// TLS is the hot path over TLS under hey.
 	TLS *ScenarioRun `json:"tls,omitempty"`
+	// Webhook is the production path: cold reviews through kube-apiserver's webhook client.
+	Webhook *WebhookResult `json:"webhook,omitempty"`
 
 	// Cluster is the cluster model, against iamgate and the passthrough baseline, and
 	// ClusterTargets its targets.
@@ -168,9 +176,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		LoadStart: loadAverage(),
 	}
 	res.RunID = res.Date.Format("2006-01-02T1504Z") + "-" + commit
-	res.ClusterOnly = cfg.ClusterOnly
-	if cfg.ClusterOnly {
+	res.ClusterOnly, res.WebhookOnly = cfg.ClusterOnly, cfg.WebhookOnly
+	switch {
+	case cfg.ClusterOnly:
 		res.RunID = "cluster-" + res.RunID
+	case cfg.WebhookOnly:
+		res.RunID = "webhook-" + res.RunID
 	}
 	if cfg.Quick {
 		res.RunID = "quick-" + res.RunID
@@ -254,8 +265,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	say("pinning: daemon and trivial server on CPUs %s; generator, fake STS and wrk on CPUs %s", res.Pinning.Daemon, res.Pinning.Generator)
 
-	// The load scenarios, wrk and TLS; a cluster-only run (-bench.clusterOnly) skips them.
-	if !cfg.ClusterOnly {
+	// The load scenarios, wrk and TLS; a cluster-only or webhook-only run skips them.
+	if !cfg.ClusterOnly && !cfg.WebhookOnly {
 		// The limit: the trivial server with the hot scenario's generator settings.
 		hotBody, err := target.Minter.Fresh(1, false)
 		if err != nil {
@@ -349,8 +360,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 
+	// The production path: kube-apiserver's webhook client over HTTP/2 and HTTP/1.1.
+	if !cfg.ClusterOnly {
+		w, err := runWebhook(ctx, cfg, start1, iamgateBin, stsAddr, tmp, target.Minter, profileDir, say)
+		if err != nil {
+			res.Notes = append(res.Notes, "the production path failed: "+err.Error())
+			say("NOTICE: production path: %s", err)
+		}
+		if w != nil && len(w.Rounds) > 0 {
+			w.summarize()
+			res.Webhook = w
+		}
+	}
+
 	// The cluster model: restart storms and STS faults, iamgate and the passthrough baseline.
-	if len(cfg.Cluster) > 0 {
+	if len(cfg.Cluster) > 0 && !cfg.WebhookOnly {
 		runs, err := runCluster(ctx, cfg, start1, iamgateBin, stsAddr, daemon, target, say)
 		if err != nil {
 			res.Notes = append(res.Notes, "the cluster model failed: "+err.Error())
@@ -360,7 +384,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	// Memory, in its own process so that nothing else lives in its heap.
-	if !cfg.ClusterOnly {
+	if !cfg.ClusterOnly && !cfg.WebhookOnly {
 		say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
 		mem, err := runMemory(ctx, loadtestBin, cfg, filepath.Join(profileDir, "memory-heap.pb.gz"), progress)
 		if err != nil {
@@ -387,7 +411,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	res.LoadEnd = loadAverage()
-	res.Targets = evaluate(res)
+	res.Targets = append(evaluate(res), evaluateWebhook(res.Webhook)...)
 	res.ClusterTargets = evaluateCluster(res.Cluster)
 	if err := keepProfiles(res, cfg.ResultsDir, iamgateBin); err != nil {
 		return nil, err
@@ -443,9 +467,9 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 
 func runTLS(ctx context.Context, cfg Config, start1 func(string, string, ...string) (*child, error), bin, stsAddr, tmp string,
 	plain *loadtest.Target, limitRPS float64, say func(string, ...any)) (*ScenarioRun, error) {
-	pki := filepath.Join(tmp, "pki")
-	if out, err := runCombined(bin, "init", "-out", pki, "-server.url", "https://127.0.0.1:21362/authenticate", "-hostnames", "127.0.0.1"); err != nil {
-		return nil, fmt.Errorf("cannot run iamgate init: %w: %s", err, out)
+	pki, err := ensurePKI(bin, tmp)
+	if err != nil {
+		return nil, err
 	}
 	_, target, err := startDaemon(ctx, start1, "iamgate-tls", cfg, bin, stsAddr, &pki)
 	if err != nil {

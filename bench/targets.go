@@ -136,6 +136,13 @@ func keepProfiles(r *Results, dir, bin string) error {
 		if r.Memory != nil {
 			r.Memory.HeapProfile = kept[r.Memory.HeapProfile]
 		}
+		if r.Webhook != nil {
+			for _, rd := range r.Webhook.Rounds {
+				for _, rep := range rd.Reports {
+					rep.Profile = kept[rep.Profile]
+				}
+			}
+		}
 	}()
 	for i := range r.Targets {
 		c := &r.Targets[i]

@@ -36,7 +36,7 @@ func write(r *Results, cfg Config) error {
 		svgName = "quick.svg"
 	}
 	svgPath := filepath.Join(cfg.ResultsDir, svgName)
-	if !r.ClusterOnly { // a cluster-only run has no latency chart: keep the last one
+	if !r.ClusterOnly && !r.WebhookOnly { // such a run has no latency chart: keep the last one
 		if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
 			return fmt.Errorf("cannot write %s: %w", svgPath, err)
 		}
@@ -62,8 +62,13 @@ func write(r *Results, cfg Config) error {
 		}
 		return filepath.ToSlash(p)
 	}
-	if !r.ClusterOnly {
+	if !r.ClusterOnly && !r.WebhookOnly {
 		if err := UpdateMarkdown(cfg.Markdown, Markdown(r, rel(svgPath), rel(jsonPath))); err != nil {
+			return err
+		}
+	}
+	if r.Webhook != nil {
+		if err := updateSection(cfg.Markdown, webhookBeginMarker, webhookEndMarker, WebhookMarkdown(r, rel(jsonPath)), true); err != nil {
 			return err
 		}
 	}

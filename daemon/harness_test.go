@@ -161,9 +161,14 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.srv.Serve(ctx, webhook, internal) }()
-	h.url = "http://" + webhook.Addr().String() + "/authenticate?timeout=30s"
+	scheme, tr := "http", &http.Transport{MaxIdleConnsPerHost: 512}
+	if h.srv.cfg.TLS != nil {
+		// Over TLS the client offers h2 and http/1.1 by ALPN, as kube-apiserver's does.
+		scheme, tr.TLSClientConfig, tr.ForceAttemptHTTP2 = "https", testClientTLS(), true
+	}
+	h.url = scheme + "://" + webhook.Addr().String() + "/authenticate?timeout=30s"
 	h.admin = "http://" + internal.Addr().String()
-	h.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	h.client = &http.Client{Timeout: 20 * time.Second, Transport: tr}
 	h.t.Cleanup(h.stop)
 }
 

@@ -32,7 +32,24 @@ type metrics struct {
 	stsQueueRejections prometheus.Counter
 	stsRateLimit       prometheus.Gauge
 	stsRateLimited     [numKeyClasses]prometheus.Counter
+
+	webhookConns         [numProtocols]prometheus.Counter
+	webhookOpenConns     [numProtocols]prometheus.Gauge
+	webhookRequests      [numProtocols]prometheus.Counter
+	webhookTLSHandshakes prometheus.Counter // failed ones
 }
+
+// protocol is what a webhook connection speaks: HTTP/1.1 (fasthttp; also plain HTTP and TLS
+// without ALPN) or HTTP/2 (negotiated by ALPN on the TLS listener).
+type protocol uint8
+
+const (
+	protoHTTP1 protocol = iota
+	protoH2
+	numProtocols
+)
+
+var protocolNames = [numProtocols]string{"http/1.1", "h2"}
 
 // badRequestReasons are the HTTP-level refusals, before any review.
 var badRequestReasons = []string{"method_not_allowed", "not_found", "body_too_large", "bad_body"}
@@ -86,6 +103,15 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that shared another review's in-flight STS call instead of making their own.")
 	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
 	m.stsLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
+	conns := f.counterVec("webhook_connections_total", "Connections accepted on the webhook listener, by protocol (http/1.1, h2: negotiated by ALPN), counted once the TLS handshake is done.", "protocol")
+	open := f.gaugeVec("webhook_open_connections", "Webhook connections open now, by protocol.", "protocol")
+	requests := f.counterVec("webhook_requests_total", "HTTP requests on the webhook listener (on HTTP/2: streams), by protocol, refused ones included.", "protocol")
+	for p := range numProtocols {
+		m.webhookConns[p] = conns.WithLabelValues(protocolNames[p])
+		m.webhookOpenConns[p] = open.WithLabelValues(protocolNames[p])
+		m.webhookRequests[p] = requests.WithLabelValues(protocolNames[p])
+	}
+	m.webhookTLSHandshakes = f.counter("webhook_tls_handshake_errors_total", "Webhook connections whose TLS handshake failed (a client that does not trust the certificate, a port scanner, a timeout).")
 	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")
 	m.stsRateLimit = f.gauge("sts_rate_limit", "STS calls per second the adaptive rate allows since STS last answered Throttling; 0 when calls are not paced.")
 	paced := f.counterVec("sts_rate_limited_total", "Reviews refused with 429 without an STS call because the adaptive rate could not send them before -sts.timeout, by access key (verified: STS verified it before; new).", "keys")

@@ -59,6 +59,10 @@ type Config struct {
 	// TLS serves the webhook over TLS; nil serves plain HTTP (in-process tests and benchmarks
 	// only: cmd/iamgate always sets it).
 	TLS *tls.Config
+	// HTTP2 offers h2 by ALPN on the TLS listener and serves the connections that take it with
+	// golang.org/x/net/http2, through the same review code as HTTP/1.1 (see docs/design.md:
+	// Listeners). Without TLS it does nothing: plain HTTP is HTTP/1.1 only.
+	HTTP2 bool
 
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -81,7 +85,8 @@ const rejectionCost = 128
 // maxReviewBody bounds a TokenReview body (see docs/design.md: Listeners).
 const maxReviewBody = 64 << 10
 
-// Server is the webhook daemon: a fasthttp TokenReview endpoint and an internal listener.
+// Server is the webhook daemon: a TokenReview endpoint (HTTP/1.1 by fasthttp, HTTP/2 by
+// x/net/http2 when TLS negotiates it) and an internal listener.
 type Server struct {
 	cfg      Config
 	pipeline *pipeline
@@ -93,6 +98,7 @@ type Server struct {
 	log       *slog.Logger
 	denials   *logLimiter
 	http      *fasthttp.Server
+	h2        *h2Server // nil: HTTP/1.1 only
 	states    sync.Pool // *reviewState
 }
 
@@ -102,6 +108,7 @@ type reviewState struct {
 	req     sigv4.Request
 	scratch []byte
 	answer  []byte
+	body    []byte // the request body, read by the HTTP/2 adapter
 }
 
 // New builds a Server. It validates cfg.
@@ -172,6 +179,13 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		ErrorHandler:                  s.handleTransportError,
 		Logger:                        fasthttpLogger{cfg.Logger},
 	}
+	if cfg.HTTP2 && cfg.TLS != nil {
+		if s.h2, err = newH2Server(s); err != nil {
+			return nil, fmt.Errorf("cannot set up HTTP/2: %w", err)
+		}
+		// fasthttp runs the TLS handshake, then hands h2 connections to serveH2Conn.
+		s.http.NextProto(h2ALPN, s.serveH2Conn)
+	}
 	return s, nil
 }
 
@@ -185,9 +199,14 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // internal endpoints on internal (may be nil) until ctx is done; then it stops accepting,
 // finishes the reviews in flight and returns (see docs/design.md: Listeners).
 func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) error {
+	var tlsConfig *tls.Config
 	if s.cfg.TLS != nil {
-		webhook = tls.NewListener(webhook, s.cfg.TLS)
+		tlsConfig = s.cfg.TLS.Clone()
+		if s.h2 != nil {
+			tlsConfig.NextProtos = []string{h2ALPN, "http/1.1"}
+		}
 	}
+	webhook = webhookListener{Listener: webhook, tls: tlsConfig, m: s.metrics}
 	errc := make(chan error, 2)
 	go func() { errc <- s.http.Serve(webhook) }()
 	var internalSrv *http.Server
@@ -207,7 +226,13 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	s.log.Info("shutting down: draining reviews in flight")
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.STS.Timeout+time.Second)
 	defer cancel()
-	if shutdownErr := s.http.ShutdownWithContext(drainCtx); shutdownErr != nil && err == nil {
+	goawayDone := make(chan struct{})
+	if s.h2 != nil {
+		go s.h2.goawayUntil(goawayDone)
+	}
+	shutdownErr := s.http.ShutdownWithContext(drainCtx)
+	close(goawayDone)
+	if shutdownErr != nil && err == nil {
 		err = fmt.Errorf("cannot drain reviews in flight: %w", shutdownErr)
 	}
 	if internalSrv != nil {
@@ -217,28 +242,85 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	return err
 }
 
-// handle answers one request: read review → validate token → cache → collapse and call STS →
-// map → write review.
+// handle is the HTTP/1.1 adapter (fasthttp) of review.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) != "/authenticate" { // the query (kube-apiserver's ?timeout=30s) is ignored
-		s.refuse(ctx, fasthttp.StatusNotFound, "not_found")
+	s.metrics.webhookRequests[protoHTTP1].Inc()
+	st := s.states.Get().(*reviewState)
+	// ctx is the review's context: fasthttp's RequestCtx is done when the server shuts down.
+	writeFasthttp(ctx, s.review(ctx, string(ctx.Path()), ctx.IsPost(), ctx.PostBody(), st))
+	s.states.Put(st) // SetBody copied the answer
+}
+
+// writeFasthttp writes r as fasthttp's answer.
+func writeFasthttp(ctx *fasthttp.RequestCtx, r reply) {
+	ctx.SetStatusCode(r.status)
+	if f := r.refusal; f != nil {
+		if f.allow != "" {
+			ctx.Response.Header.Set("Allow", f.allow)
+		}
+		ctx.SetContentType(textContentType)
+		ctx.SetBodyString(f.text)
 		return
 	}
-	if !ctx.IsPost() {
-		ctx.Response.Header.Set("Allow", "POST")
-		s.refuse(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed")
-		return
+	ctx.SetContentType(jsonContentType)
+	ctx.SetBody(r.body)
+}
+
+const (
+	jsonContentType = "application/json"
+	textContentType = "text/plain; charset=utf-8"
+)
+
+// reply is the answer to one webhook request, whatever the protocol: the HTTP/1.1 adapter
+// (handle) and the HTTP/2 one (serveHTTP2) write it as it is.
+type reply struct {
+	status int
+	// body is the TokenReview answer (application/json); it aliases the reviewState and is
+	// valid until that goes back to the pool.
+	body []byte
+	// refusal, when set, replaces body: the request was not a review at all.
+	refusal *refusal
+}
+
+// refusal is an answer to a request that is not a review: wrong path or method, a body too
+// large, unreadable or not a TokenReview.
+type refusal struct {
+	label  string // of iamgate_bad_requests_total
+	status int
+	text   string // the text/plain body
+	allow  string // the Allow header, for 405
+}
+
+var (
+	refusedNotFound = refusal{label: "not_found", status: http.StatusNotFound, text: "not_found\n"}
+	refusedMethod   = refusal{label: "method_not_allowed", status: http.StatusMethodNotAllowed, text: "method_not_allowed\n", allow: "POST"}
+	refusedTooLarge = refusal{label: "body_too_large", status: http.StatusRequestEntityTooLarge, text: "body_too_large\n"}
+	refusedBadBody  = refusal{label: "bad_body", status: http.StatusBadRequest, text: "bad_body\n"}
+	refusedSlowBody = refusal{label: "bad_body", status: http.StatusRequestTimeout, text: "bad_body\n"}
+)
+
+// refuse counts f and returns it as the reply.
+func (s *Server) refuse(f *refusal) reply {
+	s.metrics.badRequests[f.label].Inc()
+	return reply{status: f.status, refusal: f}
+}
+
+// review answers one request, whichever protocol carried it: read review → validate token →
+// cache → collapse and call STS → map → write review. The query (kube-apiserver's
+// ?timeout=30s) is not part of path and is ignored. The answer is built in st.
+func (s *Server) review(ctx context.Context, path string, post bool, body []byte, st *reviewState) reply {
+	if path != "/authenticate" {
+		return s.refuse(&refusedNotFound)
+	}
+	if !post {
+		return s.refuse(&refusedMethod)
 	}
 	start := time.Now()
-	st := s.states.Get().(*reviewState)
-	defer s.states.Put(st)
-
 	var rr reviewRequest
 	var err error
-	rr, st.scratch, err = parseReview(ctx.PostBody(), st.scratch)
+	rr, st.scratch, err = parseReview(body, st.scratch)
 	if err != nil {
-		s.refuse(ctx, fasthttp.StatusBadRequest, "bad_body")
-		return
+		return s.refuse(&refusedBadBody)
 	}
 	var (
 		id       *mapping.Identity
@@ -256,13 +338,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			username, groups, why = s.mapUser(ctx, id)
 		}
 	}
-	s.answer(ctx, st, rr.v1, why, id, username, groups)
+	s.answer(st, rr.v1, why, id, username, groups)
 	info := &reasons[why]
 	if info.result == resultDenied && id == nil {
 		s.logTokenDenial(why)
 	}
 	s.metrics.reviews[why].Inc()
 	s.metrics.reviewDuration[info.result].Observe(time.Since(start).Seconds())
+	return reply{status: info.status, body: st.answer}
 }
 
 // mapUser applies the mapping to a verified identity (see docs/design.md: Cache and collapsing).
@@ -298,8 +381,9 @@ func (s *Server) logTokenDenial(why reason) {
 	}
 }
 
-// answer writes every TokenReview answer: one place, one shape (see docs/design.md: The answers).
-func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why reason, id *mapping.Identity, username string, groups []string) {
+// answer builds every TokenReview answer in st.answer: one place, one shape (see
+// docs/design.md: The answers).
+func (s *Server) answer(st *reviewState, v1 bool, why reason, id *mapping.Identity, username string, groups []string) {
 	info := &reasons[why]
 	switch info.result {
 	case resultAllowed:
@@ -315,31 +399,20 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reviewState, v1 bool, why 
 		// and retries; status.error says why for whoever reads it.
 		st.answer = appendDenied(st.answer[:0], v1, info.msg)
 	}
-	ctx.SetStatusCode(info.status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(st.answer)
-}
-
-// refuse answers a request that is not a review at all.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int, why string) {
-	s.metrics.badRequests[why].Inc()
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(why + "\n")
 }
 
 // handleTransportError answers requests fasthttp could not read: too large, too slow, broken.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		s.refuse(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large")
-		return
-	}
+	s.metrics.webhookRequests[protoHTTP1].Inc()
+	f := &refusedBadBody
 	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		s.refuse(ctx, fasthttp.StatusRequestTimeout, "bad_body")
-		return
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		f = &refusedTooLarge
+	case errors.As(err, &netErr) && netErr.Timeout():
+		f = &refusedSlowBody
 	}
-	s.refuse(ctx, fasthttp.StatusBadRequest, "bad_body")
+	writeFasthttp(ctx, s.refuse(f))
 }
 
 // fasthttpLogger routes fasthttp's own messages (connection errors) to slog at Debug: they

@@ -483,7 +483,12 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond) // the reviews are now waiting on STS
+	// Every review reached the handler (and waits on STS): a connection still in the accept
+	// queue when the listener closes would be reset, which is not what this test is about.
+	deadline := time.Now().Add(20 * time.Second)
+	for h.protoMetric("iamgate_webhook_requests_total", "http/1.1") < 50 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	h.stop()
 	wg.Wait()
 	close(results)

@@ -63,6 +63,10 @@ func (e *env) configMapRun(t *testing.T) {
 	t.Run("hostile bearer tokens get 401 and never reach STS", func(t *testing.T) { e.checkHostile(t, kas, g) })
 	t.Run("transient STS failures", func(t *testing.T) { e.checkTransient(t, kas, g) })
 	t.Run("aws-auth edit and apply without restarts", func(t *testing.T) { e.checkMappingChange(t, kas, g) })
+	// Last: it restarts iamgate with HTTP/2 off.
+	t.Run("kube-apiserver's reviews arrive over HTTP/2, many to a connection", func(t *testing.T) {
+		e.checkProductionPath(t, kas, g, webhookAddr, "-mapping.configMap", "-kubeconfig", saKubeconfig)
+	})
 }
 
 func (e *env) fileRun(t *testing.T) {

@@ -122,15 +122,30 @@ type replicaFactory struct {
 // newReplicaFactory writes the webhook kubeconfig kube-apiserver would be given (plain HTTP
 // to a loopback webhook URL, as the bench daemon serves it) into dir, as the i-th webhook.
 func newReplicaFactory(dir string, i int, webhookURL string, cacheTTL time.Duration, counts *webhookCounts) (*replicaFactory, error) {
-	if err := CheckLoopbackURL(webhookURL); err != nil {
+	path, err := writeWebhookKubeconfig(filepath.Join(dir, fmt.Sprintf("webhook-kubeconfig-%d.yaml", i)), webhookURL, "")
+	if err != nil {
 		return nil, err
+	}
+	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
+}
+
+// writeWebhookKubeconfig writes, at path, the kubeconfig of --authentication-token-webhook-
+// config-file for a loopback webhook URL, trusting caFile (PEM) when it is not empty, and
+// returns path.
+func writeWebhookKubeconfig(path, webhookURL, caFile string) (string, error) {
+	if err := CheckLoopbackURL(webhookURL); err != nil {
+		return "", err
+	}
+	ca := ""
+	if caFile != "" {
+		ca = "\n    certificate-authority: " + strconv.Quote(caFile)
 	}
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: iamgate
   cluster:
-    server: %s
+    server: %s%s
 users:
 - name: kube-apiserver
   user: {}
@@ -140,12 +155,11 @@ contexts:
     cluster: iamgate
     user: kube-apiserver
 current-context: webhook
-`, strconv.Quote(webhookURL))
-	path := filepath.Join(dir, fmt.Sprintf("webhook-kubeconfig-%d.yaml", i))
+`, strconv.Quote(webhookURL), ca)
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		return nil, fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
+		return "", fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
 	}
-	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
+	return path, nil
 }
 
 // loopbackDial refuses every address but a loopback IP literal.

@@ -36,6 +36,9 @@ type Load struct {
 	Duration time.Duration
 	// Timeout bounds one request (rounded up to whole seconds, hey's unit); default 10s.
 	Timeout time.Duration
+	// QPS paces the run at about this many requests per second in all (hey's per-worker
+	// rate limit); 0 sends as fast as the workers can.
+	QPS float64
 	// Midway, when set, runs once in its own goroutine after Duration/2 (fault injection in
 	// the middle of a run).
 	Midway func()
@@ -61,6 +64,9 @@ type Result struct {
 	Latency Latency `json:"latency"`
 	// GeneratorCPU is the CPU time (user + system) of the generating process during the run.
 	GeneratorCPU time.Duration `json:"generatorCpuNs"`
+	// Connections is the number of connections the generator dialed, when it counts them
+	// (the webhook client does; hey does not).
+	Connections int64 `json:"clientConnections,omitempty"`
 }
 
 // Run performs l with hey's requester and returns what it measured. It stops early when ctx
@@ -102,6 +108,7 @@ func Run(ctx context.Context, l Load) (Result, error) {
 		},
 		N:       n,
 		C:       conc,
+		QPS:     l.QPS / float64(conc),
 		Timeout: int((timeout + time.Second - 1) / time.Second),
 		Writer:  io.Discard,
 	}

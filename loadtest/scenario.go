@@ -31,6 +31,9 @@ const (
 	// KindOutage cycles through Tokens cached tokens with a new token every NewEvery
 	// requests, and makes the fake STS fail every call from the middle of the run on.
 	KindOutage = "outage"
+	// KindWebhookCold sends a new token with every request, as KindCold, through
+	// kube-apiserver's own webhook client (RunWebhook) instead of hey: the production path.
+	KindWebhookCold = "webhook-cold"
 )
 
 // Scenario is one load: a kind of token stream, a concurrency, bounds, and the faults of the
@@ -50,6 +53,8 @@ type Scenario struct {
 	Herd int `json:"herd,omitempty"`
 	// NewEvery puts a new token in every NewEvery-th request of an outage run.
 	NewEvery int `json:"newEvery,omitempty"`
+	// QPS paces a hey run at about this many requests per second (0: as fast as it can).
+	QPS float64 `json:"qps,omitempty"`
 	// Faults are set on the fake STS for the run and cleared after it.
 	Faults fakests.Faults `json:"faults"`
 	// Profile takes a CPU profile of the daemon during the run.
@@ -73,6 +78,9 @@ type Target struct {
 	Progress io.Writer
 	// ProfileDir receives CPU profiles (name.pb.gz) of scenarios that ask for one.
 	ProfileDir string
+	// CAFile is the PEM CA of the webhook's certificate, for the webhook client of
+	// KindWebhookCold over TLS (hey skips verification).
+	CAFile string
 }
 
 // Report is everything measured in one scenario.
@@ -115,6 +123,13 @@ type Report struct {
 	PeakReset     bool  `json:"peakRssReset"`
 	// Profile is the file of the CPU profile taken during the run, if any.
 	Profile string `json:"profile,omitempty"`
+	// Connections is iamgate_webhook_connections_total during the run (connections the
+	// daemon accepted), by protocol too; per review.
+	Connections           float64            `json:"connections"`
+	ConnectionsByProtocol map[string]float64 `json:"connectionsByProtocol,omitempty"`
+	ConnectionsPerReview  float64            `json:"connectionsPerReview"`
+	// RequestsByProtocol is iamgate_webhook_requests_total during the run, by protocol.
+	RequestsByProtocol map[string]float64 `json:"requestsByProtocol,omitempty"`
 }
 
 // Run prepares the tokens of sc, runs it against t and measures it.
@@ -124,9 +139,10 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	load := Load{
 		Name: sc.Name, URL: t.WebhookURL, Concurrency: sc.Concurrency, Requests: sc.Requests,
-		Duration: sc.Duration, Progress: t.Progress,
+		Duration: sc.Duration, Progress: t.Progress, QPS: sc.QPS,
 	}
 	distinct := 0
+	var tokens []string // of a webhook client run
 	switch sc.Kind {
 	case KindHot, KindWarm:
 		n := 1
@@ -142,11 +158,12 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 			return nil, err
 		}
 		distinct = n
-	case KindCold:
+	case KindCold, KindWebhookCold:
 		toks, err := t.Minter.Fresh(sc.Requests, false)
 		if err != nil {
 			return nil, err
 		}
+		tokens = toks
 		load.Bodies = ReviewBodies(toks)
 		distinct = -1 // as many as requests sent
 	case KindHerd:
@@ -212,6 +229,9 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	defer func() { _ = t.STS.SetFaults(fakests.Faults{}) }()
 	rep := &Report{Scenario: sc, Generator: "hey"}
+	if sc.Kind == KindWebhookCold {
+		rep.Generator = "k8s.io/apiserver webhook client"
+	}
 	if t.Daemon.PID != 0 {
 		rep.PeakReset = t.Daemon.ResetPeak() == nil
 	}
@@ -235,7 +255,13 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 		profDone <- ""
 	}
 
-	res, err := Run(ctx, load)
+	var res Result
+	if sc.Kind == KindWebhookCold {
+		res, err = RunWebhook(ctx, WebhookLoad{Name: sc.Name, URL: t.WebhookURL, CAFile: t.CAFile, Tokens: tokens,
+			Concurrency: sc.Concurrency, Duration: sc.Duration, Progress: t.Progress})
+	} else {
+		res, err = Run(ctx, load)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +289,10 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	rep.ByResult = d.Labeled("iamgate_reviews_total", "result")
 	rep.ByReason = d.Labeled("iamgate_reviews_total", "reason")
 	rep.Collapsed = d.Sum("iamgate_sts_collapsed_total")
+	rep.Connections = d.Sum("iamgate_webhook_connections_total")
+	rep.ConnectionsByProtocol = d.Labeled("iamgate_webhook_connections_total", "protocol")
+	rep.ConnectionsPerReview = Ratio(rep.Connections, rep.Reviews)
+	rep.RequestsByProtocol = d.Labeled("iamgate_webhook_requests_total", "protocol")
 	rep.CacheEntries = after.Sum("iamgate_cache_entries")
 	if v, ok := d.QuantileBound("iamgate_review_duration_seconds", 0.99); ok {
 		rep.DaemonP99 = msBound(v)

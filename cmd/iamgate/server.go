@@ -59,6 +59,7 @@ type serverFlags struct {
 	logFormat     string
 	dryRun        bool
 	insecureNoTLS bool
+	http2         bool
 	pprof         bool
 	passthrough   bool
 
@@ -101,6 +102,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log.level", "info", "debug, info, warn or error; debug logs ARNs of denied identities, never tokens")
 	fs.StringVar(&f.logFormat, "log.format", "text", "text or json")
 	fs.BoolVar(&f.dryRun, "dryRun", false, "check flags, TLS files and mapping sources, print what would run, and exit")
+	fs.BoolVar(&f.http2, "webhook.http2", true, "offer HTTP/2 by ALPN on the TLS webhook listener: kube-apiserver then sends every review over one multiplexed connection instead of opening (and handshaking) new HTTP/1.1 connections whenever more reviews are in flight than its idle pool keeps. false serves HTTP/1.1 only")
 	fs.BoolVar(&f.insecureNoTLS, "webhook.insecureNoTLS", false, "serve the webhook over plain HTTP on a loopback address. Local demos and benchmarks ONLY; kube-apiserver requires TLS")
 	fs.BoolVar(&f.passthrough, "baseline.passthrough", false, "switch off the identity cache, the rejection cache and the collapsing of STS calls: one STS call per review, like a webhook without them. Benchmarking baseline ONLY (make bench measures iamgate against it); never in production")
 }
@@ -154,6 +156,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		Pprof:        f.pprof,
 		ReportErrors: f.reportErrors, BaselinePassthrough: f.passthrough,
 		ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout, IdleTimeout: f.idleTimeout,
+		HTTP2:   f.http2,
 		Version: version,
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
@@ -266,7 +269,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	log.Info("iamgate listening", "webhook", webhook.Addr().String(), "internal", f.internalAddr,
-		"clusterID", f.clusterID, "tls", cfg.TLS != nil, "version", version)
+		"clusterID", f.clusterID, "tls", cfg.TLS != nil, "http2", cfg.TLS != nil && cfg.HTTP2, "version", version)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range sources {

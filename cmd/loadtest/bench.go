@@ -35,6 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memory := fs.String("memory.points", "", "comma-separated identity counts of the memory step; empty means 100000,1000000 (quick: 20000)")
 	cluster := fs.String("bench.cluster", "default", "comma-separated cluster model scenarios ("+strings.Join(append(append([]string(nil), bench.ClusterNames...), bench.QuickClusterNames...), ", ")+
 		"), each against iamgate and the passthrough baseline; default means "+strings.Join(bench.ClusterNames, ",")+" (quick: "+strings.Join(bench.QuickClusterNames, ",")+"); none skips them")
+	webhookOnly := fs.Bool("bench.webhookOnly", false, "run the production path alone (cold reviews through kube-apiserver's webhook client to iamgate over TLS, HTTP/2 and -webhook.http2=false, against posted directly; interleaved rounds); rewrite only its section of -bench.markdown")
 	clusterOnly := fs.Bool("bench.clusterOnly", false, "run the cluster model alone (-bench.cluster), against iamgate and the passthrough baseline; rewrite only the cluster section of -bench.markdown")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
 	if err := fs.Parse(args); err != nil {
@@ -42,7 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := bench.Config{
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
-		Micro: *micro && !*quick && !*clusterOnly, Progress: stderr, ClusterOnly: *clusterOnly,
+		Micro: *micro && !*quick && !*clusterOnly && !*webhookOnly, Progress: stderr, ClusterOnly: *clusterOnly, WebhookOnly: *webhookOnly,
 	}
 	switch *cluster {
 	case "default":
@@ -53,6 +54,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "none", "":
 	default:
 		cfg.Cluster = splitNames(*cluster)
+	}
+	if cfg.ClusterOnly && cfg.WebhookOnly {
+		return fmt.Errorf("-bench.clusterOnly and -bench.webhookOnly exclude each other")
+	}
+	if cfg.WebhookOnly {
+		cfg.Cluster = nil
 	}
 	if cfg.ClusterOnly && len(cfg.Cluster) == 0 {
 		return fmt.Errorf("-bench.clusterOnly needs cluster scenarios (-bench.cluster)")
@@ -128,10 +135,11 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	webhook := fs.String("webhook.url", "http://127.0.0.1:21362/authenticate", "the daemon's review URL (loopback only)")
 	internal := fs.String("internal.url", "http://127.0.0.1:21363", "the daemon's internal listener (/metrics)")
 	stsURL := fs.String("sts.url", "http://127.0.0.1:4566", "the fake STS's admin base URL (/admin/faults, /stats)")
+	caFile := fs.String("webhook.caFile", "", "PEM CA of an https -webhook.url, for the webhook client of -load.kind webhook-cold (hey does not verify)")
 	pid := fs.Int("daemon.pid", 0, "the daemon's process ID, for CPU and peak RSS from /proc; 0 skips them")
 	clusterID := fs.String("cluster.id", "bench", "the daemon's -cluster.id")
 	nPrincipals := fs.Int("sts.principals", 2000, "tokens are minted for the first N principals of loadtest.Principals (the fake STS must know them)")
-	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig, outage, or a cluster model: cluster-storm, cluster-brownout (see -cluster.*)")
+	kind := fs.String("load.kind", loadtest.KindHot, "hot, warm, cold, herd, invalid, badsig, outage, webhook-cold (cold through kube-apiserver's webhook client), or a cluster model: cluster-storm, cluster-brownout (see -cluster.*)")
 	conc := fs.Int("load.concurrency", 50, "concurrent workers")
 	requests := fs.Int("load.requests", 100000, "at most this many requests (also the tokens minted for cold and herd)")
 	dur := fs.Duration("load.duration", 10*time.Second, "at most this long")
@@ -171,6 +179,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Daemon:   loadtest.Process{PID: *pid},
 		Minter:   minter,
 		Progress: stderr,
+		CAFile:   *caFile,
 	}
 	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur,
 		Tokens: *tokens, Herd: *herd, NewEvery: 100}

@@ -1,4 +1,4 @@
-// Package testenv finds the real external clients that tests drive (AWS CLI v2, kubectl) and
+// Package testenv finds the real external clients that tests drive (AWS CLI v2, kubectl, curl) and
 // decides what happens when one is missing: a loud skip on a developer machine, a failure
 // under CI=true, where a skipped test would hide a broken install step.
 package testenv
@@ -30,6 +30,19 @@ func Kubectl(tb testing.TB) string {
 	p, err := exec.LookPath("kubectl")
 	if err != nil {
 		missing(tb, "kubectl")
+	}
+	return p
+}
+
+// Curl returns the path of a curl that speaks HTTP/2, or skips (fails under CI=true).
+func Curl(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("curl")
+	if err != nil {
+		missing(tb, "curl")
+	}
+	if out, err := exec.Command(p, "--version").Output(); err != nil || !strings.Contains(string(out), "HTTP2") {
+		missing(tb, "curl with HTTP/2 (nghttp2)")
 	}
 	return p
 }
