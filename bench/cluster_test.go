@@ -2,9 +2,12 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +70,7 @@ func TestClusterMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"#### Targets of the cluster model", "**missed**", "#### storm-5000",
 		"| cold-storm | iamgate | 200.0 s (100.0 / —) | 111.0 s | 3 / 40 | 0 |",
-		"| cold-storm | passthrough | not all: 5000 of 5500 within 400 s |", "Passthrough ÷ iamgate: replica-restart: 3.0× STS calls",
+		"| cold-storm | passthrough | not all: 5000 of 5500 within 400 s |", "passthrough ÷ iamgate: replica-restart: 3.0× STS calls",
 	} {
 		if !strings.Contains(md, want) {
 			t.Fatalf("the cluster section lacks %q:\n%s", want, md)
@@ -101,5 +104,56 @@ func TestSTSChart(t *testing.T) {
 		if got := niceCeil(in); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("unexpected niceCeil(%v); got %v; want %v", in, got, want)
 		}
+	}
+}
+
+// TestFloodChecks: during a flood the cluster's clients may not fail more than without one.
+func TestFloodChecks(t *testing.T) {
+	phase := func(name string, flood float64, failed, requests int) *loadtest.PhaseReport {
+		return &loadtest.PhaseReport{Phase: loadtest.ClusterPhase{Name: name, FloodRate: flood}, Requests: requests,
+			Failed: map[string]int{"node": failed}}
+	}
+	rep := func(label string, failed int) *loadtest.ClusterReport {
+		return &loadtest.ClusterReport{Daemon: label, Scenario: loadtest.ClusterScenario{Kind: loadtest.KindClusterFlood},
+			Phases: []*loadtest.PhaseReport{phase("warm-up", 0, 0, 100), phase("flood-0", 0, 1, 10000), phase("flood-400", 400, failed, 10000)}}
+	}
+	f := func(failed int, met bool) {
+		t.Helper()
+		run := &ClusterRun{Name: "flood", IAMGate: rep("iamgate", failed), Baseline: rep("no-key-priority", 500)}
+		cs := evaluateCluster([]*ClusterRun{run})
+		if len(cs) != 2 || cs[0].Met != met || !strings.Contains(cs[0].Got, "no-key-priority 500 of 10000") {
+			t.Fatalf("unexpected checks for %d failures; got %+v; want the flood check met=%v and the wrong-answer check", failed, cs, met)
+		}
+	}
+	f(0, true)
+	f(11, true) // 1 + 0.1 % of 10000
+	f(12, false)
+}
+
+// TestRenderFromResultsFile: the sections are written again from a results file alone.
+func TestRenderFromResultsFile(t *testing.T) {
+	dir := t.TempDir()
+	r := &Results{RunID: "cluster-test", ClusterOnly: true, Cluster: []*ClusterRun{stormRun(5500, 200*time.Second, 20000, 0)}}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cluster-test.json")
+	md := filepath.Join(dir, "BENCHMARKS.md")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(md, []byte("# x\n\n"+clusterBeginMarker+"\nold\n"+clusterEndMarker+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Render(path, Config{Markdown: md}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(out); strings.Contains(s, "\nold\n") || !strings.Contains(s, "`cluster-test`") || !strings.Contains(s, "#### Targets of the cluster model") {
+		t.Fatalf("unexpected markdown after Render:\n%s", s)
 	}
 }

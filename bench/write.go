@@ -338,3 +338,20 @@ func mapText[V float64 | uint64](m map[string]V) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Render writes the generated sections of cfg.Markdown (and the charts) again from the results
+// file path, with the current code's tables and targets: for a change of presentation, without
+// running the benchmarks again.
+func Render(path string, cfg Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read results: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("cannot decode %s: %w", path, err)
+	}
+	r.ClusterTargets = evaluateCluster(r.Cluster)
+	cfg.ResultsDir = filepath.Dir(path)
+	return write(&r, cfg)
+}

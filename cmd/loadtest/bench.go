@@ -38,8 +38,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	webhookOnly := fs.Bool("bench.webhookOnly", false, "run the production path alone (cold reviews through kube-apiserver's webhook client to iamgate over TLS, HTTP/2 and -webhook.http2=false, against posted directly; interleaved rounds); rewrite only its section of -bench.markdown")
 	clusterOnly := fs.Bool("bench.clusterOnly", false, "run the cluster model alone (-bench.cluster), against iamgate and the passthrough baseline; rewrite only the cluster section of -bench.markdown")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
+	render := fs.String("bench.render", "", "write the generated sections of -bench.markdown and the charts again from this results file (bench/results/*.json) with the current tables and targets; run nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		return bench.Render(*render, bench.Config{Markdown: *markdown})
 	}
 	cfg := bench.Config{
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
