@@ -425,10 +425,6 @@ type soakFault struct {
 // SoakTimeline is what the soak did when: mapping versions written, access keys deleted,
 // faults set. Safe for concurrent use.
 type SoakTimeline struct {
-	// FaultTail is how long a disruptive fault may still fail reviews after it is cleared
-	// (an STS call that hung until iamgate's -sts.timeout, and kube-apiserver's retries).
-	FaultTail time.Duration
-
 	mu       sync.RWMutex
 	versions []soakVersion
 	deleted  map[string]time.Time
@@ -436,8 +432,8 @@ type SoakTimeline struct {
 }
 
 // NewSoakTimeline starts at file version file and ConfigMap version cm, with no fault.
-func NewSoakTimeline(at time.Time, file, cm int, faultTail time.Duration) *SoakTimeline {
-	return &SoakTimeline{FaultTail: faultTail, versions: []soakVersion{{at, file, cm}}, deleted: map[string]time.Time{},
+func NewSoakTimeline(at time.Time, file, cm int) *SoakTimeline {
+	return &SoakTimeline{versions: []soakVersion{{at, file, cm}}, deleted: map[string]time.Time{},
 		faults: []soakFault{{at: at, name: "none"}}}
 }
 
@@ -504,25 +500,27 @@ func (tl *SoakTimeline) Fault(t time.Time) string {
 	return name
 }
 
-// Disrupted reports whether a disruptive fault was in force, or had ended less than FaultTail
-// before, at any moment of [from, to].
-func (tl *SoakTimeline) Disrupted(from, to time.Time) bool {
+// Disrupted reports whether a disruptive fault was in force, or had ended less than tail
+// before, at any moment of [from, to]. The tail covers the reviews a fault still fails after it
+// is cleared: an STS call that hangs until iamgate's -sts.timeout, kube-apiserver's retries,
+// and the later requests that join either.
+func (tl *SoakTimeline) Disrupted(from, to time.Time, tail time.Duration) bool {
 	tl.mu.RLock()
 	defer tl.mu.RUnlock()
 	for i, f := range tl.faults {
 		if !f.disruptive || f.at.After(to) {
 			continue
 		}
-		if i+1 == len(tl.faults) || tl.faults[i+1].at.Add(tl.FaultTail).After(from) {
+		if i+1 == len(tl.faults) || tl.faults[i+1].at.Add(tail).After(from) {
 			return true
 		}
 	}
 	return false
 }
 
-// expectations returns the users tok may be answered as, and whether a denial is right, for
-// a review sent at sent and answered at answered.
-func (tl *SoakTimeline) expectations(m *SoakModel, tok *SoakToken, sent, answered time.Time, w SoakWindows) (allow []SoakUser, denyOK bool) {
+// Admissible returns the users tok may be answered as, and whether a denial is right, for a
+// review sent at sent and answered at answered.
+func (tl *SoakTimeline) Admissible(m *SoakModel, tok *SoakToken, sent, answered time.Time, w SoakWindows) (allow []SoakUser, denyOK bool) {
 	if tok.Kind.Hostile() || tok.Principal == nil {
 		return nil, true
 	}
@@ -557,7 +555,7 @@ func (tl *SoakTimeline) Judge(m *SoakModel, tok *SoakToken, sent, answered time.
 	if !a.Decided {
 		return VerdictTransient
 	}
-	allow, denyOK := tl.expectations(m, tok, sent, answered, w)
+	allow, denyOK := tl.Admissible(m, tok, sent, answered, w)
 	if !a.Allowed {
 		if denyOK {
 			return VerdictDenied

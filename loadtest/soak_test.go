@@ -122,7 +122,7 @@ func TestSoakJudge(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	w := SoakWindows{Mapping: 10 * time.Second, Revocation: 2 * time.Minute}
-	tl := NewSoakTimeline(t0, 1, 1, 10*time.Second)
+	tl := NewSoakTimeline(t0, 1, 1)
 	tl.SetFile(at(60), 2)
 	tl.SetConfigMap(at(90), 2)
 
@@ -213,7 +213,7 @@ func TestSoakJudge(t *testing.T) {
 func TestSoakTimelineFaults(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	tl := NewSoakTimeline(t0, 0, 0, 10*time.Second)
+	tl := NewSoakTimeline(t0, 0, 0)
 	tl.SetFault(at(60), "latency", false)
 	tl.SetFault(at(120), "outage", true)
 	tl.SetFault(at(180), "none", false)
@@ -223,7 +223,7 @@ func TestSoakTimelineFaults(t *testing.T) {
 	}{
 		{0, 119, false}, {100, 121, true}, {150, 151, true}, {185, 189, true}, {190, 195, false}, {300, 301, false},
 	} {
-		if got := tl.Disrupted(at(c.from), at(c.to)); got != c.want {
+		if got := tl.Disrupted(at(c.from), at(c.to), 10*time.Second); got != c.want {
 			t.Errorf("Disrupted(%d s, %d s): got %v; want %v", c.from, c.to, got, c.want)
 		}
 	}
