@@ -310,8 +310,9 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 	p("| elapsed | %s (soak %s, plus start-up and shutdown) |\n", r.Elapsed, s.Duration)
 	p("| command | `%s` |\n\n", r.Command)
 
-	p("Real processes on loopback: etcd, kube-apiserver (%s), the fake STS and EC2 over TLS, and `iamgate server` over TLS (`%s`) "+
-		"reading both a mapping file and the live `kube-system/aws-auth` ConfigMap. "+
+	p("Real processes on loopback: etcd, kube-apiserver %s, the fake STS and EC2 over TLS, and `iamgate server` over TLS (%s, "+
+		"its defaults otherwise: `-cache.ttl 2m`, `-sts.timeout 5s`, `-log.level info`) reading both a mapping file and the live "+
+		"`kube-system/aws-auth` ConfigMap. "+
 		"Traffic: %.0f TokenReviews/s posted straight to iamgate and %.0f SelfSubjectReviews/s through kube-apiserver, "+
 		"each with a token drawn from: %s. Every %s the fake STS's fault changes (in turn: %s), the mapping file gets a new "+
 		"version (every fourth with a record refused for an unknown placeholder, every seventh write a file that is not YAML "+
@@ -320,7 +321,7 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 		"user is rotated at the fake STS (a new key added, the old one deleted; the client keeps sending its old token and "+
 		"some freshly signed with the deleted key), and iamgate's TLS key pair is replaced by a new leaf of the same CA. "+
 		"No restart, no SIGHUP.\n\n",
-		s.KubeAPIServer, strings.Join(s.IAMGateFlags, " "), s.DirectRate, s.KubeAPIServerRate, s.Mix, s.Period, strings.Join(faultNames(s.Faults), ", "))
+		s.KubeAPIServer, "`"+strings.Join(s.IAMGateFlags, "`, `")+"`", s.DirectRate, s.KubeAPIServerRate, s.Mix, s.Period, strings.Join(faultNames(s.Faults), ", "))
 	p("The oracle judges every answer against the token's expected user and groups (and `extra.arn`, `extra.accessKeyId`) "+
 		"under the mapping versions in force, within these windows: %s. A token that every admissible version denies (hostile, "+
 		"unmapped, signed with a deleted key after its deletion, or past the revocation window) must be denied, whatever "+
@@ -339,7 +340,7 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 	p("\n### iamgate's resources, sampled every %s\n\n", s.SampleEvery)
 	p("Warm-up: the first %s (one whole rotation of the faults, and the identity cache's 2-minute TTL). Heap from "+
 		"`go_memstats_heap_inuse_bytes`, goroutines from `go_goroutines`, RSS from VmRSS and open fds from `/proc/<pid>/fd`.\n\n", s.Warmup)
-	p("| at | fault | goroutines | heap in use | RSS | open fds | cached identities | reviews/s | STS calls/s | CPU |\n")
+	p("| at (m:ss) | fault | goroutines | heap in use | RSS | open fds | cached identities | reviews/s | STS calls/s | CPU |\n")
 	p("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	warmup := soakWarmup(r)
 	for i, x := range r.Samples {
@@ -426,11 +427,10 @@ func faultNames(faults []string) []string {
 	return out
 }
 
+// fmtMinutes is d as m:ss.
 func fmtMinutes(d time.Duration) string {
-	if d%time.Minute == 0 || d >= 10*time.Minute {
-		return fmt.Sprintf("%.0f min", d.Minutes())
-	}
-	return fmt.Sprintf("%.0f s", d.Seconds())
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%d:%02d", int(d/time.Minute), int(d%time.Minute/time.Second))
 }
 
 // spread is "p50 / max" of seconds.
@@ -490,8 +490,9 @@ func soakChart(r *SoakResults) []byte {
 		for _, f := range []float64{0, 0.5, 1} {
 			p(`<text x="%.0f" y="%.1f" text-anchor="end" fill="#555">%g%s</text>`+"\n", left-6, y(f*ymax)+4, f*ymax, pn.unit)
 		}
-		for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
-			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%.0f min</text>`+"\n", x(f*tmax), y0+plotH+15, f*tmax)
+		step := niceCeil(tmax / 5)
+		for m := 0.0; m <= tmax+1e-9; m += step {
+			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%g min</text>`+"\n", x(m), y0+plotH+15, m)
 		}
 		bound := bounds[i] / pn.scale
 		p(`<line x1="%.1f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#c0504d" stroke-dasharray="5,4"/>`+"\n", x(math.Min(warmup.Minutes(), tmax)), y(bound), left+plotW, y(bound))

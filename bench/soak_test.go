@@ -112,7 +112,7 @@ func TestWriteSoak(t *testing.T) {
 	}
 	text := string(doc)
 	for _, want := range []string{"# Benchmarks\n\nprose\n", soakBeginMarker, soakEndMarker, "## Soak: 30m0s", "results/soak.svg",
-		"results/soak-test.json", "| 6 min (warm-up) | none |", "| direct | hot | 10 | 10 |", "| **all** | | 10 | 10 |",
+		"results/soak-test.json", "| 6:00 (warm-up) | none |", "| direct | hot | 10 | 10 |", "| **all** | | 10 | 10 |",
 		"| outage | 3 | 0 | 0 | 3 |", "0.20 s / 0.40 s", "goroutines after warm-up ≤ warm-up max + 50 = 90 | max 40, last 40"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the markdown lacks %q:\n%s", want, text)

@@ -76,8 +76,8 @@ const (
 	// soakMaxWrong bounds the wrong answers described in the results.
 	soakMaxWrong = 20
 	// Workers per path: requests beyond them are skipped and counted.
-	soakDirectWorkers = 128
-	soakKASWorkers    = 48
+	soakDirectWorkers = 256
+	soakKASWorkers    = 64
 )
 
 // soakPlan is the run's timing.
@@ -171,9 +171,8 @@ func TestSoak(t *testing.T) {
 			fmt.Sprintf("a disruptive fault may fail reviews until %s after it is cleared (%s through kube-apiserver)", soakDirectTail, soakKASTail),
 		},
 		IAMGateFlags: []string{"-mapping.file <the edited file>", "-mapping.configMap -kubeconfig <its ServiceAccount>",
-			"-tls.certFile/-tls.keyFile <rotated>", "-sts.dialOverride <the fake STS> -sts.caFile <its CA>", "-ec2.endpoint <the fake EC2>",
-			"the defaults otherwise (-cache.ttl 2m, -sts.timeout 5s, -log.level info)"},
-		KubeAPIServer: "v1.37.2, " + kasCacheFlag,
+			"-tls.certFile/-tls.keyFile <rotated>", "-sts.dialOverride <the fake STS> -sts.caFile <its CA>", "-ec2.endpoint <the fake EC2>"},
+		KubeAPIServer: "v1.37.2 with `" + kasCacheFlag + "`",
 	}
 	for _, f := range soakFaults {
 		res.Settings.Faults = append(res.Settings.Faults, f.name+": "+map[bool]string{true: f.json, false: "{}"}[f.json != ""])
@@ -740,6 +739,15 @@ func (s *soak) probe(wg *sync.WaitGroup, source string, p *loadtest.SoakPrincipa
 	})
 }
 
+// probeToken is a new token of p, reviewed once so that iamgate caches its identity (unless
+// STS is faulted): a probe then measures the mapping alone.
+func (s *soak) probeToken(p *loadtest.SoakPrincipal) *loadtest.SoakToken {
+	tok := s.token(loadtest.SoakCold, p)
+	tok.Kind = loadtest.SoakHot
+	s.send(pathProbe, tok)
+	return tok
+}
+
 // editFile writes the next mapping file: a new version, or every seventh write a file that
 // is not YAML (refused whole: the version stays).
 func (s *soak) editFile(wg *sync.WaitGroup, writes *int, version *int) error {
@@ -759,8 +767,7 @@ func (s *soak) editFile(wg *sync.WaitGroup, writes *int, version *int) error {
 			break
 		}
 	}
-	tok := s.token(loadtest.SoakCold, node)
-	s.send(pathProbe, tok) // caches it in iamgate, unless STS is faulted
+	tok := s.probeToken(node)
 	written := time.Now()
 	s.tl.SetFile(written, *version)
 	if err := s.writeMappingFile(s.model.FileDocument(*version)); err != nil {
@@ -784,8 +791,7 @@ func (s *soak) editConfigMap(wg *sync.WaitGroup, version *int) error {
 			break
 		}
 	}
-	tok := s.token(loadtest.SoakCold, user)
-	s.send(pathProbe, tok)
+	tok := s.probeToken(user)
 	written := time.Now()
 	s.tl.SetConfigMap(written, *version)
 	if err := s.applyConfigMap(*version); err != nil {
@@ -897,11 +903,14 @@ func (s *soak) errorsSoFar() []string {
 	return slices.Clone(s.errs)
 }
 
-// sample records iamgate's resources now and every sampleEvery until ctx ends, and once more
-// at the end.
+// sample records iamgate's resources at the start, then every sampleEvery half-way between
+// the fault changes (each fault's steady state, not a change), and at the end.
 func (s *soak) sample(ctx context.Context) {
 	for k := 0; ; k++ {
-		when := s.start.Add(time.Duration(k) * s.plan.sampleEvery)
+		when := s.start
+		if k > 0 {
+			when = s.start.Add(time.Duration(k)*s.plan.sampleEvery - s.plan.sampleEvery/2)
+		}
 		if when.After(s.end) {
 			when = s.end
 		}
