@@ -24,15 +24,19 @@ const (
 	soakEndMarker   = "<!-- soak:end -->"
 )
 
-// Leak bounds: every sample after the warm-up must stay within these of the warm-up's
-// maximum. Generous on purpose: they catch growth that does not stop, not noise. Heap and RSS
-// move with GC timing and the fault in force, hence the factor.
+// Leak bounds. Goroutines and open fds under load follow the reviews in flight, which a hung
+// STS makes vary by hundreds from one sample to the next: under load they only have to stay
+// below a runaway bound, and the leak check proper compares two idle samples, one before the
+// traffic starts and one after it stopped and every keep-alive connection timed out, when
+// what is left is what leaked. Heap and RSS move with GC timing and the fault in force, hence
+// the factor. Generous on purpose: they catch growth that does not stop, not noise.
 const (
-	soakGoroutineSlack = 50
-	soakFDSlack        = 20
-	soakMemoryFactor   = 1.5
-	soakHeapSlack      = 8 << 20
-	soakRSSSlack       = 16 << 20
+	soakIdleGoroutineSlack = 50
+	soakIdleFDSlack        = 20
+	soakLoadFactor         = 2 // goroutines and fds under load: ≤ 2 × warm-up max + the idle slack
+	soakMemoryFactor       = 1.5
+	soakHeapSlack          = 8 << 20
+	soakRSSSlack           = 16 << 20
 )
 
 // SoakResults is one soak run: the JSON file and the source of the markdown section.
@@ -67,6 +71,7 @@ type SoakSettings struct {
 	Period      string `json:"period"` // faults rotate, and the mapping is edited, every period
 	SampleEvery string `json:"sampleEvery"`
 	Warmup      string `json:"warmup"`
+	Settle      string `json:"settle"` // from the end of the traffic to the last, idle sample
 	// Requests per second sent straight to iamgate, and through kube-apiserver.
 	DirectRate        float64  `json:"directRate"`
 	KubeAPIServerRate float64  `json:"kubeAPIServerRate"`
@@ -79,7 +84,9 @@ type SoakSettings struct {
 
 // SoakSample is one sample of iamgate's resources.
 type SoakSample struct {
-	At         time.Duration `json:"atNs"` // since the soak began
+	At time.Duration `json:"atNs"` // since the soak began
+	// Idle: no traffic, no fault, keep-alive connections timed out (before and after the soak).
+	Idle       bool          `json:"idle,omitempty"`
 	Fault      string        `json:"fault"`
 	Goroutines float64       `json:"goroutines"` // go_goroutines
 	HeapInuse  float64       `json:"heapInuseBytes"`
@@ -188,68 +195,105 @@ func (r *SoakResults) Finish() {
 	}
 }
 
-// SoakFlatness checks the samples after warm-up against the leak bounds.
+// SoakFlatness checks the samples against the leak bounds: every sample after the warm-up
+// against the warm-up's maxima, and the last idle sample against the first.
 func SoakFlatness(samples []SoakSample, warmup time.Duration) []Check {
-	var warm, after []SoakSample
+	var warm, after, idle []SoakSample
 	for _, s := range samples {
 		if s.At <= warmup {
 			warm = append(warm, s)
 		} else {
 			after = append(after, s)
 		}
+		if s.Idle {
+			idle = append(idle, s)
+		}
 	}
-	if len(warm) == 0 || len(after) < 2 {
-		return []Check{{Scenario: "soak", Target: "samples: at least one in the warm-up and two after it",
-			Got: fmt.Sprintf("%d and %d", len(warm), len(after))}}
-	}
-	type metric struct {
-		name  string
-		get   func(SoakSample) float64
-		bound func(warmMax float64) float64
-		rule  string
-		unit  func(float64) string
+	if len(warm) == 0 || len(after) < 2 || len(idle) < 2 || idle[len(idle)-1].At <= warmup {
+		return []Check{{Scenario: "soak", Target: "samples: one in the warm-up, two after it, one idle before the traffic and one after it",
+			Got: fmt.Sprintf("%d in the warm-up, %d after it, %d idle", len(warm), len(after), len(idle))}}
 	}
 	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
-	metrics := []metric{
-		{"goroutines", func(s SoakSample) float64 { return s.Goroutines },
-			func(w float64) float64 { return w + soakGoroutineSlack }, fmt.Sprintf("warm-up max + %d", soakGoroutineSlack), count},
-		{"heap in use", func(s SoakSample) float64 { return s.HeapInuse },
-			func(w float64) float64 { return soakMemoryFactor*w + soakHeapSlack }, fmt.Sprintf("%.1f × warm-up max + %d MiB", soakMemoryFactor, soakHeapSlack>>20), mib},
-		{"RSS", func(s SoakSample) float64 { return float64(s.RSS) },
-			func(w float64) float64 { return soakMemoryFactor*w + soakRSSSlack }, fmt.Sprintf("%.1f × warm-up max + %d MiB", soakMemoryFactor, soakRSSSlack>>20), mib},
-		{"open fds", func(s SoakSample) float64 { return float64(s.FDs) },
-			func(w float64) float64 { return w + soakFDSlack }, fmt.Sprintf("warm-up max + %d", soakFDSlack), count},
+	maxOf := func(ss []SoakSample, get func(SoakSample) float64) float64 {
+		m := 0.0
+		for _, s := range ss {
+			m = math.Max(m, get(s))
+		}
+		return m
 	}
+	b := soakBoundsOf(samples, warmup)
 	var cs []Check
-	for _, m := range metrics {
-		warmMax, afterMax := 0.0, 0.0
-		for _, s := range warm {
-			warmMax = math.Max(warmMax, m.get(s))
+	for i, m := range soakMetrics {
+		warmMax, afterMax, last := maxOf(warm, m.get), maxOf(after, m.get), m.get(after[len(after)-1])
+		unit := count
+		if m.scale > 1 {
+			unit = mib
 		}
-		for _, s := range after {
-			afterMax = math.Max(afterMax, m.get(s))
+		cs = append(cs, Check{Scenario: "soak", Target: fmt.Sprintf("%s after warm-up ≤ %s = %s", m.name, m.rule, unit(b.load[i])),
+			Got: fmt.Sprintf("max %s, last %s (warm-up max %s)", unit(afterMax), unit(last), unit(warmMax)),
+			Met: afterMax <= b.load[i]})
+		if b.idle[i] > 0 {
+			first, end := m.get(idle[0]), m.get(idle[len(idle)-1])
+			cs = append(cs, Check{Scenario: "soak", Target: fmt.Sprintf("%s idle at the end ≤ idle at the start + %.0f = %s", m.name, m.idleSlack, unit(b.idle[i])),
+				Got: fmt.Sprintf("%s (at the start %s)", unit(end), unit(first)), Met: end <= b.idle[i]})
 		}
-		bound := m.bound(warmMax)
-		cs = append(cs, Check{Scenario: "soak", Target: fmt.Sprintf("%s after warm-up ≤ %s = %s", m.name, m.rule, m.unit(bound)),
-			Got: fmt.Sprintf("max %s, last %s (warm-up max %s)", m.unit(afterMax), m.unit(m.get(after[len(after)-1])), m.unit(warmMax)),
-			Met: afterMax <= bound})
 	}
 	return cs
 }
 
-// soakBounds are the bounds of SoakFlatness for the chart: goroutines, heap, RSS, fds.
-func soakBounds(samples []SoakSample, warmup time.Duration) [4]float64 {
-	var w [4]float64
-	for _, s := range samples {
-		if s.At <= warmup {
-			w[0] = math.Max(w[0], s.Goroutines)
-			w[1] = math.Max(w[1], s.HeapInuse)
-			w[2] = math.Max(w[2], float64(s.RSS))
-			w[3] = math.Max(w[3], float64(s.FDs))
+// soakMetric is one sampled resource and its bound under load.
+type soakMetric struct {
+	name  string
+	get   func(SoakSample) float64
+	scale float64 // for display: 1 or MiB
+	rule  string
+	load  func(warmMax float64) float64
+	// idleSlack, when positive, bounds the idle sample at the end: ≤ the one at the start + it.
+	idleSlack float64
+}
+
+var soakMetrics = []soakMetric{
+	{"goroutines", func(s SoakSample) float64 { return s.Goroutines }, 1,
+		fmt.Sprintf("%d × warm-up max + %d", soakLoadFactor, soakIdleGoroutineSlack),
+		func(w float64) float64 { return soakLoadFactor*w + soakIdleGoroutineSlack }, soakIdleGoroutineSlack},
+	{"heap in use", func(s SoakSample) float64 { return s.HeapInuse }, 1 << 20,
+		fmt.Sprintf("%.1f × warm-up max + %d MiB", soakMemoryFactor, soakHeapSlack>>20),
+		func(w float64) float64 { return soakMemoryFactor*w + soakHeapSlack }, 0},
+	{"RSS", func(s SoakSample) float64 { return float64(s.RSS) }, 1 << 20,
+		fmt.Sprintf("%.1f × warm-up max + %d MiB", soakMemoryFactor, soakRSSSlack>>20),
+		func(w float64) float64 { return soakMemoryFactor*w + soakRSSSlack }, 0},
+	{"open fds", func(s SoakSample) float64 { return float64(s.FDs) }, 1,
+		fmt.Sprintf("%d × warm-up max + %d", soakLoadFactor, soakIdleFDSlack),
+		func(w float64) float64 { return soakLoadFactor*w + soakIdleFDSlack }, soakIdleFDSlack},
+}
+
+// soakBounds are the bounds of each of soakMetrics: under load after the warm-up, and for the
+// idle sample at the end (0: none).
+type soakBounds struct{ load, idle [4]float64 }
+
+func soakBoundsOf(samples []SoakSample, warmup time.Duration) soakBounds {
+	var b soakBounds
+	var firstIdle *SoakSample
+	for i := range samples {
+		if samples[i].Idle {
+			firstIdle = &samples[i]
+			break
 		}
 	}
-	return [4]float64{w[0] + soakGoroutineSlack, soakMemoryFactor*w[1] + soakHeapSlack, soakMemoryFactor*w[2] + soakRSSSlack, w[3] + soakFDSlack}
+	for i, m := range soakMetrics {
+		warmMax := 0.0
+		for _, s := range samples {
+			if s.At <= warmup {
+				warmMax = math.Max(warmMax, m.get(s))
+			}
+		}
+		b.load[i] = m.load(warmMax)
+		if m.idleSlack > 0 && firstIdle != nil {
+			b.idle[i] = m.get(*firstIdle) + m.idleSlack
+		}
+	}
+	return b
 }
 
 // WriteSoak saves the JSON and the chart into resultsDir and, when markdown is not empty,
@@ -338,8 +382,12 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 	}
 
 	p("\n### iamgate's resources, sampled every %s\n\n", s.SampleEvery)
-	p("Warm-up: the first %s (one whole rotation of the faults, and the identity cache's 2-minute TTL). Heap from "+
-		"`go_memstats_heap_inuse_bytes`, goroutines from `go_goroutines`, RSS from VmRSS and open fds from `/proc/<pid>/fd`.\n\n", s.Warmup)
+	p("Half-way between fault changes, plus two idle samples: before the traffic starts, and %s after it stopped and the "+
+		"faults were cleared (every keep-alive connection to and from iamgate has timed out by then). Warm-up: the first %s "+
+		"(one whole rotation of the faults, and the identity cache's 2-minute TTL). Under load, goroutines and fds follow "+
+		"the reviews in flight, which a hung STS holds for up to 5 s: the leak check for them is the idle sample at the end "+
+		"against the one at the start. Heap from `go_memstats_heap_inuse_bytes`, goroutines from `go_goroutines`, RSS from "+
+		"VmRSS and open fds from `/proc/<pid>/fd`.\n\n", s.Settle, s.Warmup)
 	p("| at (m:ss) | fault | goroutines | heap in use | RSS | open fds | cached identities | reviews/s | STS calls/s | CPU |\n")
 	p("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	warmup := soakWarmup(r)
@@ -444,27 +492,16 @@ func spread(secs []float64) string {
 }
 
 // soakChart draws goroutines, heap in use, RSS and open fds over the run, one panel each, with
-// the warm-up shaded and the leak bound dashed.
+// the warm-up shaded, the bound under load dashed, the idle samples hollow and, for goroutines
+// and fds, the bound of the idle sample at the end dotted.
 func soakChart(r *SoakResults) []byte {
-	type panel struct {
-		title string
-		get   func(SoakSample) float64
-		scale float64
-		unit  string
-	}
-	panels := []panel{
-		{"goroutines", func(s SoakSample) float64 { return s.Goroutines }, 1, ""},
-		{"heap in use", func(s SoakSample) float64 { return s.HeapInuse }, 1 << 20, " MiB"},
-		{"RSS", func(s SoakSample) float64 { return float64(s.RSS) }, 1 << 20, " MiB"},
-		{"open fds", func(s SoakSample) float64 { return float64(s.FDs) }, 1, ""},
-	}
 	warmup := soakWarmup(r)
-	bounds := soakBounds(r.Samples, warmup)
+	bounds := soakBoundsOf(r.Samples, warmup)
 	const (
 		width, panelH, left, right, top = 860.0, 170.0, 70.0, 150.0, 46.0
 	)
 	plotW, plotH := width-left-right, panelH-56
-	height := top + panelH*float64(len(panels))
+	height := top + panelH*float64(len(soakMetrics))
 	tmax := 1.0
 	for _, s := range r.Samples {
 		tmax = math.Max(tmax, s.At.Minutes())
@@ -475,36 +512,48 @@ func soakChart(r *SoakResults) []byte {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
 	p(`<text x="%.0f" y="20" font-size="14" font-weight="bold">iamgate during the soak (%s): sampled every %s</text>`+"\n", left, html.EscapeString(r.Settings.Duration), html.EscapeString(r.Settings.SampleEvery))
-	p(`<text x="%.0f" y="36" fill="#555">run %s; shaded: warm-up; dashed: the leak bound after it</text>`+"\n", left, html.EscapeString(r.RunID))
-	for i, pn := range panels {
+	p(`<text x="%.0f" y="36" fill="#555">run %s; shaded: warm-up; dashed: bound under load; hollow: idle; dotted: bound when idle</text>`+"\n", left, html.EscapeString(r.RunID))
+	for i, m := range soakMetrics {
+		unit := ""
+		if m.scale > 1 {
+			unit = " MiB"
+		}
 		y0 := top + panelH*float64(i) + 18
-		ymax := bounds[i] / pn.scale
+		load, idle := bounds.load[i]/m.scale, bounds.idle[i]/m.scale
+		ymax := load
 		for _, s := range r.Samples {
-			ymax = math.Max(ymax, pn.get(s)/pn.scale)
+			ymax = math.Max(ymax, m.get(s)/m.scale)
 		}
 		ymax = niceCeil(ymax * 1.05)
 		y := func(v float64) float64 { return y0 + plotH - plotH*v/ymax }
-		p(`<text x="%.0f" y="%.0f" font-weight="bold">%s</text>`+"\n", left, y0-5, html.EscapeString(pn.title))
+		p(`<text x="%.0f" y="%.0f" font-weight="bold">%s</text>`+"\n", left, y0-5, html.EscapeString(m.name))
 		p(`<rect x="%.1f" y="%.0f" width="%.1f" height="%.0f" fill="#eee"/>`+"\n", left, y0, math.Max(0, x(math.Min(warmup.Minutes(), tmax))-left), plotH)
 		p(`<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#bbb"/>`+"\n", left, y0, plotW, plotH)
 		for _, f := range []float64{0, 0.5, 1} {
-			p(`<text x="%.0f" y="%.1f" text-anchor="end" fill="#555">%g%s</text>`+"\n", left-6, y(f*ymax)+4, f*ymax, pn.unit)
+			p(`<text x="%.0f" y="%.1f" text-anchor="end" fill="#555">%g%s</text>`+"\n", left-6, y(f*ymax)+4, f*ymax, unit)
 		}
 		step := niceCeil(tmax / 5)
-		for m := 0.0; m <= tmax+1e-9; m += step {
-			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%g min</text>`+"\n", x(m), y0+plotH+15, m)
+		for t := 0.0; t <= tmax+1e-9; t += step {
+			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%g min</text>`+"\n", x(t), y0+plotH+15, t)
 		}
-		bound := bounds[i] / pn.scale
-		p(`<line x1="%.1f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#c0504d" stroke-dasharray="5,4"/>`+"\n", x(math.Min(warmup.Minutes(), tmax)), y(bound), left+plotW, y(bound))
-		p(`<text x="%.0f" y="%.1f" fill="#c0504d">bound %.4g%s</text>`+"\n", left+plotW+6, y(bound)+4, bound, pn.unit)
+		p(`<line x1="%.1f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#c0504d" stroke-dasharray="5,4"/>`+"\n", x(math.Min(warmup.Minutes(), tmax)), y(load), left+plotW, y(load))
+		p(`<text x="%.0f" y="%.1f" fill="#c0504d">under load ≤ %.4g%s</text>`+"\n", left+plotW+6, y(load)+4, load, unit)
+		if idle > 0 {
+			p(`<line x1="%.1f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#2e7d32" stroke-dasharray="2,3"/>`+"\n", x(math.Min(warmup.Minutes(), tmax)), y(idle), left+plotW, y(idle))
+			p(`<text x="%.0f" y="%.1f" fill="#2e7d32">idle ≤ %.4g%s</text>`+"\n", left+plotW+6, y(idle)+4, idle, unit)
+		}
 		var pts []string
 		for _, s := range r.Samples {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.At.Minutes()), y(pn.get(s)/pn.scale)))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.At.Minutes()), y(m.get(s)/m.scale)))
 		}
 		p(`<polyline fill="none" stroke="#1f4e79" stroke-width="1.5" points="%s"/>`+"\n", strings.Join(pts, " "))
-		for _, pt := range pts {
+		for k, pt := range pts {
 			xy := strings.Split(pt, ",")
-			p(`<circle cx="%s" cy="%s" r="2" fill="#1f4e79"/>`+"\n", xy[0], xy[1])
+			fill := "#1f4e79"
+			if r.Samples[k].Idle {
+				fill = "white"
+			}
+			p(`<circle cx="%s" cy="%s" r="3" fill="%s" stroke="#1f4e79"/>`+"\n", xy[0], xy[1], fill)
 		}
 	}
 	p("</svg>\n")

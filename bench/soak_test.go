@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,15 @@ import (
 	"github.com/iamgate/iamgate/loadtest"
 )
 
+// soakSamples are n flat samples every every, the first and the last idle (lower, as no
+// review is in flight).
 func soakSamples(n int, every time.Duration, f func(i int, s *SoakSample)) []SoakSample {
 	out := make([]SoakSample, n)
 	for i := range out {
-		out[i] = SoakSample{At: time.Duration(i) * every, Goroutines: 40, HeapInuse: 20 << 20, RSS: 60 << 20, FDs: 30}
+		out[i] = SoakSample{At: time.Duration(i) * every, Goroutines: 140, HeapInuse: 20 << 20, RSS: 60 << 20, FDs: 90}
+		if i == 0 || i == n-1 {
+			out[i].Idle, out[i].Goroutines, out[i].FDs = true, 40, 30
+		}
 		if f != nil {
 			f(i, &out[i])
 		}
@@ -22,21 +28,24 @@ func soakSamples(n int, every time.Duration, f func(i int, s *SoakSample)) []Soa
 	return out
 }
 
+// metOf maps each check's metric and kind ("goroutines", "goroutines idle") to whether it was met.
 func metOf(cs []Check) map[string]bool {
 	out := map[string]bool{}
 	for _, c := range cs {
-		name, _, _ := strings.Cut(c.Target, " after warm-up")
+		name, _, _ := strings.Cut(c.Target, " ≤")
+		name = strings.TrimSuffix(strings.TrimSuffix(name, " after warm-up"), " at the end")
 		out[name] = c.Met
 	}
 	return out
 }
 
-// The leak check: flat samples pass; growth past each bound after the warm-up fails that
-// metric only; a peak inside the warm-up raises the bound; too few samples never pass.
+// The leak check: flat samples pass; growth under load past each bound fails that metric;
+// goroutines or fds left over at the idle end fail though every loaded sample is within
+// bounds; a spike inside the warm-up raises the bound under load; too few samples never pass.
 func TestSoakFlatness(t *testing.T) {
 	const warmup = 6 * time.Minute
-	flat := SoakFlatness(soakSamples(31, time.Minute, nil), warmup)
-	if len(flat) != 4 {
+	flat := SoakFlatness(soakSamples(32, time.Minute, nil), warmup)
+	if len(flat) != 6 {
 		t.Fatalf("unexpected checks: %+v", flat)
 	}
 	for _, c := range flat {
@@ -44,31 +53,48 @@ func TestSoakFlatness(t *testing.T) {
 			t.Errorf("unexpected: flat samples miss %q (%s)", c.Target, c.Got)
 		}
 	}
-	leaks := map[string]func(i int, s *SoakSample){
-		"goroutines":  func(i int, s *SoakSample) { s.Goroutines += float64(3 * i) },
-		"heap in use": func(i int, s *SoakSample) { s.HeapInuse += float64(i) * (1 << 20) },
-		"RSS":         func(i int, s *SoakSample) { s.RSS += int64(i) * (3 << 20) },
-		"open fds":    func(i int, s *SoakSample) { s.FDs += i },
-	}
-	for name, leak := range leaks {
-		got := metOf(SoakFlatness(soakSamples(31, time.Minute, leak), warmup))
-		for other, met := range got {
-			if met != (other != name) {
-				t.Errorf("a leak of %s: unexpected result for %s: met=%v", name, other, met)
+	all := []string{"goroutines", "goroutines idle", "heap in use", "RSS", "open fds", "open fds idle"}
+	for _, c := range []struct {
+		leak   func(i int, s *SoakSample)
+		missed []string
+	}{
+		{func(i int, s *SoakSample) { s.Goroutines += float64(15 * i) }, []string{"goroutines", "goroutines idle"}},
+		{func(i int, s *SoakSample) { s.HeapInuse += float64(i) * (1 << 20) }, []string{"heap in use"}},
+		{func(i int, s *SoakSample) { s.RSS += int64(i) * (3 << 20) }, []string{"RSS"}},
+		{func(i int, s *SoakSample) { s.FDs += 8 * i }, []string{"open fds", "open fds idle"}},
+		// 60 goroutines and 25 fds that never go away: within the bounds under load, not when idle.
+		{func(i int, s *SoakSample) {
+			if s.Idle && i > 0 {
+				s.Goroutines += 60
+				s.FDs += 25
+			}
+		}, []string{"goroutines idle", "open fds idle"}},
+		// Hung reviews at a sample of the warm-up, and more at one after it: within the bound
+		// under load, which the warm-up's spike raised.
+		{func(i int, s *SoakSample) {
+			switch i {
+			case 4:
+				s.Goroutines += 100
+				s.FDs += 60
+			case 20:
+				s.Goroutines += 300
+				s.FDs += 150
+			}
+		}, nil},
+	} {
+		got := metOf(SoakFlatness(soakSamples(32, time.Minute, c.leak), warmup))
+		for _, name := range all {
+			if want := !slices.Contains(c.missed, name); got[name] != want {
+				t.Errorf("a leak missing %v: unexpected result for %q: met=%v (all: %v)", c.missed, name, got[name], got)
 			}
 		}
 	}
-	// A hang phase in the warm-up with 120 more goroutines: the same spike later is within bounds.
-	spikes := soakSamples(31, time.Minute, func(i int, s *SoakSample) {
-		if i%6 == 4 {
-			s.Goroutines += 120
-		}
-	})
-	if !metOf(SoakFlatness(spikes, warmup))["goroutines"] {
-		t.Errorf("unexpected: a spike seen in the warm-up fails later")
-	}
 	if cs := SoakFlatness(soakSamples(7, time.Minute, nil), warmup); len(cs) != 1 || cs[0].Met {
 		t.Errorf("unexpected checks with one sample after the warm-up: %+v", cs)
+	}
+	noIdle := soakSamples(32, time.Minute, func(i int, s *SoakSample) { s.Idle = false })
+	if cs := SoakFlatness(noIdle, warmup); len(cs) != 1 || cs[0].Met {
+		t.Errorf("unexpected checks without idle samples: %+v", cs)
 	}
 }
 
@@ -94,8 +120,8 @@ func TestWriteSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &SoakResults{RunID: "soak-test", Date: time.Now(), Commit: "abc", Settings: SoakSettings{Duration: "30m0s", Period: "1m0s",
-		SampleEvery: "1m0s", Warmup: "6m0s", Faults: []string{`none: {}`, `outage: {"outage":true}`}}}
-	r.Samples = soakSamples(31, time.Minute, func(i int, s *SoakSample) { s.Fault = "none"; s.Reviews = float64(i * 6000) })
+		SampleEvery: "1m0s", Warmup: "6m0s", Settle: "1m40s", Faults: []string{`none: {}`, `outage: {"outage":true}`}}}
+	r.Samples = soakSamples(32, time.Minute, func(i int, s *SoakSample) { s.Fault = "none"; s.Reviews = float64(i * 6000) })
 	r.Checks = SoakFlatness(r.Samples, 6*time.Minute)
 	r.Answers = []SoakRow{{Path: "direct", Kind: "hot", SoakCount: SoakCount{Requests: 10, OK: 10}}}
 	r.ByFault = []SoakRow{{Kind: "outage", SoakCount: SoakCount{Requests: 3, Transient: 3}}}
@@ -113,7 +139,8 @@ func TestWriteSoak(t *testing.T) {
 	text := string(doc)
 	for _, want := range []string{"# Benchmarks\n\nprose\n", soakBeginMarker, soakEndMarker, "## Soak: 30m0s", "results/soak.svg",
 		"results/soak-test.json", "| 6:00 (warm-up) | none |", "| direct | hot | 10 | 10 |", "| **all** | | 10 | 10 |",
-		"| outage | 3 | 0 | 0 | 3 |", "0.20 s / 0.40 s", "goroutines after warm-up ≤ warm-up max + 50 = 90 | max 40, last 40"} {
+		"| outage | 3 | 0 | 0 | 3 |", "0.20 s / 0.40 s", "goroutines after warm-up ≤ 2 × warm-up max + 50 = 330 | max 140, last 40",
+		"goroutines idle at the end ≤ idle at the start + 50 = 90 | 40 (at the start 40)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the markdown lacks %q:\n%s", want, text)
 		}

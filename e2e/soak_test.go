@@ -70,6 +70,10 @@ const (
 	// of up to 5 s each while STS hangs, and its token cache makes later requests join.
 	soakDirectTail = 10 * time.Second
 	soakKASTail    = 45 * time.Second
+	// soakSettle is how long after the traffic the idle sample is taken: iamgate's
+	// -webhook.idleTimeout (90 s) has closed kube-apiserver's kept-alive connections by then,
+	// and its STS connections close after 30 s idle.
+	soakSettle = 100 * time.Second
 	// soakTLSWait bounds the wait for iamgate to serve a replaced key pair (it checks the files
 	// every 10 s).
 	soakTLSWait = 30 * time.Second
@@ -150,7 +154,9 @@ func TestSoak(t *testing.T) {
 
 	s := &soak{t: t, e: e, plan: plan, model: model, res: res, kas: kas, admin: admin, ca: ca, pki: pki}
 	s.mappingFile = filepath.Join(e.work, "aws-auth-soak.yaml")
-	s.writeMappingFile(model.FileDocument(0))
+	if err := s.writeMappingFile(model.FileDocument(0)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.applyConfigMap(0); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +165,7 @@ func TestSoak(t *testing.T) {
 	s.setup()
 	res.Settings = bench.SoakSettings{
 		Duration: plan.duration.String(), Period: plan.period.String(), SampleEvery: plan.sampleEvery.String(), Warmup: plan.warmup.String(),
+		Settle:     soakSettle.String(),
 		DirectRate: plan.directRate, KubeAPIServerRate: plan.kasRate,
 		Mix: "55 % a principal's current token (renewed every " + plan.renewEvery.String() + "), 20 % a fresh token (one STS call each), " +
 			"25 % hostile: mangled (rejected locally), a forged signature, another cluster's, an unknown access key, a deleted key's " +
@@ -810,6 +817,9 @@ func (s *soak) run() {
 	t := s.t
 	s.start = time.Now()
 	s.end = s.start.Add(s.plan.duration)
+	if err := s.takeSample(true); err != nil {
+		t.Fatalf("cannot sample iamgate: %v", err)
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), s.end)
 	defer cancel()
 	var traffic, background sync.WaitGroup
@@ -882,7 +892,13 @@ func (s *soak) run() {
 	if err := s.setFault(0); err != nil {
 		s.fail("cannot clear the faults: %v", err)
 	}
-	t.Logf("soak: traffic stopped after %s, %d answers", time.Since(s.start).Round(time.Second), s.requests())
+	t.Logf("soak: traffic stopped after %s, %d answers; the idle sample in %s", time.Since(s.start).Round(time.Second), s.requests(), soakSettle)
+	s.direct.CloseIdleConnections()
+	s.kasClient.CloseIdleConnections()
+	time.Sleep(soakSettle)
+	if err := s.takeSample(true); err != nil {
+		s.fail("cannot sample iamgate: %v", err)
+	}
 }
 
 func (s *soak) requests() int {
@@ -903,14 +919,11 @@ func (s *soak) errorsSoFar() []string {
 	return slices.Clone(s.errs)
 }
 
-// sample records iamgate's resources at the start, then every sampleEvery half-way between
-// the fault changes (each fault's steady state, not a change), and at the end.
+// sample records iamgate's resources every sampleEvery half-way between the fault changes
+// (each fault's steady state, not a change), and at the end of the traffic.
 func (s *soak) sample(ctx context.Context) {
-	for k := 0; ; k++ {
-		when := s.start
-		if k > 0 {
-			when = s.start.Add(time.Duration(k)*s.plan.sampleEvery - s.plan.sampleEvery/2)
-		}
+	for k := 1; ; k++ {
+		when := s.start.Add(time.Duration(k)*s.plan.sampleEvery - s.plan.sampleEvery/2)
 		if when.After(s.end) {
 			when = s.end
 		}
@@ -918,7 +931,7 @@ func (s *soak) sample(ctx context.Context) {
 		case <-time.After(time.Until(when)):
 		case <-ctx.Done():
 		}
-		if err := s.takeSample(); err != nil {
+		if err := s.takeSample(false); err != nil {
 			s.fail("cannot sample iamgate: %v", err)
 		}
 		if !when.Before(s.end) || ctx.Err() != nil {
@@ -927,7 +940,8 @@ func (s *soak) sample(ctx context.Context) {
 	}
 }
 
-func (s *soak) takeSample() error {
+// takeSample records iamgate's resources now; idle says no traffic is running.
+func (s *soak) takeSample(idle bool) error {
 	m, err := loadtest.ScrapeMetrics(s.g.internal + "/metrics")
 	if err != nil {
 		return err
@@ -948,10 +962,13 @@ func (s *soak) takeSample() error {
 	}
 	now := time.Now()
 	x := bench.SoakSample{
-		At: now.Sub(s.start).Round(time.Second), Fault: s.tl.Fault(now),
+		At: now.Sub(s.start).Round(time.Second), Idle: idle, Fault: s.tl.Fault(now),
 		Goroutines: m.Sum("go_goroutines"), HeapInuse: m.Sum("go_memstats_heap_inuse_bytes"), HeapAlloc: m.Sum("go_memstats_heap_alloc_bytes"),
 		RSS: rss, FDs: len(fds), CPU: cpu,
 		CacheEntries: m.Sum("iamgate_cache_entries"), Reviews: m.Sum("iamgate_reviews_total"), STSCalls: m.Sum("iamgate_sts_requests_total"),
+	}
+	if idle {
+		x.Fault = "idle"
 	}
 	if x.Goroutines == 0 || x.HeapInuse == 0 {
 		return fmt.Errorf("iamgate's /metrics lacks go_goroutines or go_memstats_heap_inuse_bytes")
