@@ -150,9 +150,15 @@ func TestSoak(t *testing.T) {
 	e.kubectlOK(t, kas.admin, "apply", "-f", filepath.Join(e.repo, "deploy", "rbac.yaml"))
 	saToken := strings.TrimSpace(e.kubectlOK(t, kas.admin, "create", "token", "iamgate", "-n", "kube-system", "--duration", (plan.duration + time.Hour).String()))
 	saKubeconfig := kas.tokenKubeconfig(t, e, "iamgate-serviceaccount", saToken)
+	// Edits and faults are a few calls a minute: each on a new connection, so that none goes
+	// out on a kept-alive one the server is closing (fakests closes them after a minute idle,
+	// the soak's period).
 	admin := kas.httpClient(t, e, true)
+	admin.Transport.(*http.Transport).DisableKeepAlives = true
 
-	s := &soak{t: t, e: e, plan: plan, model: model, res: res, kas: kas, admin: admin, ca: ca, pki: pki}
+	stsAdmin := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: e.stsClient.Transport.(*http.Transport).TLSClientConfig.Clone(), DisableKeepAlives: true}}
+	s := &soak{t: t, e: e, plan: plan, model: model, res: res, kas: kas, admin: admin, stsAdmin: stsAdmin, ca: ca, pki: pki}
 	s.mappingFile = filepath.Join(e.work, "aws-auth-soak.yaml")
 	if err := s.writeMappingFile(model.FileDocument(0)); err != nil {
 		t.Fatal(err)
@@ -208,6 +214,7 @@ type soak struct {
 	model       *loadtest.SoakModel
 	res         *bench.SoakResults
 	admin       *http.Client // kube-apiserver, as system:masters
+	stsAdmin    *http.Client // the fake STS's admin endpoints
 	direct      *http.Client // iamgate's webhook, trusting the soak's CA
 	kasClient   *http.Client // kube-apiserver, no client certificate
 	ca          *certAuthority
@@ -247,7 +254,10 @@ func (s *soak) setup() {
 		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
 	s.kasClient = s.kas.httpClient(t, s.e, false)
 	s.kasClient.Timeout = 90 * time.Second
+	// Idle connections are dropped well before a server would close them: a request sent on
+	// one it is closing fails, and the soak would count that against iamgate.
 	s.kasClient.Transport.(*http.Transport).MaxIdleConnsPerHost = 32
+	s.kasClient.Transport.(*http.Transport).IdleConnTimeout = 30 * time.Second
 	s.windows[pathDirect] = loadtest.SoakWindows{Mapping: soakReloadWindow, Revocation: soakIdentityTTL + 10*time.Second}
 	s.windows[pathProbe] = s.windows[pathDirect]
 	s.windows[pathKAS] = loadtest.SoakWindows{Mapping: soakReloadWindow + soakKASCacheTTL, Revocation: soakIdentityTTL + 10*time.Second + soakKASCacheTTL}
@@ -615,7 +625,7 @@ func (s *soak) setFault(n int) error {
 	if f.disruptive {
 		s.tl.SetFault(time.Now(), f.name, true)
 	}
-	resp, err := s.e.stsClient.Do(req)
+	resp, err := s.stsAdmin.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot set the fault %s: %w", f.name, err)
 	}
@@ -634,7 +644,7 @@ func (s *soak) adminSTS(method, path string, body []byte) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.e.stsClient.Do(req)
+	resp, err := s.stsAdmin.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
