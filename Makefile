@@ -4,8 +4,9 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 FUZZTIME  ?= 30s
+SOAK_DURATION ?= 30m
 
-.PHONY: run-check all build fakests test test-tools test-race e2e fuzz bench bench-quick loadtest lint run clean microbench
+.PHONY: run-check all build fakests test test-tools test-race e2e soak soak-quick fuzz bench bench-quick loadtest lint run clean microbench
 
 all: build
 
@@ -34,6 +35,18 @@ test-race: test-tools
 # (about 10 minutes on 2 idle cores) and cached in ~/.cache/iamgate; later runs take 4 to 6 minutes.
 e2e:
 	@bash scripts/e2e.sh
+
+# soak runs iamgate for SOAK_DURATION behind the e2e kube-apiserver with mixed traffic, STS
+# faults rotating every minute, mapping file and ConfigMap edits and key rotations; every answer
+# is judged and iamgate's goroutines, heap, RSS and fds must stay flat. It writes
+# bench/results/soak-*.json, bench/results/soak.svg and the soak section of BENCHMARKS.md.
+soak:
+	@SOAK_DURATION=$(SOAK_DURATION) bash scripts/soak.sh
+
+# soak-quick is the same for 3 minutes, faults rotating every 15 s (CI runs it); it writes
+# bench/results/quick-soak-* and leaves BENCHMARKS.md alone.
+soak-quick:
+	@SOAK_DURATION=3m SOAK_QUICK=1 bash scripts/soak.sh
 
 # fuzz runs every Fuzz* target for FUZZTIME each (go test allows one target per run).
 fuzz:

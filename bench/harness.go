@@ -160,14 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
 
-	commit := runOutput("git", "rev-parse", "--short=12", "HEAD")
-	if commit == "" {
-		commit = "unknown"
-	}
-	// Dirty means the code differs from the commit; the harness's own outputs do not count.
-	if runOutput("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!BENCHMARKS.md") != "" {
-		commit += "-dirty"
-	}
+	commit := currentCommit()
 	res := &Results{
 		Date:      start.UTC().Truncate(time.Second),
 		Commit:    commit,
@@ -503,6 +496,19 @@ func runMemory(ctx context.Context, bin string, cfg Config, heapProfile string, 
 		return nil, fmt.Errorf("cannot decode the memory result: %w", err)
 	}
 	return &m, nil
+}
+
+// currentCommit is HEAD's short hash, with -dirty when the code differs from it (the
+// harnesses' own outputs do not count), from any folder of the repository.
+func currentCommit() string {
+	commit := runOutput("git", "rev-parse", "--short=12", "HEAD")
+	if commit == "" {
+		return "unknown"
+	}
+	if runOutput("git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)bench/results", ":(top,exclude)BENCHMARKS.md") != "" {
+		commit += "-dirty"
+	}
+	return commit
 }
 
 func machine() Machine {

@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || soak
 
 package e2e
 
@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -53,6 +54,7 @@ type env struct {
 	iamgateBin         string
 	fakestsBin         string
 
+	stsConfig string // the fake STS's principals (YAML)
 	stsAddr   string // host:port of the fake STS and EC2 (TLS)
 	stsCA     string // its CA, for the daemon, the AWS SDK and the AWS CLI
 	stsClient *http.Client
@@ -95,11 +97,24 @@ func need(t *testing.T, name, what string) string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{results: &results{}}
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnvWith(t, filepath.Join(repo, "e2e", "testdata", "fakests.yaml"), true)
+}
+
+// newEnvWith is newEnv with the fake STS's config stsConfig; awsCLI says whether the AWS CLI v2
+// is needed.
+func newEnvWith(t *testing.T, stsConfig string, awsCLI bool) *env {
+	t.Helper()
+	e := &env{results: &results{}, stsConfig: stsConfig}
 	e.kasBin = need(t, "IAMGATE_E2E_KUBE_APISERVER", "kube-apiserver (scripts/e2e-kube-apiserver.sh builds it)")
 	e.etcdBin = need(t, "IAMGATE_E2E_ETCD", "etcd (Debian package etcd-server)")
 	e.kubectlBin = testenv.Kubectl(t)
-	e.awsBin = testenv.AWSCLIv2(t)
+	if awsCLI {
+		e.awsBin = testenv.AWSCLIv2(t)
+	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatalf("curl is missing: %v", err)
 	}
@@ -257,7 +272,7 @@ func (e *env) startFakeSTS(t *testing.T) {
 	e.stsCA = filepath.Join(e.work, "pki", "fakests-ca.pem")
 	p := e.start(t, "fakests", e.fakestsBin, []string{
 		"-listen", "127.0.0.1:0", "-addrFile", addrFile,
-		"-config", filepath.Join(e.repo, "e2e", "testdata", "fakests.yaml"),
+		"-config", e.stsConfig,
 		"-tls", "-tls.caFile", e.stsCA, "-log.level", "warn",
 	}, os.Environ())
 	waitFor(t, "the fake STS's address", p, 20*time.Second, 50*time.Millisecond, func() bool {
@@ -462,14 +477,14 @@ type apiserver struct {
 }
 
 // startKubeAPIServer starts kube-apiserver on loopback with RBAC, the webhook config from
-// webhookKubeconfig in webhook API version, and its default webhook cache TTL.
-func (e *env) startKubeAPIServer(t *testing.T, name, webhookKubeconfig, version string) *apiserver {
+// webhookKubeconfig in webhook API version, its default webhook cache TTL, and the flags extra.
+func (e *env) startKubeAPIServer(t *testing.T, name, webhookKubeconfig, version string, extra ...string) *apiserver {
 	t.Helper()
 	addr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	certDir := filepath.Join(e.work, name+"-certs")
 	start := time.Now()
-	p := e.start(t, name, e.kasBin, []string{
+	p := e.start(t, name, e.kasBin, append([]string{
 		"--etcd-servers=" + e.etcdURL,
 		"--etcd-prefix=/registry-" + name,
 		"--bind-address=127.0.0.1", "--secure-port=" + port,
@@ -485,7 +500,7 @@ func (e *env) startKubeAPIServer(t *testing.T, name, webhookKubeconfig, version 
 		"--authentication-token-webhook-version=" + version,
 		"--profiling=false",
 		"--v=1",
-	}, os.Environ())
+	}, extra...), os.Environ())
 	s := &apiserver{process: p, url: "https://" + addr, ca: filepath.Join(certDir, "apiserver.crt"), name: name}
 	waitFor(t, name+"'s serving certificate", p, 60*time.Second, 100*time.Millisecond, func() bool {
 		_, err := os.Stat(s.ca)
@@ -813,6 +828,8 @@ func replaceKeyPair(t *testing.T, pki string, certPEM, keyPEM []byte) {
 		}
 	}
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // setWebhookCA replaces certificate-authority-data in the webhook kubeconfig iamgate init wrote.
 func setWebhookCA(t *testing.T, kubeconfig string, oldCA, newCA []byte) {

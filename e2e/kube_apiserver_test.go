@@ -32,8 +32,6 @@ func TestKubeAPIServer(t *testing.T) {
 
 func (e *env) testdata(name string) string { return filepath.Join(e.repo, "e2e", "testdata", name) }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
 // pause makes the next token differ from the previous one: a token's X-Amz-Date has
 // one-second resolution, and two equal tokens are one cache entry everywhere.
 func pause() { time.Sleep(1100 * time.Millisecond) }

@@ -13,6 +13,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) bool {
 	switch string(ctx.Path()) {
 	case "/admin/faults":
 		s.adminFaults(ctx)
+	case "/admin/accessKeys":
+		s.adminAccessKeys(ctx)
 	case "/stats":
 		switch {
 		case ctx.IsGet():
@@ -56,6 +58,36 @@ func (s *Server) adminFaults(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	default:
 		ctx.Error("method not allowed: GET, PUT or DELETE", fasthttp.StatusMethodNotAllowed)
+	}
+}
+
+// adminAccessKeys adds an IAM user's access key (POST, a User as JSON: a new user, or another
+// key of a known one, as IAM allows two) or deletes one (DELETE ?accessKeyId=…): key rotation
+// while clients keep signing.
+func (s *Server) adminAccessKeys(ctx *fasthttp.RequestCtx) {
+	switch {
+	case ctx.IsPost():
+		var u User
+		if err := json.Unmarshal(ctx.PostBody(), &u); err != nil {
+			ctx.Error("cannot parse the user: "+err.Error(), fasthttp.StatusBadRequest)
+			return
+		}
+		if err := s.AddUser(u); err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusBadRequest)
+			return
+		}
+		s.log.Info("fakests: access key added", "arn", u.ARN, "accessKeyId", u.AccessKeyID)
+		ctx.SetStatusCode(fasthttp.StatusCreated)
+	case ctx.IsDelete():
+		id := string(ctx.QueryArgs().Peek("accessKeyId"))
+		if err := s.DeleteAccessKey(id); err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusNotFound)
+			return
+		}
+		s.log.Info("fakests: access key deleted", "accessKeyId", id)
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	default:
+		ctx.Error("method not allowed: POST or DELETE", fasthttp.StatusMethodNotAllowed)
 	}
 }
 

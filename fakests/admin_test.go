@@ -168,3 +168,55 @@ func TestAWSCLITLS(t *testing.T) {
 		t.Errorf("unexpected get-caller-identity over HTTPS; got %q %q %v; want %s", out, stderr, err, testUserARN)
 	}
 }
+
+// TestAccessKeyRotation: a second key added over /admin/accessKeys authenticates as the same
+// user; once the first is deleted, requests signed with it get InvalidClientTokenId.
+func TestAccessKeyRotation(t *testing.T) {
+	s := startServer(t, testConfig(t), Options{})
+	const newKey, newSecret = "AKIAROTATEDKEY000001", "rotated/secret/0123456789"
+	callerARN := func(key, secret string) (string, string) {
+		t.Helper()
+		out, err := stsClient(s, sdkConfig(key, secret, "")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return "", apiErrorCode(err)
+		}
+		return *out.Arn + " " + *out.UserId, ""
+	}
+	before, code := callerARN(testUserKey, testUserSecret)
+	if code != "" {
+		t.Fatalf("unexpected error before the rotation: %s", code)
+	}
+
+	body := `{"arn":"` + testUserARN + `","accessKeyId":"` + newKey + `","secretAccessKey":"` + newSecret + `"}`
+	if status, msg := httpDo(t, http.MethodPost, s.URL()+"/admin/accessKeys", body); status != 201 {
+		t.Fatalf("unexpected answer adding a key; got %d %s; want 201", status, msg)
+	}
+	if got, code := callerARN(newKey, newSecret); got != before {
+		t.Errorf("unexpected identity of the new key; got %q (%s); want %q", got, code, before)
+	}
+	if got, _ := callerARN(testUserKey, testUserSecret); got != before {
+		t.Errorf("unexpected: the old key stopped working before it was deleted (%q)", got)
+	}
+	if status, _ := httpDo(t, http.MethodDelete, s.URL()+"/admin/accessKeys?accessKeyId="+testUserKey, ""); status != 204 {
+		t.Fatalf("unexpected answer deleting the old key; got %d; want 204", status)
+	}
+	if got, code := callerARN(testUserKey, testUserSecret); code != CodeInvalidClientTokenID {
+		t.Errorf("unexpected answer for the deleted key; got %q %q; want %s", got, code, CodeInvalidClientTokenID)
+	}
+	if got, _ := callerARN(newKey, newSecret); got != before {
+		t.Errorf("unexpected identity of the new key after the rotation; got %q; want %q", got, before)
+	}
+
+	for _, c := range []struct{ method, query, body string }{
+		{http.MethodPost, "", `{"arn":`},
+		{http.MethodPost, "", body}, // the key exists
+		{http.MethodPost, "", `{"arn":"arn:aws:iam::111122223333:role/r","accessKeyId":"AKIANOTAUSER00000001","secretAccessKey":"x"}`},
+		{http.MethodDelete, "?accessKeyId=" + testUserKey, ""}, // deleted already
+		{http.MethodGet, "", ""},
+	} {
+		want := map[string]int{http.MethodPost: 400, http.MethodDelete: 404, http.MethodGet: 405}[c.method]
+		if status, msg := httpDo(t, c.method, s.URL()+"/admin/accessKeys"+c.query, c.body); status != want {
+			t.Errorf("unexpected answer to %s %s %s; got %d %s; want %d", c.method, c.query, c.body, status, msg, want)
+		}
+	}
+}

@@ -64,11 +64,12 @@ type store struct {
 	keys      map[string]*principal // by access key ID
 	roles     map[string]*roleEntry // by role ARN, also by its path-less form
 	instances map[string]Instance   // by instance ID
+	userIDs   map[string]string     // unique ID of each IAM user with a long-term key, by ARN
 	issued    int                   // principals with issued == true
 }
 
 func newStore() *store {
-	return &store{keys: map[string]*principal{}, roles: map[string]*roleEntry{}, instances: map[string]Instance{}}
+	return &store{keys: map[string]*principal{}, roles: map[string]*roleEntry{}, instances: map[string]Instance{}, userIDs: map[string]string{}}
 }
 
 func (st *store) lookup(accessKeyID string) *principal {
@@ -76,6 +77,13 @@ func (st *store) lookup(accessKeyID string) *principal {
 	p := st.keys[accessKeyID]
 	st.mu.RUnlock()
 	return p
+}
+
+// userID returns the unique ID of the IAM user arnText, or "" if it has no key yet.
+func (st *store) userID(arnText string) string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.userIDs[arnText]
 }
 
 func (st *store) put(p *principal) error {
@@ -87,6 +95,9 @@ func (st *store) put(p *principal) error {
 	st.keys[p.accessKeyID] = p
 	if p.issued {
 		st.issued++
+	}
+	if p.sessionToken == "" {
+		st.userIDs[p.arn] = p.userID
 	}
 	return nil
 }
@@ -181,6 +192,10 @@ func (s *Server) AddUser(u User) error {
 		return fmt.Errorf("cannot add user %q: account %q is not the ARN's", u.ARN, u.Account)
 	}
 	if u.UserID == "" {
+		// Another key of a known user keeps its unique ID, as in IAM.
+		u.UserID = s.store.userID(u.ARN)
+	}
+	if u.UserID == "" {
 		u.UserID = derivedID("AIDA", u.ARN)
 	}
 	p, err := newPrincipal(u.ARN, u.UserID, u.AccessKeyID, u.SecretAccessKey, "")
@@ -188,6 +203,23 @@ func (s *Server) AddUser(u User) error {
 		return fmt.Errorf("cannot add user %q: %w", u.ARN, err)
 	}
 	return s.store.put(p)
+}
+
+// DeleteAccessKey removes an access key, as IAM's DeleteAccessKey does: requests signed with
+// it get InvalidClientTokenId from then on. It is safe for concurrent use.
+func (s *Server) DeleteAccessKey(accessKeyID string) error {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p, ok := st.keys[accessKeyID]
+	if !ok {
+		return fmt.Errorf("cannot delete access key ID %q: it does not exist", accessKeyID)
+	}
+	delete(st.keys, accessKeyID)
+	if p.issued {
+		st.issued--
+	}
+	return nil
 }
 
 // AddSession adds fixed temporary credentials (access key, secret, session token) for an

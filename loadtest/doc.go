@@ -22,4 +22,7 @@
 //     front of one daemon; nodes, users and forged-token clients on a bounded worker pool;
 //     phases with restart storms and STS faults; an oracle (Judge) for every answer; recovery
 //     time, STS calls per second, webhook calls per authentication, the daemon's CPU and RSS.
+//   - SoakModel and SoakTimeline (soak.go): the soak's principals, the mapping versions it
+//     writes, its tokens (hostile ones included) and the oracle that judges an answer from the
+//     versions in force, the access keys deleted and stated windows (e2e/soak_test.go runs it).
 package loadtest

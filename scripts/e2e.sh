@@ -10,18 +10,25 @@
 # (IAMGATE_E2E_KEEP=1 keeps it, with the logs of every process, for a post-mortem;
 # IAMGATE_E2E_RUN=pattern passes -run to go test, e.g. 'TestKubeAPIServer/v1_webhook.*/transient').
 # A piece that cannot be had is named; with CI=true that is a failure, otherwise a loud skip.
+#
+# scripts/soak.sh runs the soak (e2e/soak_test.go) through this script with:
+# IAMGATE_E2E_NAME (the target named in messages), IAMGATE_E2E_TAGS (build tags),
+# IAMGATE_E2E_ARGS (flags of the test binary), IAMGATE_E2E_TIMEOUT (go test -timeout) and
+# IAMGATE_E2E_AWSCLI=0 (no AWS CLI needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+name=${IAMGATE_E2E_NAME:-make e2e}
+tags=${IAMGATE_E2E_TAGS:-e2e}
 
 skip_or_fail() {
   echo "##########################################################################" >&2
-  echo "## make e2e: MISSING $1" >&2
+  echo "## $name: MISSING $1" >&2
   if [ "${CI:-}" = "true" ]; then
     echo "## CI=true: failing" >&2
     echo "##########################################################################" >&2
     exit 1
   fi
-  echo "## make e2e is SKIPPED (with CI=true this is a failure)" >&2
+  echo "## $name is SKIPPED (with CI=true this is a failure)" >&2
   echo "##########################################################################" >&2
   exit 0
 }
@@ -29,7 +36,9 @@ skip_or_fail() {
 # kubectl and the AWS CLI v2 (/usr/bin/aws), as for `make test`.
 bash scripts/test-tools.sh || skip_or_fail "kubectl or the AWS CLI v2 (see above)"
 command -v kubectl >/dev/null 2>&1 || skip_or_fail "kubectl"
-/usr/bin/aws --version 2>&1 | grep -q '^aws-cli/2\.' || skip_or_fail "the AWS CLI v2 at /usr/bin/aws (Debian package awscli)"
+if [ "${IAMGATE_E2E_AWSCLI:-1}" = 1 ]; then
+  /usr/bin/aws --version 2>&1 | grep -q '^aws-cli/2\.' || skip_or_fail "the AWS CLI v2 at /usr/bin/aws (Debian package awscli)"
+fi
 command -v curl >/dev/null 2>&1 || skip_or_fail "curl"
 
 # etcd: Debian's etcd-server. Its package does not start a service inside containers
@@ -86,20 +95,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "e2e: interrupted: stopping what it started" >&2; exit 130' INT TERM
 
-go vet -tags e2e ./e2e/
+go vet -tags "$tags" ./e2e/
 
 start=$(date +%s)
+# IAMGATE_E2E_ARGS is split into words on purpose: flags of the test binary.
+# shellcheck disable=SC2086
 TMPDIR=$work/tmp \
 IAMGATE_E2E_WORKDIR=$work \
 IAMGATE_E2E_PIDFILE=$pidfile \
 IAMGATE_E2E_ETCD=$etcd \
 IAMGATE_E2E_KUBE_APISERVER=$kas \
-  go test -tags e2e -count=1 -v -timeout 30m -run "${IAMGATE_E2E_RUN:-TestKubeAPIServer}" ./e2e/ &
+  go test -tags "$tags" -count=1 -v -timeout "${IAMGATE_E2E_TIMEOUT:-30m}" -run "${IAMGATE_E2E_RUN:-TestKubeAPIServer}" ./e2e/ ${IAMGATE_E2E_ARGS:-} &
 testpid=$!
 set +e
 wait "$testpid"
 rc=$?
 set -e
 testpid=
-echo "e2e: the assertions took $(($(date +%s) - start)) s" >&2
+echo "$name: the test took $(($(date +%s) - start)) s" >&2
 exit "$rc"
