@@ -21,12 +21,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// The ConfigMap EKS reads.
-const (
-	AWSAuthNamespace = "kube-system"
-	AWSAuthName      = "aws-auth"
-)
-
 // NewKubeClient returns a Kubernetes client from the kubeconfig file at path, or from the
 // in-cluster service account when path is "".
 func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {

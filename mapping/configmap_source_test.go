@@ -117,16 +117,16 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	const timeout = 2 * time.Second
 	src.Timeout = timeout
 	start := time.Now()
-	runSource(t, src.Run)
+	testenv.Run(t, src.Run)
 
-	waitFor(t, "the 403 to be reported", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "forbidden") >= 1
+	testenv.WaitFor(t, "the 403 to be reported", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "forbidden") >= 1
 	})
 	before := !store.Ready()
 	if time.Since(start) < timeout && !before {
 		t.Fatalf("unexpected Ready before the first-read bound while the ConfigMap cannot be read")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 	}
 	status := store.Status()
@@ -145,7 +145,7 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	}
 
 	// Past the bound, the file's records apply without the ConfigMap.
-	waitFor(t, "readiness without the ConfigMap", store.Ready)
+	testenv.WaitFor(t, "readiness without the ConfigMap", store.Ready)
 	if time.Since(start) < timeout {
 		t.Fatalf("unexpected Ready after %s, before the first-read bound %s", time.Since(start), timeout)
 	}
@@ -159,8 +159,8 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	// RBAC fixed: the ConfigMap applies, the failure clears.
 	api.data.Store(map[string]string{"mapUsers": "- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n"})
 	api.mode.Store("serve")
-	waitFor(t, "the ConfigMap after the fix", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 0 {
+	testenv.WaitFor(t, "the ConfigMap after the fix", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 0 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing after the fix; got %v; want 0", got)
 	}
 	if status := store.Status(); strings.Contains(status, "cannot be read") {
@@ -177,9 +177,9 @@ func TestConfigMapSourceNoAnswer(t *testing.T) {
 	store := NewStore(nil, NewMetrics(reg))
 	src := NewConfigMapSource(api.client(t), AWSAuthNamespace, AWSAuthName, store, nil, 0)
 	src.Timeout = 300 * time.Millisecond
-	runSource(t, src.Run)
-	waitFor(t, "the timeout", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "timeout") >= 1
+	testenv.Run(t, src.Run)
+	testenv.WaitFor(t, "the timeout", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "timeout") >= 1
 	})
 	if store.Ready() {
 		t.Fatalf("unexpected Ready with no source loaded")
@@ -188,7 +188,7 @@ func TestConfigMapSourceNoAnswer(t *testing.T) {
 	if got := store.Status(); got != want {
 		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 	}
 }

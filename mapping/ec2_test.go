@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
 )
 
 // fakeClock is an injected clock tests move by hand.
@@ -363,14 +364,14 @@ func TestEC2ResolverRateLimit(t *testing.T) {
 	}
 	f := func(result string, want float64) {
 		t.Helper()
-		if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", result); got != want {
+		if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookups_total", "result", result); got != want {
 			t.Fatalf("unexpected iamgate_ec2_lookups_total{result=%q}; got %v; want %v", result, got, want)
 		}
 	}
 	f("fetched", 5)
 	f("hit", 1)
 	f("error", 0)
-	if got := metricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
+	if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
 		t.Fatalf("unexpected iamgate_ec2_lookup_duration_seconds count; got %v; want 5", got)
 	}
 }
@@ -445,7 +446,7 @@ func TestEC2ResolverNodeJoinBurst(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Fatalf("unexpected duration of the burst; got %s; want well under the 10 s of one call per ID", elapsed)
 	}
-	if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", "not_found"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookups_total", "result", "not_found"); got != 1 {
 		t.Fatalf("unexpected iamgate_ec2_lookups_total{result=not_found}; got %v; want 1", got)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
 )
 
 // startFakeEC2 serves DescribeInstances for instances from the fake STS, which accepts the
@@ -64,15 +65,15 @@ func TestEKSExampleScenario(t *testing.T) {
 
 	stores := map[string]*Store{}
 	fileStore := NewStore(nil, nil)
-	runSource(t, NewFileSource(filepath.Join("testdata", "aws-auth-good-eks-example.yaml"), fileStore, nil, time.Hour).Run)
+	testenv.Run(t, NewFileSource(filepath.Join("testdata", "aws-auth-good-eks-example.yaml"), fileStore, nil, time.Hour).Run)
 	stores["file"] = fileStore
 	cmStore := NewStore(nil, nil)
-	runSource(t, NewConfigMapSource(fake.NewClientset(&cm), AWSAuthNamespace, AWSAuthName, cmStore, nil, 0).Run)
+	testenv.Run(t, NewConfigMapSource(fake.NewClientset(&cm), AWSAuthNamespace, AWSAuthName, cmStore, nil, 0).Run)
 	stores["configmap"] = cmStore
 
 	for name, store := range stores {
 		t.Run(name, func(t *testing.T) {
-			waitFor(t, "the mapping", store.Ready)
+			testenv.WaitFor(t, "the mapping", store.Ready)
 			table := store.Table()
 			ctx := context.Background()
 			f := func(arn, wantUser, wantGroups string) {

@@ -115,7 +115,7 @@ func (s *Store) Update(source string, doc *Document) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.src[i]
-	eff, kept := keepUnparsed(doc, st.doc)
+	eff, kept := KeepUnparsed(doc, st.doc)
 	var docs [len(sourceOrder)]*Document
 	for j := range s.src {
 		docs[j] = s.src[j].doc
@@ -147,61 +147,13 @@ func (s *Store) Update(source string, doc *Document) error {
 			break
 		}
 		s.log.Error("mapping record refused; the other records apply", "source", doc.Source,
-			"list", r.List, "index", r.Index, "line", r.Line, "arn", clip(r.ARN), "error", r.Err)
+			"list", r.List, "index", r.Index, "line", r.Line, "arn", Clip(r.ARN), "error", r.Err)
 	}
 	for _, w := range doc.Warnings {
 		s.log.Warn("mapping warning", "source", doc.Source, "warning", w)
 	}
 	s.updateReadyLocked()
 	return nil
-}
-
-// keepUnparsed returns doc with each list it could not parse replaced by that list's records in
-// prev (the source's live version, nil at first load), and for each such list what happened.
-func keepUnparsed(doc, prev *Document) (*Document, []string) {
-	if len(doc.Unparsed) == 0 {
-		return doc, nil
-	}
-	eff := *doc
-	eff.Warnings = append([]string(nil), doc.Warnings...)
-	kept := make([]string, len(doc.Unparsed))
-	for k, u := range doc.Unparsed {
-		var from []*Record
-		if prev != nil {
-			switch u.List {
-			case "mapRoles":
-				from = prev.Roles
-			case "mapUsers":
-				from = prev.Users
-			case "mapAccounts":
-				from = prev.Accounts
-			}
-		}
-		switch {
-		case prev == nil:
-			kept[k] = "no earlier version of it was loaded, so it maps nothing"
-		default:
-			kept[k] = fmt.Sprintf("its %d records of the previous version stay live", len(from))
-		}
-		eff.Warnings = append(eff.Warnings, u.List+" does not parse: "+kept[k])
-		switch u.List {
-		case "mapRoles":
-			eff.Roles = from
-		case "mapUsers":
-			eff.Users = from
-		case "mapAccounts":
-			eff.Accounts = from
-		}
-		if prev != nil {
-			// Refusals and unparsed lists of the kept records stay reported.
-			for _, r := range prev.Refused {
-				if r.List == u.List {
-					eff.Refused = append(eff.Refused, r)
-				}
-			}
-		}
-	}
-	return &eff, kept
 }
 
 // Refuse records a version of source refused whole (nothing in it could be identified, or it
@@ -291,7 +243,7 @@ func (s *Store) Status() string {
 			}
 			b.WriteString("  refused " + r.List + "[" + strconv.Itoa(r.Index) + "]")
 			if r.Line > 0 {
-				b.WriteString(" (" + r.where() + ")")
+				b.WriteString(" (" + r.Where() + ")")
 			}
 			b.WriteString(": " + r.Reason() + "\n")
 		}

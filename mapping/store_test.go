@@ -11,63 +11,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/iamgate/iamgate/internal/testenv"
 )
-
-// waitFor polls cond until it holds or 10s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func metricValue(tb testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatalf("cannot gather metrics: %s", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	tb.Fatalf("metric %s%v not found", name, labels)
-	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
-}
 
 // usernameOf maps arn through the store's live table ("" when not mapped).
 func usernameOf(tb testing.TB, s *Store, arn string) string {
@@ -98,20 +47,6 @@ func writeFile(tb testing.TB, path, data string) {
 	}
 }
 
-func runSource(tb testing.TB, run func(context.Context) error) {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = run(ctx)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
-
 // TestFileSourceReload protects reloads of files: an edit is picked up; a version with a bad
 // record applies without that record (which then grants nothing) and counts it; a version of
 // which nothing can be identified is refused whole with a metric while the last good mapping
@@ -131,30 +66,30 @@ func TestFileSourceReload(t *testing.T) {
 			if store.Ready() {
 				t.Fatalf("unexpected Ready before the file loaded")
 			}
-			runSource(t, src.Run)
-			waitFor(t, "first load", store.Ready)
+			testenv.Run(t, src.Run)
+			testenv.WaitFor(t, "first load", store.Ready)
 			if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 				t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 			}
 
 			writeFile(t, path, userDoc("alice-v2"))
-			waitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+			testenv.WaitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
 			writeFile(t, path, "mapUsers:\n- userarn: "+aliceARN+"\n  username: '{{Nope}}'\n"+
 				"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n")
-			waitFor(t, "the version with a bad record", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
+			testenv.WaitFor(t, "the version with a bad record", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
 			if got := usernameOf(t, store, aliceARN); got != "" {
 				t.Fatalf("unexpected username from a refused record; got %q; want none", got)
 			}
-			if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "file"); got != 1 {
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "file"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
 			}
 
 			writeFile(t, path, userDoc("alice-v2"))
-			waitFor(t, "the second edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+			testenv.WaitFor(t, "the second edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 			writeFile(t, path, "mapUsers: [\n")
-			waitFor(t, "the refusal", func() bool {
-				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
+			testenv.WaitFor(t, "the refusal", func() bool {
+				return testenv.MetricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
 			})
 			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
 				t.Fatalf("unexpected username after a bad version; got %q; want the last good %q", got, "alice-v2")
@@ -162,25 +97,25 @@ func TestFileSourceReload(t *testing.T) {
 			if !store.Ready() {
 				t.Fatalf("unexpected not Ready after a bad version")
 			}
-			if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "file"); got != 1 {
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "file"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 			}
 
 			os.Remove(path) // a missing file is refused too
-			waitFor(t, "the second refusal", func() bool {
-				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 2
+			testenv.WaitFor(t, "the second refusal", func() bool {
+				return testenv.MetricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 2
 			})
 			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
 				t.Fatalf("unexpected username after the file vanished; got %q; want %q", got, "alice-v2")
 			}
 
 			writeFile(t, path, userDoc("alice-v3"))
-			waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
-			if got := metricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
+			testenv.WaitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_entries{kind=user}; got %v; want 1", got)
 			}
 			for _, name := range []string{"iamgate_mapping_refused_records", "iamgate_mapping_source_failing"} {
-				if got := metricValue(t, reg, name, "source", "file"); got != 0 {
+				if got := testenv.MetricValue(t, reg, name, "source", "file"); got != 0 {
 					t.Fatalf("unexpected %s after the fix; got %v; want 0", name, got)
 				}
 			}
@@ -193,12 +128,12 @@ func TestFileSourceInPlace(t *testing.T) {
 	path := filepath.Join(dir, "mapping.yaml")
 	writeFile(t, path, userDoc("alice-v1"))
 	store := NewStore(nil, nil)
-	runSource(t, NewFileSource(path, store, nil, time.Hour).Run)
-	waitFor(t, "first load", store.Ready)
+	testenv.Run(t, NewFileSource(path, store, nil, time.Hour).Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if err := os.WriteFile(path, []byte(userDoc("alice-v2")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 }
 
 // TestFileSourceSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
@@ -226,14 +161,14 @@ func TestFileSourceSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := NewStore(nil, nil)
-	runSource(t, NewFileSource(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
-	waitFor(t, "first load", store.Ready)
+	testenv.Run(t, NewFileSource(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 	}
 	version("..2026_11_27_03_01_00.2", userDoc("alice-v2"))
 	os.RemoveAll(filepath.Join(dir, "..2026_11_27_03_00_00.1"))
-	waitFor(t, "the symlink swap", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the symlink swap", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 }
 
 func awsAuth(data map[string]string) *corev1.ConfigMap {
@@ -252,8 +187,8 @@ func TestConfigMapSource(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
 	src := NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0)
-	runSource(t, src.Run)
-	waitFor(t, "first load", store.Ready)
+	testenv.Run(t, src.Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 	}
@@ -272,12 +207,12 @@ func TestConfigMapSource(t *testing.T) {
 		}
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n"})
-	waitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: 1234\n",
 		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
-	waitFor(t, "the bad record", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap") == 1
+	testenv.WaitFor(t, "the bad record", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap") == 1
 	})
 	if got := usernameOf(t, store, aliceARN); got != "" {
 		t.Fatalf("unexpected username from a refused record; got %q; want none", got)
@@ -287,15 +222,15 @@ func TestConfigMapSource(t *testing.T) {
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n",
 		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
-	waitFor(t, "the fixed record", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the fixed record", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 	// mapRoles does not parse: its records of the previous version stay, mapUsers applies.
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v3\n",
 		"mapRoles": "- rolearn: [\n"})
-	waitFor(t, "the unparsed key", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+	testenv.WaitFor(t, "the unparsed key", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
 	if got := usernameOf(t, store, "arn:aws:sts::111122223333:assumed-role/node/s"); got != "node" {
 		t.Fatalf("unexpected username of a kept list; got %q; want %q", got, "node")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
 	}
 
@@ -306,7 +241,7 @@ func TestConfigMapSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v4\n"})
-	waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v4" })
+	testenv.WaitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v4" })
 	if err := cms.Delete(ctx, "not-aws-auth", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +249,7 @@ func TestConfigMapSource(t *testing.T) {
 	if err := cms.Delete(ctx, AWSAuthName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
+	testenv.WaitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
 	if !store.Ready() {
 		t.Fatalf("unexpected not Ready after the ConfigMap was deleted")
 	}
@@ -323,8 +258,8 @@ func TestConfigMapSource(t *testing.T) {
 func TestConfigMapSourceMissing(t *testing.T) {
 	client := fake.NewClientset()
 	store := NewStore(nil, nil)
-	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
-	waitFor(t, "the empty load", store.Ready)
+	testenv.Run(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	testenv.WaitFor(t, "the empty load", store.Ready)
 	if n := len(store.Table().Records()); n != 0 {
 		t.Fatalf("unexpected records; got %d; want 0", n)
 	}
@@ -332,7 +267,7 @@ func TestConfigMapSourceMissing(t *testing.T) {
 		awsAuth(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: late\n"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the late ConfigMap", func() bool { return usernameOf(t, store, aliceARN) == "late" })
+	testenv.WaitFor(t, "the late ConfigMap", func() bool { return usernameOf(t, store, aliceARN) == "late" })
 }
 
 // TestStorePrecedence protects the documented precedence: the file's records before the
@@ -449,12 +384,12 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 			"- rolearn: arn:aws:iam::111122223333:role/secret-team\n  username: 'x:{{SessionID}}'\n  groups: [top-secret]\n",
 		"mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n",
 	}))
-	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
-	waitFor(t, "the first load", store.Ready)
+	testenv.Run(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	testenv.WaitFor(t, "the first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
 	}
 	want := "configmap kube-system/aws-auth: loaded, 2 records applied, 1 refused\n" +
@@ -524,10 +459,10 @@ func TestStoreLaterVersions(t *testing.T) {
 	version(nodeRole, "- userarn: [\n")
 	f("v3", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", ops: "denied",
 		aliceARN: "alice[]", bob: "denied", carol: "carol[]"})
-	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_refused_records (bob's, kept with mapUsers); got %v; want 1", got)
 	}
 	want := "configmap kube-system/aws-auth: loaded, 3 records applied, 1 refused\n" +

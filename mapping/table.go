@@ -114,11 +114,11 @@ func Compile(docs ...*Document) (*Table, error) {
 		case dup && first.refused != nil:
 			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
 				"%s[%d] %q is not used: %s[%d] of %s names the same principal first and is refused, which denies the principal rather than let a later record apply",
-				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
+				r.List, r.Index, Clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
 		case dup:
 			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
 				"%s[%d] %q is shadowed by %s[%d] of %s, which matches the same principal and wins (aws-iam-authenticator used the last duplicate)",
-				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
+				r.List, r.Index, Clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
 		default:
 			m[r.key] = r
 		}
@@ -339,7 +339,7 @@ func (r *Record) usesSession() bool {
 func renderError(err error, id *Identity) error {
 	switch {
 	case errors.Is(err, ErrNotInstanceID):
-		return fmt.Errorf("%w: {{EC2PrivateDNSName}} needs a session name like i-0123456789abcdef0; got %q", ErrNotInstanceID, clip(id.SessionName))
+		return fmt.Errorf("%w: {{EC2PrivateDNSName}} needs a session name like i-0123456789abcdef0; got %q", ErrNotInstanceID, Clip(id.SessionName))
 	case errors.Is(err, ErrNoResolver):
 		return err
 	}
