@@ -32,15 +32,15 @@ type User struct {
 }
 
 // InstanceResolver resolves an EC2 instance ID to its private DNS name for
-// {{EC2PrivateDNSName}}. Implementations must be safe for concurrent use; EC2Resolver is the
-// one over the EC2 API.
+// {{EC2PrivateDNSName}}. Implementations must be safe for concurrent use; ec2.Resolver (package
+// mapping/ec2) is the one over the EC2 API.
 type InstanceResolver interface {
 	PrivateDNSName(ctx context.Context, instanceID string) (string, error)
 }
 
 // Table is a compiled, immutable mapping: hash maps from lookup keys to records, built once
-// per mapping version and then only read, so any number of goroutines may use it. A Store swaps
-// whole Tables atomically.
+// per mapping version and then only read, so any number of goroutines may use it. A Store
+// (package mapping/source) swaps whole Tables atomically.
 //
 // Precedence (first match wins): explicit role and user ARN records, then SSO permission-set
 // records, then mapAccounts; within each, the documents in the order given to Compile (the

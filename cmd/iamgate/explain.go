@@ -11,6 +11,8 @@ import (
 
 	"github.com/iamgate/iamgate/daemon"
 	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/mapping/ec2"
+	"github.com/iamgate/iamgate/mapping/source"
 )
 
 // runExplain is `iamgate explain`: which record maps an ARN and to what user, or why none does
@@ -59,18 +61,18 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var docs []*mapping.Document
 	if *mappingFile != "" {
-		doc, err := mapping.ReadFile(*mappingFile)
+		doc, err := source.ReadFile(*mappingFile)
 		if err != nil {
 			return err
 		}
 		docs = append(docs, doc)
 	}
 	if *configMap {
-		client, err := mapping.NewKubeClient(*kubeconfig)
+		client, err := source.NewKubeClient(*kubeconfig)
 		if err != nil {
 			return err
 		}
-		doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
+		doc, err := source.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
 		if err != nil {
 			return err
 		}
@@ -82,7 +84,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var res mapping.InstanceResolver
 	if *resolve {
-		r, err := newEC2Resolver(ctx, *ec2Endpoint, *ec2Region, mapping.EC2ResolverConfig{BatchWindow: time.Millisecond})
+		r, err := newEC2Resolver(ctx, *ec2Endpoint, *ec2Region, ec2.Config{BatchWindow: time.Millisecond})
 		if err != nil {
 			return err
 		}

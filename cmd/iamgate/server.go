@@ -14,12 +14,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iamgate/iamgate/daemon"
 	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/mapping/ec2"
+	"github.com/iamgate/iamgate/mapping/source"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -88,7 +90,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.mappingFile, "mapping.file", "", "YAML mapping: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document; re-read when it changes. See also -mapping.configMap")
 	fs.DurationVar(&f.mappingPoll, "mapping.pollInterval", 10*time.Second, "how often -mapping.file is checked besides file-system events (some mounts send none)")
 	fs.BoolVar(&f.configMap, "mapping.configMap", false, "watch the kube-system/aws-auth ConfigMap (in-cluster config or -kubeconfig); its records come after -mapping.file's")
-	fs.DurationVar(&f.configMapWait, "mapping.configMapTimeout", mapping.DefaultConfigMapTimeout, "how long the first read of the aws-auth ConfigMap may take. A 403 (RBAC) or other API error is reported at once (log, iamgate_mapping_configmap_errors_total, /readyz); past this bound the ConfigMap is reported as failing and no longer holds readiness back, so -mapping.file's records apply without it. iamgate never exits for it and applies the ConfigMap as soon as it can be read")
+	fs.DurationVar(&f.configMapWait, "mapping.configMapTimeout", source.DefaultConfigMapTimeout, "how long the first read of the aws-auth ConfigMap may take. A 403 (RBAC) or other API error is reported at once (log, iamgate_mapping_configmap_errors_total, /readyz); past this bound the ConfigMap is reported as failing and no longer holds readiness back, so -mapping.file's records apply without it. iamgate never exits for it and applies the ConfigMap as soon as it can be read")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
 	fs.StringVar(&f.ec2Endpoint, "ec2.endpoint", "", "EC2 API endpoint URL for {{EC2PrivateDNSName}} lookups; empty means the regional AWS endpoint (fakests serves EC2 too)")
 	fs.StringVar(&f.ec2Region, "ec2.region", "", "region of the EC2 API; empty means the AWS SDK's region chain")
@@ -199,17 +201,16 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		f.certReloader.log = log
 	}
 
-	mappingMetrics := mapping.NewMetrics(cfg.Registry)
-	store := mapping.NewStore(log, mappingMetrics)
-	resolver, err := newEC2Resolver(ctx, f.ec2Endpoint, f.ec2Region, mapping.EC2ResolverConfig{
-		TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: mappingMetrics,
+	store := source.NewStore(log, source.NewMetrics(cfg.Registry))
+	resolver, err := newEC2Resolver(ctx, f.ec2Endpoint, f.ec2Region, ec2.Config{
+		TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: ec2.NewMetrics(cfg.Registry),
 	})
 	if err != nil {
 		return err
 	}
 	var sources []func(context.Context) error
 	if f.mappingFile != "" {
-		src := mapping.NewFileSource(f.mappingFile, store, log, f.mappingPoll)
+		src := source.NewFile(f.mappingFile, store, log, f.mappingPoll)
 		if f.dryRun {
 			if err := src.Load(); err != nil {
 				return fmt.Errorf("cannot load -mapping.file=%q: %w", f.mappingFile, err)
@@ -222,12 +223,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		sources = append(sources, src.Run)
 	}
 	if f.configMap {
-		client, err := mapping.NewKubeClient(f.kubeconfig)
+		client, err := source.NewKubeClient(f.kubeconfig)
 		if err != nil {
 			return err
 		}
 		if f.dryRun {
-			doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
+			doc, err := source.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
 			if err != nil {
 				return err
 			}
@@ -235,11 +236,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				return fmt.Errorf("%s has refused records (the server would apply the others):\n%w", doc.Source, err)
 			}
 		}
-		src := mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute)
+		src := source.NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute)
 		src.Timeout = f.configMapWait
 		sources = append(sources, src.Run)
 	}
-	srv, err := daemon.New(cfg, storeMapper{store: store, resolver: resolver})
+	srv, err := daemon.New(cfg, source.Mapper{Store: store, Resolver: resolver})
 	if err != nil {
 		return err
 	}
@@ -287,7 +288,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // newEC2Resolver builds the {{EC2PrivateDNSName}} resolver over EC2's API at endpoint (empty:
 // the regional AWS endpoint). It needs AWS credentials only when a lookup happens; the SDK
 // resolves them lazily.
-func newEC2Resolver(ctx context.Context, endpoint, region string, cfg mapping.EC2ResolverConfig) (*mapping.EC2Resolver, error) {
+func newEC2Resolver(ctx context.Context, endpoint, region string, cfg ec2.Config) (*ec2.Resolver, error) {
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -296,33 +297,13 @@ func newEC2Resolver(ctx context.Context, endpoint, region string, cfg mapping.EC
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS configuration for EC2 lookups: %w", err)
 	}
-	cfg.Client = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+	cfg.Client = awsec2.NewFromConfig(awsCfg, func(o *awsec2.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
 	cfg.Now = time.Now
-	return mapping.NewEC2Resolver(cfg)
-}
-
-// storeMapper applies the live mapping of a Store, resolving EC2 names with resolver.
-type storeMapper struct {
-	store    *mapping.Store
-	resolver mapping.InstanceResolver
-}
-
-func (m storeMapper) Ready() bool { return m.store.Ready() }
-
-// ReadyDetail is the /readyz body below the verdict: each mapping source, its refused records
-// (list, index, line, kind of error; no ARN or value) and read failures.
-func (m storeMapper) ReadyDetail() string { return m.store.Status() }
-
-func (m storeMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
-	t := m.store.Table()
-	if t == nil {
-		return mapping.User{}, errors.New("no mapping loaded")
-	}
-	return t.Render(ctx, id, m.resolver)
+	return ec2.NewResolver(cfg)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"context"
@@ -16,12 +16,13 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
 )
 
 // usernameOf maps arn through the store's live table ("" when not mapped).
 func usernameOf(tb testing.TB, s *Store, arn string) string {
 	tb.Helper()
-	u, err := s.Table().Render(context.Background(), testIdentity(tb, arn), nil)
+	u, err := s.Table().Render(context.Background(), testenv.Identity(tb, arn, mapping.NewIdentity), nil)
 	if err != nil {
 		return ""
 	}
@@ -37,7 +38,7 @@ func userDoc(username string) string {
 func writeFile(tb testing.TB, path, data string) {
 	tb.Helper()
 	// Write and rename, as editors and config management do, so that no reader sees half a
-	// file; the in-place case is TestFileSourceInPlace.
+	// file; the in-place case is TestFileInPlace.
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 		tb.Fatal(err)
@@ -47,11 +48,11 @@ func writeFile(tb testing.TB, path, data string) {
 	}
 }
 
-// TestFileSourceReload protects reloads of files: an edit is picked up; a version with a bad
+// TestFileReload protects reloads of files: an edit is picked up; a version with a bad
 // record applies without that record (which then grants nothing) and counts it; a version of
 // which nothing can be identified is refused whole with a metric while the last good mapping
 // stays live; and a fix is picked up again.
-func TestFileSourceReload(t *testing.T) {
+func TestFileReload(t *testing.T) {
 	for _, poll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pollOnly=%v", poll), func(t *testing.T) {
 			dir := t.TempDir()
@@ -59,7 +60,7 @@ func TestFileSourceReload(t *testing.T) {
 			writeFile(t, path, userDoc("alice-v1"))
 			reg := prometheus.NewRegistry()
 			store := NewStore(nil, NewMetrics(reg))
-			src := NewFileSource(path, store, nil, time.Hour)
+			src := NewFile(path, store, nil, time.Hour)
 			if poll {
 				src.poll, src.noWatch = 20*time.Millisecond, true
 			}
@@ -123,12 +124,12 @@ func TestFileSourceReload(t *testing.T) {
 	}
 }
 
-func TestFileSourceInPlace(t *testing.T) {
+func TestFileInPlace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mapping.yaml")
 	writeFile(t, path, userDoc("alice-v1"))
 	store := NewStore(nil, nil)
-	testenv.Run(t, NewFileSource(path, store, nil, time.Hour).Run)
+	testenv.Run(t, NewFile(path, store, nil, time.Hour).Run)
 	testenv.WaitFor(t, "first load", store.Ready)
 	if err := os.WriteFile(path, []byte(userDoc("alice-v2")), 0o644); err != nil {
 		t.Fatal(err)
@@ -136,10 +137,10 @@ func TestFileSourceInPlace(t *testing.T) {
 	testenv.WaitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 }
 
-// TestFileSourceSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
+// TestFileSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
 // writes the new version into a fresh timestamped directory and atomically renames a new
 // "..data" symlink over the old one; the file is a symlink through ..data.
-func TestFileSourceSymlinkSwap(t *testing.T) {
+func TestFileSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
 	version := func(name, data string) {
 		t.Helper()
@@ -161,7 +162,7 @@ func TestFileSourceSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := NewStore(nil, nil)
-	testenv.Run(t, NewFileSource(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
+	testenv.Run(t, NewFile(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
 	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
@@ -173,31 +174,31 @@ func TestFileSourceSymlinkSwap(t *testing.T) {
 
 func awsAuth(data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthNamespace, Name: AWSAuthName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: mapping.AWSAuthNamespace, Name: mapping.AWSAuthName},
 		Data:       data,
 	}
 }
 
-// TestConfigMapSource protects the live ConfigMap source, through client-go's fake clientset and
+// TestConfigMap protects the live ConfigMap source, through client-go's fake clientset and
 // a real informer: updates apply, a bad record is refused while the rest applies, a key whose
 // text does not parse keeps its last good records, deletion maps nothing, other ConfigMaps are
 // ignored.
-func TestConfigMapSource(t *testing.T) {
+func TestConfigMap(t *testing.T) {
 	client := fake.NewClientset(awsAuth(map[string]string{"mapUsers": userDoc("alice-v1")[len("mapUsers:\n"):]}))
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	src := NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0)
+	src := NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0)
 	testenv.Run(t, src.Run)
 	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 	}
-	cms := client.CoreV1().ConfigMaps(AWSAuthNamespace)
+	cms := client.CoreV1().ConfigMaps(mapping.AWSAuthNamespace)
 	ctx := context.Background()
 	update := func(data map[string]string) {
 		t.Helper()
 		cm := awsAuth(data)
-		cur, err := cms.Get(ctx, AWSAuthName, metav1.GetOptions{})
+		cur, err := cms.Get(ctx, mapping.AWSAuthName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +247,7 @@ func TestConfigMapSource(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := cms.Delete(ctx, AWSAuthName, metav1.DeleteOptions{}); err != nil {
+	if err := cms.Delete(ctx, mapping.AWSAuthName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
@@ -255,15 +256,15 @@ func TestConfigMapSource(t *testing.T) {
 	}
 }
 
-func TestConfigMapSourceMissing(t *testing.T) {
+func TestConfigMapMissing(t *testing.T) {
 	client := fake.NewClientset()
 	store := NewStore(nil, nil)
-	testenv.Run(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	testenv.Run(t, NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0).Run)
 	testenv.WaitFor(t, "the empty load", store.Ready)
 	if n := len(store.Table().Records()); n != 0 {
 		t.Fatalf("unexpected records; got %d; want 0", n)
 	}
-	if _, err := client.CoreV1().ConfigMaps(AWSAuthNamespace).Create(context.Background(),
+	if _, err := client.CoreV1().ConfigMaps(mapping.AWSAuthNamespace).Create(context.Background(),
 		awsAuth(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: late\n"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -274,14 +275,14 @@ func TestConfigMapSourceMissing(t *testing.T) {
 // ConfigMap's, and Ready only when every configured source has loaded.
 func TestStorePrecedence(t *testing.T) {
 	store := NewStore(nil, nil)
-	store.register(SourceFile)
-	store.register(SourceConfigMap)
-	cm, err := ParseDocument("configmap", []byte(userDoc("from-configmap")+
+	store.register(KindFile)
+	store.register(KindConfigMap)
+	cm, err := mapping.ParseDocument("configmap", []byte(userDoc("from-configmap")+
 		"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob-from-configmap\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceConfigMap, cm); err != nil {
+	if err := store.Update(KindConfigMap, cm); err != nil {
 		t.Fatal(err)
 	}
 	if store.Ready() {
@@ -290,11 +291,11 @@ func TestStorePrecedence(t *testing.T) {
 	if got := usernameOf(t, store, aliceARN); got != "from-configmap" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "from-configmap")
 	}
-	file, err := ParseDocument("file", []byte(userDoc("from-file")))
+	file, err := mapping.ParseDocument("file", []byte(userDoc("from-file")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceFile, file); err != nil {
+	if err := store.Update(KindFile, file); err != nil {
 		t.Fatal(err)
 	}
 	if !store.Ready() {
@@ -314,26 +315,26 @@ func TestStorePrecedence(t *testing.T) {
 
 // TestStoreConcurrentReaders protects the atomic swap of a new mapping: a reader never sees a
 // half-built table. Every version maps two users to names carrying the version; a reader
-// resolving both from one Table must see one version. Run with -race.
+// resolving both from one mapping.Table must see one version. Run with -race.
 func TestStoreConcurrentReaders(t *testing.T) {
 	store := NewStore(nil, nil)
-	doc := func(v int) *Document {
+	doc := func(v int) *mapping.Document {
 		var b []byte
 		b = fmt.Appendf(b, "mapUsers:\n")
 		for _, u := range []string{"alice", "bob"} {
 			b = fmt.Appendf(b, "- userarn: arn:aws:iam::111122223333:user/%s\n  username: %s-v%d\n  groups: [g%d]\n", u, u, v, v)
 		}
-		d, err := ParseDocument("test", b)
+		d, err := mapping.ParseDocument("test", b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	if err := store.Update(SourceFile, doc(0)); err != nil {
+	if err := store.Update(KindFile, doc(0)); err != nil {
 		t.Fatal(err)
 	}
-	alice := testIdentity(t, aliceARN)
-	bob := testIdentity(t, "arn:aws:iam::111122223333:user/bob")
+	alice := testenv.Identity(t, aliceARN, mapping.NewIdentity)
+	bob := testenv.Identity(t, "arn:aws:iam::111122223333:user/bob", mapping.NewIdentity)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -361,7 +362,7 @@ func TestStoreConcurrentReaders(t *testing.T) {
 		}()
 	}
 	for v := 1; v <= 200; v++ {
-		if err := store.Update(SourceFile, doc(v)); err != nil {
+		if err := store.Update(KindFile, doc(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -384,7 +385,7 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 			"- rolearn: arn:aws:iam::111122223333:role/secret-team\n  username: 'x:{{SessionID}}'\n  groups: [top-secret]\n",
 		"mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n",
 	}))
-	testenv.Run(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
+	testenv.Run(t, NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0).Run)
 	testenv.WaitFor(t, "the first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice")
@@ -399,6 +400,11 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 	}
 }
 
+// oneNode answers {{EC2PrivateDNSName}} with its name for every instance.
+type oneNode string
+
+func (n oneNode) PrivateDNSName(context.Context, string) (string, error) { return string(n), nil }
+
 // TestStoreLaterVersions protects the documented choice for later versions with bad parts:
 //   - a refused record is not applied and grants nothing, even if its previous version was
 //     valid (the edit may have meant to take rights away), while the rest of the version
@@ -409,17 +415,17 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 func TestStoreLaterVersions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	store.register(SourceConfigMap)
+	store.register(KindConfigMap)
 	const (
 		node  = "arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0"
 		ops   = "arn:aws:sts::111122223333:assumed-role/ops/alice"
 		bob   = "arn:aws:iam::111122223333:user/bob"
 		carol = "arn:aws:iam::111122223333:user/carol"
 	)
-	res := staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"}
+	res := oneNode("ip-10-0-1-23.ec2.internal")
 	user := func(arn string) string {
 		t.Helper()
-		u, err := store.Table().Render(context.Background(), testIdentity(t, arn), res)
+		u, err := store.Table().Render(context.Background(), testenv.Identity(t, arn, mapping.NewIdentity), res)
 		if err != nil {
 			return "denied"
 		}
@@ -427,11 +433,11 @@ func TestStoreLaterVersions(t *testing.T) {
 	}
 	version := func(roles, users string) {
 		t.Helper()
-		doc, err := ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
+		doc, err := mapping.ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
 		if err != nil {
 			t.Fatalf("unexpected error: %s", err)
 		}
-		if err := store.Update(SourceConfigMap, doc); err != nil {
+		if err := store.Update(KindConfigMap, doc); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -475,7 +481,7 @@ func TestStoreLaterVersions(t *testing.T) {
 	// v4: both lists parse again; v5 refused whole keeps v4.
 	version(nodeRole, "- userarn: "+carol+"\n  username: carol\n")
 	f("v4", map[string]string{aliceARN: "denied", carol: "carol[]"})
-	store.Refuse(SourceConfigMap, "configmap kube-system/aws-auth", fmt.Errorf("%w: too big", ErrTooLarge))
+	store.Refuse(KindConfigMap, "configmap kube-system/aws-auth", fmt.Errorf("%w: too big", mapping.ErrTooLarge))
 	f("v5", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", carol: "carol[]"})
 	want = "configmap kube-system/aws-auth: loaded, 2 records applied\n" +
 		"  last version refused whole (the last good version stays live): mapping document too large\n"
@@ -485,11 +491,11 @@ func TestStoreLaterVersions(t *testing.T) {
 
 	// A list that does not parse at the first load maps nothing.
 	first := NewStore(nil, nil)
-	doc, err := ParseConfigMapData("cm", map[string]string{"mapRoles": "- [", "mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n"})
+	doc, err := mapping.ParseConfigMapData("cm", map[string]string{"mapRoles": "- [", "mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Update(SourceConfigMap, doc); err != nil {
+	if err := first.Update(KindConfigMap, doc); err != nil {
 		t.Fatal(err)
 	}
 	if len(first.Table().Records()) != 1 || !first.Ready() {

@@ -1,9 +1,9 @@
-package mapping
+package ec2
 
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,34 +15,18 @@ import (
 
 	"github.com/iamgate/iamgate/fakests"
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/mapping/source"
 )
 
-// startFakeEC2 serves DescribeInstances for instances from the fake STS, which accepts the
-// signature of newEC2Client's key; its URL() is the endpoint.
-func startFakeEC2(t *testing.T, instances ...fakests.Instance) *fakests.Server {
-	t.Helper()
-	srv, err := fakests.New(fakests.Config{
-		Users: []fakests.User{{ARN: "arn:aws:iam::111122223333:user/iamgate", AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
-			SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
-		Instances: instances,
-	}, fakests.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
-}
-
-// TestEKSExampleScenario is a typical EKS cluster's mapping end to end inside the package: the aws-auth
-// manifest maps the node group's role to system:node:{{EC2PrivateDNSName}} and yaroslav to
-// system:masters. The node's assumed-role identity resolves through EC2 (the real
-// aws-sdk-go-v2 client against the fake STS's EC2 API, which checks the client's SigV4
-// signature like AWS) to its private DNS name; yaroslav maps; an
-// unmapped user is denied, and explain says why. The manifest is loaded both as a mapping file
-// and as the live ConfigMap (through client-go's fake clientset).
+// TestEKSExampleScenario is a typical EKS cluster's mapping end to end across the mapping
+// packages: the aws-auth manifest maps the node group's role to
+// system:node:{{EC2PrivateDNSName}} and yaroslav to system:masters. The node's assumed-role
+// identity resolves through this package's Resolver (the real aws-sdk-go-v2 client against the
+// fake STS's EC2 API, which checks the client's SigV4 signature like AWS) to its private DNS
+// name; yaroslav maps; an unmapped user is denied, and explain says why. The manifest is loaded
+// both as a mapping file and as the live ConfigMap (through client-go's fake clientset) by the
+// sources of package mapping/source.
 func TestEKSExampleScenario(t *testing.T) {
 	const (
 		node     = "i-0a1b2c3d4e5f60718"
@@ -53,22 +37,26 @@ func TestEKSExampleScenario(t *testing.T) {
 	)
 	ec2URL := startFakeEC2(t, fakests.Instance{InstanceID: node, PrivateDNSName: nodeDNS}).URL()
 
-	res, err := NewEC2Resolver(EC2ResolverConfig{Client: newEC2Client(ec2URL), Now: time.Now})
+	res, err := NewResolver(Config{Client: newEC2Client(ec2URL), Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := readFixture(t, "aws-auth-good-eks-example.yaml")
+	fixture := filepath.Join("..", "testdata", "aws-auth-good-eks-example.yaml")
+	manifest, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cm corev1.ConfigMap
 	if err := yaml.Unmarshal(manifest, &cm); err != nil {
 		t.Fatalf("cannot decode the manifest as a ConfigMap: %s", err)
 	}
 
-	stores := map[string]*Store{}
-	fileStore := NewStore(nil, nil)
-	testenv.Run(t, NewFileSource(filepath.Join("testdata", "aws-auth-good-eks-example.yaml"), fileStore, nil, time.Hour).Run)
+	stores := map[string]*source.Store{}
+	fileStore := source.NewStore(nil, nil)
+	testenv.Run(t, source.NewFile(fixture, fileStore, nil, time.Hour).Run)
 	stores["file"] = fileStore
-	cmStore := NewStore(nil, nil)
-	testenv.Run(t, NewConfigMapSource(fake.NewClientset(&cm), AWSAuthNamespace, AWSAuthName, cmStore, nil, 0).Run)
+	cmStore := source.NewStore(nil, nil)
+	testenv.Run(t, source.NewConfigMap(fake.NewClientset(&cm), mapping.AWSAuthNamespace, mapping.AWSAuthName, cmStore, nil, 0).Run)
 	stores["configmap"] = cmStore
 
 	for name, store := range stores {
@@ -78,7 +66,7 @@ func TestEKSExampleScenario(t *testing.T) {
 			ctx := context.Background()
 			f := func(arn, wantUser, wantGroups string) {
 				t.Helper()
-				u, err := table.Render(ctx, testIdentity(t, arn), res)
+				u, err := table.Render(ctx, testenv.Identity(t, arn, mapping.NewIdentity), res)
 				if err != nil {
 					t.Fatalf("unexpected error for %s: %s", arn, err)
 				}
@@ -89,11 +77,11 @@ func TestEKSExampleScenario(t *testing.T) {
 			f(nodeARN, "system:node:"+nodeDNS, "system:bootstrappers,system:nodes")
 			f(yaroslav, "yaroslav", "system:masters")
 
-			_, err := table.Render(ctx, testIdentity(t, mallory), res)
-			if !errors.Is(err, ErrNotMapped) || !IsDenial(err) {
-				t.Fatalf("unexpected answer for an unmapped user; got %v; want ErrNotMapped", err)
+			_, err := table.Render(ctx, testenv.Identity(t, mallory, mapping.NewIdentity), res)
+			if !errors.Is(err, mapping.ErrNotMapped) || !mapping.IsDenial(err) {
+				t.Fatalf("unexpected answer for an unmapped user; got %v; want mapping.ErrNotMapped", err)
 			}
-			e := Explain(table, mallory)
+			e := mapping.Explain(table, mallory)
 			if e.Result != "not_mapped" {
 				t.Fatalf("unexpected explain result; got %q; want %q", e.Result, "not_mapped")
 			}
@@ -107,7 +95,7 @@ func TestEKSExampleScenario(t *testing.T) {
 				}
 			}
 			// yaroslav from another account: explain names the record that comes nearest.
-			e = Explain(table, "arn:aws:iam::444455556666:user/yaroslav")
+			e = mapping.Explain(table, "arn:aws:iam::444455556666:user/yaroslav")
 			if len(e.Nearest) != 1 || e.Nearest[0].Record.ARN != yaroslav {
 				t.Fatalf("unexpected nearest records: %+v", e.Nearest)
 			}

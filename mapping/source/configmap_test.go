@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"encoding/json"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
 )
 
 // apiServer is a loopback stand-in for kube-apiserver's ConfigMap endpoints in kube-system, as
@@ -65,7 +66,7 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{},
 			"status": "Failure", "reason": "Forbidden", "code": 403, "details": map[string]any{"kind": "configmaps"},
-			"message": `configmaps is forbidden: User "system:serviceaccount:kube-system:iamgate" cannot ` + verb +
+			"message": `configmaps is forbidden: mapping.User "system:serviceaccount:kube-system:iamgate" cannot ` + verb +
 				` resource "configmaps" in API group "" in the namespace "kube-system"`})
 		return
 	case "hang":
@@ -96,24 +97,24 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestConfigMapSourceForbidden protects the report of an RBAC failure: the API server answers
+// TestConfigMapForbidden protects the report of an RBAC failure: the API server answers
 // 403 to every list and watch. The failure is reported at once (Error log, metric, Status for
 // /readyz), without exiting; once the first-read bound passes, the mapping file's records apply
 // without the ConfigMap; when RBAC is fixed the ConfigMap applies with no restart.
-func TestConfigMapSourceForbidden(t *testing.T) {
+func TestConfigMapForbidden(t *testing.T) {
 	api := startAPIServer(t, "forbidden")
 	reg := prometheus.NewRegistry()
 	logs := &testenv.LogBuffer{}
 	store := NewStore(slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg))
-	store.register(SourceFile)
-	file, err := ParseDocument("file aws-auth.yaml", []byte(userDoc("alice")))
+	store.register(KindFile)
+	file, err := mapping.ParseDocument("file aws-auth.yaml", []byte(userDoc("alice")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceFile, file); err != nil {
+	if err := store.Update(KindFile, file); err != nil {
 		t.Fatal(err)
 	}
-	src := NewConfigMapSource(api.client(t), AWSAuthNamespace, AWSAuthName, store, store.log, 0)
+	src := NewConfigMap(api.client(t), mapping.AWSAuthNamespace, mapping.AWSAuthName, store, store.log, 0)
 	const timeout = 2 * time.Second
 	src.Timeout = timeout
 	start := time.Now()
@@ -138,7 +139,7 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 		t.Fatalf("Status shows the API server's message: %q", status)
 	}
 	for _, w := range []string{`"level":"ERROR","msg":"cannot read the aws-auth ConfigMap; retrying, the last good mapping stays live"`,
-		`"reason":"forbidden"`, `"error":"configmaps is forbidden: User`} {
+		`"reason":"forbidden"`, `"error":"configmaps is forbidden: mapping.User`} {
 		if !strings.Contains(logs.String(), w) {
 			t.Fatalf("unexpected log; want %s in:\n%s", w, logs.String())
 		}
@@ -168,14 +169,14 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	}
 }
 
-// TestConfigMapSourceNoAnswer protects the bound on an API server that never answers: after
+// TestConfigMapNoAnswer protects the bound on an API server that never answers: after
 // Timeout the source is reported as failing (timeout), and with no other source the Store is
 // not ready, saying why.
-func TestConfigMapSourceNoAnswer(t *testing.T) {
+func TestConfigMapNoAnswer(t *testing.T) {
 	api := startAPIServer(t, "hang")
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	src := NewConfigMapSource(api.client(t), AWSAuthNamespace, AWSAuthName, store, nil, 0)
+	src := NewConfigMap(api.client(t), mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0)
 	src.Timeout = 300 * time.Millisecond
 	testenv.Run(t, src.Run)
 	testenv.WaitFor(t, "the timeout", func() bool {
