@@ -45,8 +45,8 @@ func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 }
 
 // FetchConfigMap reads the namespace/name ConfigMap once, within DefaultConfigMapTimeout, and
-// parses its data. A missing ConfigMap is an empty document with a warning, as for
-// ConfigMap.
+// parses its data. A missing ConfigMap is an empty document with a warning, as for the
+// ConfigMap source.
 func FetchConfigMap(ctx context.Context, client kubernetes.Interface, namespace, name string) (*mapping.Document, error) {
 	source := "configmap " + namespace + "/" + name
 	ctx, cancel := context.WithTimeout(ctx, DefaultConfigMapTimeout)
@@ -117,7 +117,7 @@ func NewConfigMap(client kubernetes.Interface, namespace, name string, store *St
 func (s *ConfigMap) sourceName() string { return "configmap " + s.namespace + "/" + s.name }
 
 // Run watches the ConfigMap until ctx is done, and returns ctx's error. API and RBAC failures
-// do not end it: they are reported (see ConfigMap) and retried.
+// do not end it: they are reported (see the type's documentation) and retried.
 func (s *ConfigMap) Run(ctx context.Context) error {
 	sel := fields.OneTermEqualSelector("metadata.name", s.name).String()
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
