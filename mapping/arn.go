@@ -220,18 +220,18 @@ func splitPathName(typ, rest string) (path, name string, err error) {
 	i := strings.LastIndexByte(rest, '/')
 	name = rest[i+1:]
 	if !isIAMName(name) {
-		return "", "", fmt.Errorf("%w: bad %s name %q (1 to 64 letters, digits and +=,.@_-)", ErrInvalidARN, typ, clip(name))
+		return "", "", fmt.Errorf("%w: bad %s name %q (1 to 64 letters, digits and +=,.@_-)", ErrInvalidARN, typ, Clip(name))
 	}
 	if i < 0 {
 		return "", name, nil
 	}
 	path = rest[:i]
 	if path == "" || len(path)+2 > maxPathLen {
-		return "", "", fmt.Errorf("%w: bad %s path %q (IAM paths are / or /TEXT/ of at most %d characters)", ErrInvalidARN, typ, clip("/"+path+"/"), maxPathLen)
+		return "", "", fmt.Errorf("%w: bad %s path %q (IAM paths are / or /TEXT/ of at most %d characters)", ErrInvalidARN, typ, Clip("/"+path+"/"), maxPathLen)
 	}
 	for j := 0; j < len(path); j++ {
 		if c := path[j]; c < '!' || c > '~' {
-			return "", "", fmt.Errorf("%w: bad %s path %q (printable ASCII from ! to ~ only)", ErrInvalidARN, typ, clip("/"+path+"/"))
+			return "", "", fmt.Errorf("%w: bad %s path %q (printable ASCII from ! to ~ only)", ErrInvalidARN, typ, Clip("/"+path+"/"))
 		}
 	}
 	return path, name, nil

@@ -11,6 +11,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// The ConfigMap EKS reads.
+const (
+	AWSAuthNamespace = "kube-system"
+	AWSAuthName      = "aws-auth"
+)
+
 // Limits on untrusted mapping documents.
 const (
 	// MaxDocumentSize is the largest mapping document accepted (a ConfigMap holds at most
@@ -143,6 +149,57 @@ func (d *Document) Err() error {
 	return errors.Join(errs...)
 }
 
+// KeepUnparsed applies doc, a new version of a source, over prev, the source's version in use
+// (nil at the first load): it returns doc with each list it could not parse (Unparsed)
+// replaced by that list's records in prev, with their refusals, and for each such list what
+// happened to it, which is also added to the returned document's Warnings. See README: Bad
+// records, what applies.
+func KeepUnparsed(doc, prev *Document) (*Document, []string) {
+	if len(doc.Unparsed) == 0 {
+		return doc, nil
+	}
+	eff := *doc
+	eff.Warnings = append([]string(nil), doc.Warnings...)
+	kept := make([]string, len(doc.Unparsed))
+	for k, u := range doc.Unparsed {
+		var from []*Record
+		if prev != nil {
+			switch u.List {
+			case "mapRoles":
+				from = prev.Roles
+			case "mapUsers":
+				from = prev.Users
+			case "mapAccounts":
+				from = prev.Accounts
+			}
+		}
+		switch {
+		case prev == nil:
+			kept[k] = "no earlier version of it was loaded, so it maps nothing"
+		default:
+			kept[k] = fmt.Sprintf("its %d records of the previous version stay live", len(from))
+		}
+		eff.Warnings = append(eff.Warnings, u.List+" does not parse: "+kept[k])
+		switch u.List {
+		case "mapRoles":
+			eff.Roles = from
+		case "mapUsers":
+			eff.Users = from
+		case "mapAccounts":
+			eff.Accounts = from
+		}
+		if prev != nil {
+			// Refusals and unparsed lists of the kept records stay reported.
+			for _, r := range prev.Refused {
+				if r.List == u.List {
+					eff.Refused = append(eff.Refused, r)
+				}
+			}
+		}
+	}
+	return &eff, kept
+}
+
 // RecordError is a refused record (or a list that does not parse: Index -1), naming it and
 // what is wrong.
 type RecordError struct {
@@ -170,13 +227,13 @@ func (e *RecordError) Error() string {
 		b.WriteString("[" + strconv.Itoa(e.Index) + "]")
 	}
 	if e.ARN != "" {
-		b.WriteString(" " + strconv.Quote(clip(e.ARN)))
+		b.WriteString(" " + strconv.Quote(Clip(e.ARN)))
 	}
 	if e.Line > 0 {
 		if b.Len() == 0 {
 			b.WriteString("line " + strconv.Itoa(e.Line))
 		} else {
-			b.WriteString(" (" + e.where() + ")")
+			b.WriteString(" (" + e.Where() + ")")
 		}
 	}
 	if b.Len() > 0 {
@@ -186,8 +243,8 @@ func (e *RecordError) Error() string {
 	return b.String()
 }
 
-// where is "line N", or "line N of mapRoles" when the line counts within the list's text.
-func (e *RecordError) where() string {
+// Where is "line N", or "line N of mapRoles" when the line counts within the list's text.
+func (e *RecordError) Where() string {
 	if e.LineInList {
 		return "line " + strconv.Itoa(e.Line) + " of " + e.List
 	}
@@ -215,7 +272,9 @@ func Reason(err error) string {
 	return strings.Join(kinds, ", ")
 }
 
-func clip(s string) string {
+// Clip shortens s, a value taken from the input (an ARN, a name), to 200 bytes for errors and
+// logs.
+func Clip(s string) string {
 	if len(s) > 200 {
 		return s[:200] + "..."
 	}
@@ -259,11 +318,11 @@ func ParseDocument(source string, data []byte) (doc *Document, err error) {
 	}
 	if kind := lookupKey(root, "kind"); kind != nil {
 		if kind.Kind != yaml.ScalarNode || kind.Value != "ConfigMap" {
-			return nil, fmt.Errorf("%w: kind %q is not ConfigMap", ErrSyntax, clip(kind.Value))
+			return nil, fmt.Errorf("%w: kind %q is not ConfigMap", ErrSyntax, Clip(kind.Value))
 		}
 		if md := lookupKey(root, "metadata"); md != nil && p.deref(md).Kind == yaml.MappingNode {
 			if name := lookupKey(p.deref(md), "name"); name != nil && name.Kind == yaml.ScalarNode && name.Value != AWSAuthName {
-				p.warn("", -1, "", name.Line, "the ConfigMap is named %q, not %q; its data is used all the same", clip(name.Value), AWSAuthName)
+				p.warn("", -1, "", name.Line, "the ConfigMap is named %q, not %q; its data is used all the same", Clip(name.Value), AWSAuthName)
 			}
 		}
 		data := lookupKey(root, "data")
@@ -318,7 +377,7 @@ func decodeYAML(data []byte) (*yaml.Node, error) {
 		if err == io.EOF {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%w: %s", ErrSyntax, clip(err.Error()))
+		return nil, fmt.Errorf("%w: %s", ErrSyntax, Clip(err.Error()))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
@@ -368,7 +427,7 @@ func (p *parser) warn(list string, index int, arn string, line int, format strin
 			b.WriteString("[" + strconv.Itoa(index) + "]")
 		}
 		if arn != "" {
-			b.WriteString(" " + strconv.Quote(clip(arn)))
+			b.WriteString(" " + strconv.Quote(Clip(arn)))
 		}
 		if line > 0 {
 			b.WriteString(" (line " + strconv.Itoa(line) + ")")
@@ -444,11 +503,11 @@ func (p *parser) topLevel(m *yaml.Node) {
 func (p *parser) unknownTopKey(k string, line int) {
 	for _, want := range []string{"mapRoles", "mapUsers", "mapAccounts"} {
 		if strings.EqualFold(k, want) {
-			p.warn("", -1, "", line, "key %q ignored: top-level keys are case-sensitive, as in EKS; did you mean %q?", clip(k), want)
+			p.warn("", -1, "", line, "key %q ignored: top-level keys are case-sensitive, as in EKS; did you mean %q?", Clip(k), want)
 			return
 		}
 	}
-	p.warn("", -1, "", line, "unknown key %q ignored", clip(k))
+	p.warn("", -1, "", line, "unknown key %q ignored", Clip(k))
 }
 
 // listValue reads a list given inline or, as in a ConfigMap, as a YAML text.
@@ -543,7 +602,7 @@ func (p *parser) account(i int, n *yaml.Node) {
 		return
 	}
 	if !IsAccountID(v) {
-		p.fail("mapAccounts", i, v, n.Line, fmt.Errorf("%w: account %q is not 12 digits", ErrBadRecord, clip(v)), nil)
+		p.fail("mapAccounts", i, v, n.Line, fmt.Errorf("%w: account %q is not 12 digits", ErrBadRecord, Clip(v)), nil)
 		return
 	}
 	p.doc.Accounts = append(p.doc.Accounts, &Record{
@@ -573,7 +632,7 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 		name := strings.ToLower(key.Value)
 		if _, dup := fields[name]; dup {
 			if dupErr == nil {
-				dupErr = fmt.Errorf("%w: key %q given twice (record keys are case-insensitive)", ErrBadRecord, clip(key.Value))
+				dupErr = fmt.Errorf("%w: key %q given twice (record keys are case-insensitive)", ErrBadRecord, Clip(key.Value))
 			}
 			continue
 		}
@@ -582,7 +641,7 @@ func (p *parser) record(list string, i int, n *yaml.Node) {
 		case name == arnKey || name == "username" || name == "groups":
 		case name == "sso" && list == "mapRoles":
 		default:
-			p.warn(list, i, "", key.Line, "unknown key %q ignored", clip(key.Value))
+			p.warn(list, i, "", key.Line, "unknown key %q ignored", Clip(key.Value))
 		}
 	}
 	r := &Record{Source: p.doc.Source, List: list, Index: i, Line: n.Line}
@@ -740,7 +799,7 @@ func (p *parser) groupList(list string, i int, arn string, n *yaml.Node) ([]stri
 			continue
 		}
 		if strings.Contains(s, " - ") {
-			p.warn(list, i, arn, g.Line, "group %q looks like two groups folded into one by a mis-indented \"- \" line; kept as one group", clip(s))
+			p.warn(list, i, arn, g.Line, "group %q looks like two groups folded into one by a mis-indented \"- \" line; kept as one group", Clip(s))
 		}
 		out = append(out, s)
 	}
@@ -756,7 +815,7 @@ func parseSSO(n *yaml.Node) (*SSO, error) {
 	for k := 0; k+1 < len(n.Content); k += 2 {
 		name := strings.ToLower(n.Content[k].Value)
 		if seen[name] {
-			return nil, fmt.Errorf("%w: sso key %q given twice (keys are case-insensitive)", ErrBadRecord, clip(n.Content[k].Value))
+			return nil, fmt.Errorf("%w: sso key %q given twice (keys are case-insensitive)", ErrBadRecord, Clip(n.Content[k].Value))
 		}
 		seen[name] = true
 		v := n.Content[k+1]
@@ -769,7 +828,7 @@ func parseSSO(n *yaml.Node) (*SSO, error) {
 		case "partition":
 			sso.Partition, err = scalarString(v, "sso.partition")
 		default:
-			err = fmt.Errorf("%w: unknown sso key %q", ErrBadRecord, clip(n.Content[k].Value))
+			err = fmt.Errorf("%w: unknown sso key %q", ErrBadRecord, Clip(n.Content[k].Value))
 		}
 		if err != nil {
 			return nil, err
@@ -779,16 +838,16 @@ func parseSSO(n *yaml.Node) (*SSO, error) {
 	case sso.PermissionSetName == "":
 		return nil, fmt.Errorf("%w: sso.permissionSetName", ErrMissingField)
 	case !isIAMName(sso.PermissionSetName) || len(sso.PermissionSetName) > 32:
-		return nil, fmt.Errorf("%w: sso.permissionSetName %q is not a permission set name (1-32 of letters, digits and +=,.@_-)", ErrBadRecord, clip(sso.PermissionSetName))
+		return nil, fmt.Errorf("%w: sso.permissionSetName %q is not a permission set name (1-32 of letters, digits and +=,.@_-)", ErrBadRecord, Clip(sso.PermissionSetName))
 	case sso.AccountID == "":
 		return nil, fmt.Errorf("%w: sso.accountID", ErrMissingField)
 	case !IsAccountID(sso.AccountID):
-		return nil, fmt.Errorf("%w: sso.accountID %q is not 12 digits", ErrBadRecord, clip(sso.AccountID))
+		return nil, fmt.Errorf("%w: sso.accountID %q is not 12 digits", ErrBadRecord, Clip(sso.AccountID))
 	}
 	if sso.Partition == "" {
 		sso.Partition = "aws"
 	} else if !KnownPartition(sso.Partition) {
-		return nil, fmt.Errorf("%w: sso.partition %q is not a known partition", ErrBadRecord, clip(sso.Partition))
+		return nil, fmt.Errorf("%w: sso.partition %q is not a known partition", ErrBadRecord, Clip(sso.Partition))
 	}
 	return sso, nil
 }
@@ -822,7 +881,7 @@ func scalarString(n *yaml.Node, what string) (string, error) {
 		default:
 			kind = "value of type " + strings.TrimPrefix(tag, "!!")
 		}
-		return "", fmt.Errorf("%w: %s is a %s (%s); quote it if a string is meant", ErrNotString, what, kind, clip(n.Value))
+		return "", fmt.Errorf("%w: %s is a %s (%s); quote it if a string is meant", ErrNotString, what, kind, Clip(n.Value))
 	}
 	return n.Value, nil
 }

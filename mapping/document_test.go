@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/iamgate/iamgate/internal/testenv"
 )
 
 // staticResolver answers {{EC2PrivateDNSName}} from a map, for tests that are not about EC2.
@@ -43,19 +45,7 @@ func parseFixture(tb testing.TB, name string) *Document {
 // its session name.
 func testIdentity(tb testing.TB, arn string) *Identity {
 	tb.Helper()
-	p, err := ParseARN(arn)
-	if err != nil {
-		tb.Fatalf("bad test ARN %q: %s", arn, err)
-	}
-	userID := "AIDAEXAMPLE"
-	if p.Kind == KindRole {
-		userID = "AROAEXAMPLE:" + p.SessionName
-	}
-	id, err := NewIdentity(arn, p.AccountID, userID, "AKIAIOSFODNN7EXAMPLE")
-	if err != nil {
-		tb.Fatalf("bad test identity %q: %s", arn, err)
-	}
-	return &id
+	return testenv.Identity(tb, arn, NewIdentity)
 }
 
 // mapCase is one identity to map through a fixture and what it must become.

@@ -101,7 +101,7 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("unexpected explanation of a group ARN: %+v", e)
 	}
 	// A nil table explains too.
-	if e := Explain(nil, aliceARN); e.Result != "not_mapped" {
+	if e := Explain(nil, "arn:aws:iam::111122223333:user/alice"); e.Result != "not_mapped" {
 		t.Fatalf("unexpected result with no table; got %q", e.Result)
 	}
 }

@@ -13,7 +13,8 @@ import (
 // recover in ParseDocument is reported as a failure here), and whatever it accepts compiles;
 // every explicit record is found again by its own canonical ARN and renders or denies cleanly;
 // every refused record that names a principal keeps that principal from being granted by a
-// later record; explain and the Store's status describe it all.
+// later record; explain describes it all. FuzzStore (package mapping/source) applies the same
+// documents to a Store.
 func FuzzParseDocument(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
 	for _, name := range files {
@@ -87,19 +88,12 @@ func FuzzParseDocument(f *testing.F) {
 			}
 		}
 		_ = Explain(table, "arn:aws:iam::111122223333:user/u")
-		store := NewStore(nil, nil)
-		if err := store.Update(SourceFile, doc); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Update(SourceFile, doc); err != nil {
-			t.Fatal(err)
-		}
-		_ = store.Status()
 	})
 }
 
-// FuzzParseConfigMapData feeds the same parser through the ConfigMap path, and each version
-// through a Store after a good one: lists that do not parse keep the good version's records.
+// FuzzParseConfigMapData feeds the same parser through the ConfigMap path, and applies each
+// version over a good one with KeepUnparsed, as a Store does: lists that do not parse keep the
+// good version's records.
 func FuzzParseConfigMapData(f *testing.F) {
 	f.Add("- rolearn: arn:aws:iam::111122223333:role/r\n  username: system:node:{{EC2PrivateDNSName}}\n", "- \"111122223333\"\n")
 	f.Add("- rolearn: [\n", "x")
@@ -119,22 +113,22 @@ func FuzzParseConfigMapData(f *testing.F) {
 			}
 			return
 		}
-		store := NewStore(nil, nil)
-		if err := store.Update(SourceConfigMap, good); err != nil {
-			t.Fatal(err)
+		eff, kept := KeepUnparsed(doc, good)
+		if len(kept) != len(doc.Unparsed) {
+			t.Fatalf("unexpected account of the lists kept; got %q for %d unparsed lists", kept, len(doc.Unparsed))
 		}
-		if err := store.Update(SourceConfigMap, doc); err != nil {
-			t.Fatal(err)
+		table, err := Compile(eff)
+		if err != nil {
+			t.Fatalf("cannot compile a version applied over a good one: %s", err)
 		}
 		for _, u := range doc.Unparsed {
 			if u.List == "mapRoles" {
-				if _, ok := store.Table().Lookup(testIdentity(t, "arn:aws:sts::111122223333:assumed-role/node/s")); !ok {
+				if _, ok := table.Lookup(testIdentity(t, "arn:aws:sts::111122223333:assumed-role/node/s")); !ok {
 					t.Fatalf("an unparsed mapRoles dropped the previous version's records")
 				}
 			}
 		}
-		_ = store.Status()
-		_ = Explain(store.Table(), "arn:aws:sts::111122223333:assumed-role/node/s")
+		_ = Explain(table, "arn:aws:sts::111122223333:assumed-role/node/s")
 	})
 }
 

@@ -32,15 +32,15 @@ type User struct {
 }
 
 // InstanceResolver resolves an EC2 instance ID to its private DNS name for
-// {{EC2PrivateDNSName}}. Implementations must be safe for concurrent use; EC2Resolver is the
-// one over the EC2 API.
+// {{EC2PrivateDNSName}}. Implementations must be safe for concurrent use; ec2.Resolver (package
+// mapping/ec2) is the one over the EC2 API.
 type InstanceResolver interface {
 	PrivateDNSName(ctx context.Context, instanceID string) (string, error)
 }
 
 // Table is a compiled, immutable mapping: hash maps from lookup keys to records, built once
-// per mapping version and then only read, so any number of goroutines may use it. A Store swaps
-// whole Tables atomically.
+// per mapping version and then only read, so any number of goroutines may use it. A Store
+// (package mapping/source) swaps whole Tables atomically.
 //
 // Precedence (first match wins): explicit role and user ARN records, then SSO permission-set
 // records, then mapAccounts; within each, the documents in the order given to Compile (the
@@ -114,11 +114,11 @@ func Compile(docs ...*Document) (*Table, error) {
 		case dup && first.refused != nil:
 			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
 				"%s[%d] %q is not used: %s[%d] of %s names the same principal first and is refused, which denies the principal rather than let a later record apply",
-				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
+				r.List, r.Index, Clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
 		case dup:
 			t.warnings = append(t.warnings, prefixed(r.Source, fmt.Sprintf(
 				"%s[%d] %q is shadowed by %s[%d] of %s, which matches the same principal and wins (aws-iam-authenticator used the last duplicate)",
-				r.List, r.Index, clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
+				r.List, r.Index, Clip(r.Describe()), first.List, first.Index, sourceName(first.Source))))
 		default:
 			m[r.key] = r
 		}
@@ -339,7 +339,7 @@ func (r *Record) usesSession() bool {
 func renderError(err error, id *Identity) error {
 	switch {
 	case errors.Is(err, ErrNotInstanceID):
-		return fmt.Errorf("%w: {{EC2PrivateDNSName}} needs a session name like i-0123456789abcdef0; got %q", ErrNotInstanceID, clip(id.SessionName))
+		return fmt.Errorf("%w: {{EC2PrivateDNSName}} needs a session name like i-0123456789abcdef0; got %q", ErrNotInstanceID, Clip(id.SessionName))
 	case errors.Is(err, ErrNoResolver):
 		return err
 	}

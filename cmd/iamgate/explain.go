@@ -19,14 +19,10 @@ import (
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mappingFile := fs.String("mapping.file", "", "YAML mapping to explain: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document. See also -mapping.configMap")
-	configMap := fs.Bool("mapping.configMap", false, "read the live kube-system/aws-auth ConfigMap (in-cluster config or -kubeconfig); its records come after -mapping.file's, as in the server")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
+	var mf mappingFlags
+	mf.register(fs, false)
 	arn := fs.String("arn", "", "the principal to explain: an assumed-role ARN as STS reports it (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION), or a role, user, root or federated-user ARN; may also be given as the only argument")
 	output := fs.String("o", "text", "output format: text for people, json for scripts")
-	resolve := fs.Bool("ec2.resolve", false, "look {{EC2PrivateDNSName}} up with EC2 DescribeInstances (needs AWS credentials allowed to call it) instead of showing it unrendered. See also -ec2.endpoint, -ec2.region")
-	ec2Endpoint := fs.String("ec2.endpoint", "", "EC2 API endpoint URL for -ec2.resolve; empty means the regional AWS endpoint (fakests serves EC2 too)")
-	ec2Region := fs.String("ec2.region", "", "region of the EC2 API for -ec2.resolve; empty means the AWS SDK's region chain")
 	token := fs.String("token", "", "explain the identity behind this token instead of -arn: it is validated and verified with STS like the webhook does (see -i and the -sts.* flags)")
 	clusterID := fs.String("i", "", "with -token, the cluster ID the token is for")
 	var sts stsFlags
@@ -53,36 +49,17 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *output != "text" && *output != "json" {
 		return fmt.Errorf("unknown -o=%q: want text or json", *output)
 	}
-	if *mappingFile == "" && !*configMap {
-		return errors.New("no mapping source: set -mapping.file and/or -mapping.configMap")
+	if errs := mf.check(); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 
-	var docs []*mapping.Document
-	if *mappingFile != "" {
-		doc, err := mapping.ReadFile(*mappingFile)
-		if err != nil {
-			return err
-		}
-		docs = append(docs, doc)
-	}
-	if *configMap {
-		client, err := mapping.NewKubeClient(*kubeconfig)
-		if err != nil {
-			return err
-		}
-		doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
-		if err != nil {
-			return err
-		}
-		docs = append(docs, doc)
-	}
-	table, err := mapping.Compile(docs...)
+	table, err := mf.table(ctx)
 	if err != nil {
 		return err
 	}
 	var res mapping.InstanceResolver
-	if *resolve {
-		r, err := newEC2Resolver(ctx, *ec2Endpoint, *ec2Region, mapping.EC2ResolverConfig{BatchWindow: time.Millisecond})
+	if mf.ec2Resolve {
+		r, err := mf.resolver(ctx, nil)
 		if err != nil {
 			return err
 		}

@@ -12,14 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iamgate/iamgate/daemon"
-	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -42,15 +38,8 @@ type serverFlags struct {
 	negativeTTL time.Duration
 	cacheBytes  byteSize
 
-	mappingFile   string
-	mappingPoll   time.Duration
-	configMap     bool
-	configMapWait time.Duration
-	kubeconfig    string
-	ec2Endpoint   string
-	ec2Region     string
-	ec2CacheTTL   time.Duration
-	ec2RateLimit  float64
+	mapping mappingFlags
+
 	reportErrors  bool
 	readTimeout   time.Duration
 	writeTimeout  time.Duration
@@ -85,15 +74,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	f.cacheBytes = 64 << 20
 	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 700 bytes per cached token (BenchmarkCachedIdentityMemory)")
 
-	fs.StringVar(&f.mappingFile, "mapping.file", "", "YAML mapping: an aws-auth ConfigMap manifest or a plain mapRoles/mapUsers/mapAccounts document; re-read when it changes. See also -mapping.configMap")
-	fs.DurationVar(&f.mappingPoll, "mapping.pollInterval", 10*time.Second, "how often -mapping.file is checked besides file-system events (some mounts send none)")
-	fs.BoolVar(&f.configMap, "mapping.configMap", false, "watch the kube-system/aws-auth ConfigMap (in-cluster config or -kubeconfig); its records come after -mapping.file's")
-	fs.DurationVar(&f.configMapWait, "mapping.configMapTimeout", mapping.DefaultConfigMapTimeout, "how long the first read of the aws-auth ConfigMap may take. A 403 (RBAC) or other API error is reported at once (log, iamgate_mapping_configmap_errors_total, /readyz); past this bound the ConfigMap is reported as failing and no longer holds readiness back, so -mapping.file's records apply without it. iamgate never exits for it and applies the ConfigMap as soon as it can be read")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for -mapping.configMap; empty means the in-cluster config")
-	fs.StringVar(&f.ec2Endpoint, "ec2.endpoint", "", "EC2 API endpoint URL for {{EC2PrivateDNSName}} lookups; empty means the regional AWS endpoint (fakests serves EC2 too)")
-	fs.StringVar(&f.ec2Region, "ec2.region", "", "region of the EC2 API; empty means the AWS SDK's region chain")
-	fs.DurationVar(&f.ec2CacheTTL, "ec2.cacheTTL", time.Hour, "how long an instance's private DNS name is cached (it never changes while the instance lives)")
-	fs.Float64Var(&f.ec2RateLimit, "ec2.rateLimit", 10, "DescribeInstances calls per second at most; EC2 throttles per account")
+	f.mapping.register(fs, true)
 
 	fs.BoolVar(&f.reportErrors, "review.reportErrors", false, "put the denial reason in status.error; kube-apiserver then does not cache denials (more webhook traffic, clearer audit logs)")
 	fs.DurationVar(&f.readTimeout, "webhook.readTimeout", 10*time.Second, "time to read a whole request; cuts off slow clients")
@@ -121,9 +102,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	} else if f.certFile == "" || f.keyFile == "" {
 		bad("-tls.certFile and -tls.keyFile are required (`iamgate init` writes them)")
 	}
-	if f.mappingFile == "" && !f.configMap {
-		bad("no mapping source: set -mapping.file and/or -mapping.configMap")
-	}
+	errs = append(errs, f.mapping.check()...)
 	if f.stsConcurrency < 1 || f.stsConcurrency > 10000 {
 		bad("-sts.maxConcurrency=%d must be between 1 and 10000", f.stsConcurrency)
 	}
@@ -145,7 +124,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-webhook.readTimeout", f.readTimeout}, {"-webhook.writeTimeout", f.writeTimeout}, {"-webhook.idleTimeout", f.idleTimeout}, {"-mapping.pollInterval", f.mappingPoll}, {"-mapping.configMapTimeout", f.configMapWait}} {
+	}{{"-webhook.readTimeout", f.readTimeout}, {"-webhook.writeTimeout", f.writeTimeout}, {"-webhook.idleTimeout", f.idleTimeout}} {
 		if d.v <= 0 {
 			bad("%s=%s must be positive", d.name, d.v)
 		}
@@ -199,47 +178,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		f.certReloader.log = log
 	}
 
-	mappingMetrics := mapping.NewMetrics(cfg.Registry)
-	store := mapping.NewStore(log, mappingMetrics)
-	resolver, err := newEC2Resolver(ctx, f.ec2Endpoint, f.ec2Region, mapping.EC2ResolverConfig{
-		TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: mappingMetrics,
-	})
+	mapper, sources, err := f.mapping.start(ctx, log, cfg.Registry, f.dryRun)
 	if err != nil {
 		return err
 	}
-	var sources []func(context.Context) error
-	if f.mappingFile != "" {
-		src := mapping.NewFileSource(f.mappingFile, store, log, f.mappingPoll)
-		if f.dryRun {
-			if err := src.Load(); err != nil {
-				return fmt.Errorf("cannot load -mapping.file=%q: %w", f.mappingFile, err)
-			}
-			// The server would apply the valid records; a check before deploying must fail.
-			if err := mapping.RefusedError(store.Table()); err != nil {
-				return fmt.Errorf("-mapping.file=%q has refused records (the server would apply the others):\n%w", f.mappingFile, err)
-			}
-		}
-		sources = append(sources, src.Run)
-	}
-	if f.configMap {
-		client, err := mapping.NewKubeClient(f.kubeconfig)
-		if err != nil {
-			return err
-		}
-		if f.dryRun {
-			doc, err := mapping.FetchConfigMap(ctx, client, mapping.AWSAuthNamespace, mapping.AWSAuthName)
-			if err != nil {
-				return err
-			}
-			if err := doc.Err(); err != nil {
-				return fmt.Errorf("%s has refused records (the server would apply the others):\n%w", doc.Source, err)
-			}
-		}
-		src := mapping.NewConfigMapSource(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, log, 10*time.Minute)
-		src.Timeout = f.configMapWait
-		sources = append(sources, src.Run)
-	}
-	srv, err := daemon.New(cfg, storeMapper{store: store, resolver: resolver})
+	srv, err := daemon.New(cfg, mapper)
 	if err != nil {
 		return err
 	}
@@ -251,7 +194,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if f.dryRun {
 		fmt.Fprintf(stdout, "flags OK; cluster %q; webhook %s; internal %s; partitions %s\n", f.clusterID, f.webhookAddr, f.internalAddr, f.partitions)
-		if t := store.Table(); t != nil {
+		if t := mapper.Store.Table(); t != nil {
 			fmt.Fprintf(stdout, "mapping OK: %+v\n", t.Entries())
 		}
 		return nil
@@ -282,47 +225,6 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("iamgate stopped")
 	return err
-}
-
-// newEC2Resolver builds the {{EC2PrivateDNSName}} resolver over EC2's API at endpoint (empty:
-// the regional AWS endpoint). It needs AWS credentials only when a lookup happens; the SDK
-// resolves them lazily.
-func newEC2Resolver(ctx context.Context, endpoint, region string, cfg mapping.EC2ResolverConfig) (*mapping.EC2Resolver, error) {
-	var opts []func(*config.LoadOptions) error
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot load AWS configuration for EC2 lookups: %w", err)
-	}
-	cfg.Client = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	})
-	cfg.Now = time.Now
-	return mapping.NewEC2Resolver(cfg)
-}
-
-// storeMapper applies the live mapping of a Store, resolving EC2 names with resolver.
-type storeMapper struct {
-	store    *mapping.Store
-	resolver mapping.InstanceResolver
-}
-
-func (m storeMapper) Ready() bool { return m.store.Ready() }
-
-// ReadyDetail is the /readyz body below the verdict: each mapping source, its refused records
-// (list, index, line, kind of error; no ARN or value) and read failures.
-func (m storeMapper) ReadyDetail() string { return m.store.Status() }
-
-func (m storeMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
-	t := m.store.Table()
-	if t == nil {
-		return mapping.User{}, errors.New("no mapping loaded")
-	}
-	return t.Render(ctx, id, m.resolver)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"fmt"
@@ -7,12 +7,22 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/iamgate/iamgate/mapping"
 )
 
-// sources in precedence order: the file's records before the ConfigMap's.
-var sourceOrder = [...]string{SourceFile, SourceConfigMap}
+// Kind is a kind of source a Store merges; it is also the value of the metrics' source label.
+type Kind string
 
-func sourceSlot(source string) int {
+// The kinds of source, in precedence order: the file's records before the ConfigMap's.
+const (
+	KindFile      Kind = "file"
+	KindConfigMap Kind = "configmap"
+)
+
+var sourceOrder = [...]Kind{KindFile, KindConfigMap}
+
+func sourceSlot(source Kind) int {
 	for i, s := range sourceOrder {
 		if s == source {
 			return i
@@ -24,14 +34,14 @@ func sourceSlot(source string) int {
 // maxLogged bounds the refused records logged, and listed by Status, per version.
 const maxLogged = 20
 
-// Store holds the live Table, rebuilt whole and swapped atomically whenever a source delivers
-// a new version: a request sees either the old or the new mapping whole.
+// Store holds the live mapping.Table, rebuilt whole and swapped atomically whenever a source
+// delivers a new version: a request sees either the old or the new mapping whole.
 //
 // What a version with bad parts does (the same at first load and later, see README):
 //   - a refused record is not applied, and the version's valid records are: nobody whose
 //     record is valid loses access because of someone else's typo, and a revocation made in
 //     the same edit takes effect. A refused record that names a principal denies it (see
-//     Table);
+//     mapping.Table);
 //   - a list whose text does not parse (no record of it can be identified) keeps its records
 //     from the source's previous version, or maps nothing when there is none;
 //   - a version of which nothing can be identified (not YAML, over the limits, an unreadable
@@ -40,14 +50,14 @@ const maxLogged = 20
 // Each case is logged at Error, counted in the metrics and listed by Status (/readyz).
 //
 // Precedence when both sources are configured: the mapping file's records first, then the
-// ConfigMap's (see Table for the order inside). The file is what the operator of iamgate
-// controls; the ConfigMap is what anyone with edit rights in kube-system controls.
+// ConfigMap's (see mapping.Table for the order inside). The file is what the operator of
+// iamgate controls; the ConfigMap is what anyone with edit rights in kube-system controls.
 //
 // Table is safe to call from any goroutine at any rate; updates are serialised.
 type Store struct {
 	log     *slog.Logger
 	metrics *Metrics
-	table   atomic.Pointer[Table]
+	table   atomic.Pointer[mapping.Table]
 	ready   atomic.Bool
 
 	mu  sync.Mutex                    // serialises updates; guards src
@@ -57,14 +67,14 @@ type Store struct {
 // sourceState is what the Store knows of one source; guarded by Store.mu.
 type sourceState struct {
 	registered bool
-	loaded     bool      // a version has been applied
-	name       string    // Document.Source of the last version, or the name given to Refuse
-	doc        *Document // the live version, with lists kept from earlier versions
-	kept       []string  // lists of doc kept from an earlier version, with what failed
-	refusedErr error     // the last version refused whole, until a version applies
-	failing    string    // why the source cannot be read now ("" when it can)
-	failures   int       // consecutive failures to read the source
-	gaveUp     bool      // failing past its bound: no longer holds readiness back
+	loaded     bool              // a version has been applied
+	name       string            // Document.Source of the last version, or the name given to Refuse
+	doc        *mapping.Document // the live version, with lists kept from earlier versions
+	kept       []string          // lists of doc kept from an earlier version, with what failed
+	refusedErr error             // the last version refused whole, until a version applies
+	failing    string            // why the source cannot be read now ("" when it can)
+	failures   int               // consecutive failures to read the source
+	gaveUp     bool              // failing past its bound: no longer holds readiness back
 }
 
 // NewStore returns an empty Store. log and metrics may be nil.
@@ -76,7 +86,7 @@ func NewStore(log *slog.Logger, metrics *Metrics) *Store {
 }
 
 // Table returns the live Table; nil (which maps nothing) until Ready. The Table is immutable.
-func (s *Store) Table() *Table { return s.table.Load() }
+func (s *Store) Table() *mapping.Table { return s.table.Load() }
 
 // Ready reports whether a mapping is loaded: at least one registered source has applied a
 // version, and every other registered source has too or has been failing past its bound (a
@@ -85,7 +95,7 @@ func (s *Store) Table() *Table { return s.table.Load() }
 func (s *Store) Ready() bool { return s.ready.Load() }
 
 // register declares that source will feed the Store; Ready waits for it.
-func (s *Store) register(source string) {
+func (s *Store) register(source Kind) {
 	i := sourceSlot(source)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,18 +120,18 @@ func (s *Store) updateReadyLocked() {
 // Update installs doc as source's current version, rebuilds the Table and swaps it in. The
 // valid records of doc apply; its refused records are logged and counted; a list of doc that
 // does not parse keeps its records from the source's previous version.
-func (s *Store) Update(source string, doc *Document) error {
+func (s *Store) Update(source Kind, doc *mapping.Document) error {
 	i := sourceSlot(source)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.src[i]
-	eff, kept := keepUnparsed(doc, st.doc)
-	var docs [len(sourceOrder)]*Document
+	eff, kept := mapping.KeepUnparsed(doc, st.doc)
+	var docs [len(sourceOrder)]*mapping.Document
 	for j := range s.src {
 		docs[j] = s.src[j].doc
 	}
 	docs[i] = eff
-	t, err := Compile(docs[:]...)
+	t, err := mapping.Compile(docs[:]...)
 	if err != nil {
 		s.metrics.reload(source, reloadError)
 		s.log.Error("mapping version refused; the last good mapping stays live", "source", doc.Source, "error", err)
@@ -147,7 +157,7 @@ func (s *Store) Update(source string, doc *Document) error {
 			break
 		}
 		s.log.Error("mapping record refused; the other records apply", "source", doc.Source,
-			"list", r.List, "index", r.Index, "line", r.Line, "arn", clip(r.ARN), "error", r.Err)
+			"list", r.List, "index", r.Index, "line", r.Line, "arn", mapping.Clip(r.ARN), "error", r.Err)
 	}
 	for _, w := range doc.Warnings {
 		s.log.Warn("mapping warning", "source", doc.Source, "warning", w)
@@ -156,58 +166,10 @@ func (s *Store) Update(source string, doc *Document) error {
 	return nil
 }
 
-// keepUnparsed returns doc with each list it could not parse replaced by that list's records in
-// prev (the source's live version, nil at first load), and for each such list what happened.
-func keepUnparsed(doc, prev *Document) (*Document, []string) {
-	if len(doc.Unparsed) == 0 {
-		return doc, nil
-	}
-	eff := *doc
-	eff.Warnings = append([]string(nil), doc.Warnings...)
-	kept := make([]string, len(doc.Unparsed))
-	for k, u := range doc.Unparsed {
-		var from []*Record
-		if prev != nil {
-			switch u.List {
-			case "mapRoles":
-				from = prev.Roles
-			case "mapUsers":
-				from = prev.Users
-			case "mapAccounts":
-				from = prev.Accounts
-			}
-		}
-		switch {
-		case prev == nil:
-			kept[k] = "no earlier version of it was loaded, so it maps nothing"
-		default:
-			kept[k] = fmt.Sprintf("its %d records of the previous version stay live", len(from))
-		}
-		eff.Warnings = append(eff.Warnings, u.List+" does not parse: "+kept[k])
-		switch u.List {
-		case "mapRoles":
-			eff.Roles = from
-		case "mapUsers":
-			eff.Users = from
-		case "mapAccounts":
-			eff.Accounts = from
-		}
-		if prev != nil {
-			// Refusals and unparsed lists of the kept records stay reported.
-			for _, r := range prev.Refused {
-				if r.List == u.List {
-					eff.Refused = append(eff.Refused, r)
-				}
-			}
-		}
-	}
-	return &eff, kept
-}
-
 // Refuse records a version of source refused whole (nothing in it could be identified, or it
 // could not be read): it is logged and counted, and the source's last good version stays live.
 // name is the version's Document.Source.
-func (s *Store) Refuse(source, name string, err error) {
+func (s *Store) Refuse(source Kind, name string, err error) {
 	i := sourceSlot(source)
 	s.metrics.reload(source, reloadError)
 	s.log.Error("mapping version refused; the last good mapping stays live", "source", name, "error", err)
@@ -218,14 +180,14 @@ func (s *Store) Refuse(source, name string, err error) {
 }
 
 // unchanged counts a re-read with the same content.
-func (s *Store) unchanged(source string) {
+func (s *Store) unchanged(source Kind) {
 	s.metrics.reload(source, reloadUnchanged)
 }
 
 // sourceFailing records that source cannot be read now (reason has no secrets; it is shown by
 // Status). gaveUp means it has been failing past its bound: it stops holding readiness back.
 // sourceFailing(source, "", false) records that it can be read again.
-func (s *Store) sourceFailing(source, name, reason string, gaveUp bool) {
+func (s *Store) sourceFailing(source Kind, name, reason string, gaveUp bool) {
 	i := sourceSlot(source)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,7 +217,7 @@ func (s *Store) Status() string {
 		}
 		name := st.name
 		if name == "" {
-			name = sourceOrder[i]
+			name = string(sourceOrder[i])
 		}
 		b.WriteString(name + ": ")
 		switch {
@@ -276,7 +238,7 @@ func (s *Store) Status() string {
 			if !st.loaded {
 				what = "no version is loaded"
 			}
-			fmt.Fprintf(&b, "  last version refused whole (%s): %s\n", what, Reason(st.refusedErr))
+			fmt.Fprintf(&b, "  last version refused whole (%s): %s\n", what, mapping.Reason(st.refusedErr))
 		}
 		if st.doc == nil {
 			continue
@@ -291,7 +253,7 @@ func (s *Store) Status() string {
 			}
 			b.WriteString("  refused " + r.List + "[" + strconv.Itoa(r.Index) + "]")
 			if r.Line > 0 {
-				b.WriteString(" (" + r.where() + ")")
+				b.WriteString(" (" + r.Where() + ")")
 			}
 			b.WriteString(": " + r.Reason() + "\n")
 		}

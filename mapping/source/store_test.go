@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"context"
@@ -11,68 +11,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
 )
-
-// waitFor polls cond until it holds or 10s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func metricValue(tb testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatalf("cannot gather metrics: %s", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	tb.Fatalf("metric %s%v not found", name, labels)
-	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
-}
 
 // usernameOf maps arn through the store's live table ("" when not mapped).
 func usernameOf(tb testing.TB, s *Store, arn string) string {
 	tb.Helper()
-	u, err := s.Table().Render(context.Background(), testIdentity(tb, arn), nil)
+	u, err := s.Table().Render(context.Background(), testenv.Identity(tb, arn, mapping.NewIdentity), nil)
 	if err != nil {
 		return ""
 	}
@@ -88,7 +38,7 @@ func userDoc(username string) string {
 func writeFile(tb testing.TB, path, data string) {
 	tb.Helper()
 	// Write and rename, as editors and config management do, so that no reader sees half a
-	// file; the in-place case is TestFileSourceInPlace.
+	// file; the in-place case is TestFileInPlace.
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 		tb.Fatal(err)
@@ -98,25 +48,11 @@ func writeFile(tb testing.TB, path, data string) {
 	}
 }
 
-func runSource(tb testing.TB, run func(context.Context) error) {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = run(ctx)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
-
-// TestFileSourceReload protects reloads of files: an edit is picked up; a version with a bad
+// TestFileReload protects reloads of files: an edit is picked up; a version with a bad
 // record applies without that record (which then grants nothing) and counts it; a version of
 // which nothing can be identified is refused whole with a metric while the last good mapping
 // stays live; and a fix is picked up again.
-func TestFileSourceReload(t *testing.T) {
+func TestFileReload(t *testing.T) {
 	for _, poll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pollOnly=%v", poll), func(t *testing.T) {
 			dir := t.TempDir()
@@ -124,37 +60,37 @@ func TestFileSourceReload(t *testing.T) {
 			writeFile(t, path, userDoc("alice-v1"))
 			reg := prometheus.NewRegistry()
 			store := NewStore(nil, NewMetrics(reg))
-			src := NewFileSource(path, store, nil, time.Hour)
+			src := NewFile(path, store, nil, time.Hour)
 			if poll {
 				src.poll, src.noWatch = 20*time.Millisecond, true
 			}
 			if store.Ready() {
 				t.Fatalf("unexpected Ready before the file loaded")
 			}
-			runSource(t, src.Run)
-			waitFor(t, "first load", store.Ready)
+			testenv.Run(t, src.Run)
+			testenv.WaitFor(t, "first load", store.Ready)
 			if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 				t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 			}
 
 			writeFile(t, path, userDoc("alice-v2"))
-			waitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+			testenv.WaitFor(t, "the edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
 			writeFile(t, path, "mapUsers:\n- userarn: "+aliceARN+"\n  username: '{{Nope}}'\n"+
 				"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n")
-			waitFor(t, "the version with a bad record", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
+			testenv.WaitFor(t, "the version with a bad record", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
 			if got := usernameOf(t, store, aliceARN); got != "" {
 				t.Fatalf("unexpected username from a refused record; got %q; want none", got)
 			}
-			if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "file"); got != 1 {
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "file"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
 			}
 
 			writeFile(t, path, userDoc("alice-v2"))
-			waitFor(t, "the second edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+			testenv.WaitFor(t, "the second edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 			writeFile(t, path, "mapUsers: [\n")
-			waitFor(t, "the refusal", func() bool {
-				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
+			testenv.WaitFor(t, "the refusal", func() bool {
+				return testenv.MetricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 1
 			})
 			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
 				t.Fatalf("unexpected username after a bad version; got %q; want the last good %q", got, "alice-v2")
@@ -162,25 +98,25 @@ func TestFileSourceReload(t *testing.T) {
 			if !store.Ready() {
 				t.Fatalf("unexpected not Ready after a bad version")
 			}
-			if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "file"); got != 1 {
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "file"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 			}
 
 			os.Remove(path) // a missing file is refused too
-			waitFor(t, "the second refusal", func() bool {
-				return metricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 2
+			testenv.WaitFor(t, "the second refusal", func() bool {
+				return testenv.MetricValue(t, reg, "iamgate_mapping_reloads_total", "source", "file", "result", "error") >= 2
 			})
 			if got := usernameOf(t, store, aliceARN); got != "alice-v2" {
 				t.Fatalf("unexpected username after the file vanished; got %q; want %q", got, "alice-v2")
 			}
 
 			writeFile(t, path, userDoc("alice-v3"))
-			waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
-			if got := metricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
+			testenv.WaitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+			if got := testenv.MetricValue(t, reg, "iamgate_mapping_entries", "kind", "user"); got != 1 {
 				t.Fatalf("unexpected iamgate_mapping_entries{kind=user}; got %v; want 1", got)
 			}
 			for _, name := range []string{"iamgate_mapping_refused_records", "iamgate_mapping_source_failing"} {
-				if got := metricValue(t, reg, name, "source", "file"); got != 0 {
+				if got := testenv.MetricValue(t, reg, name, "source", "file"); got != 0 {
 					t.Fatalf("unexpected %s after the fix; got %v; want 0", name, got)
 				}
 			}
@@ -188,23 +124,23 @@ func TestFileSourceReload(t *testing.T) {
 	}
 }
 
-func TestFileSourceInPlace(t *testing.T) {
+func TestFileInPlace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mapping.yaml")
 	writeFile(t, path, userDoc("alice-v1"))
 	store := NewStore(nil, nil)
-	runSource(t, NewFileSource(path, store, nil, time.Hour).Run)
-	waitFor(t, "first load", store.Ready)
+	testenv.Run(t, NewFile(path, store, nil, time.Hour).Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if err := os.WriteFile(path, []byte(userDoc("alice-v2")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the in-place edit", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 }
 
-// TestFileSourceSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
+// TestFileSymlinkSwap protects the reload of a ConfigMap mounted as a volume: kubelet
 // writes the new version into a fresh timestamped directory and atomically renames a new
 // "..data" symlink over the old one; the file is a symlink through ..data.
-func TestFileSourceSymlinkSwap(t *testing.T) {
+func TestFileSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
 	version := func(name, data string) {
 		t.Helper()
@@ -226,43 +162,43 @@ func TestFileSourceSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := NewStore(nil, nil)
-	runSource(t, NewFileSource(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
-	waitFor(t, "first load", store.Ready)
+	testenv.Run(t, NewFile(filepath.Join(dir, "mapping.yaml"), store, nil, time.Hour).Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 	}
 	version("..2026_11_27_03_01_00.2", userDoc("alice-v2"))
 	os.RemoveAll(filepath.Join(dir, "..2026_11_27_03_00_00.1"))
-	waitFor(t, "the symlink swap", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the symlink swap", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 }
 
 func awsAuth(data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthNamespace, Name: AWSAuthName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: mapping.AWSAuthNamespace, Name: mapping.AWSAuthName},
 		Data:       data,
 	}
 }
 
-// TestConfigMapSource protects the live ConfigMap source, through client-go's fake clientset and
+// TestConfigMap protects the live ConfigMap source, through client-go's fake clientset and
 // a real informer: updates apply, a bad record is refused while the rest applies, a key whose
 // text does not parse keeps its last good records, deletion maps nothing, other ConfigMaps are
 // ignored.
-func TestConfigMapSource(t *testing.T) {
+func TestConfigMap(t *testing.T) {
 	client := fake.NewClientset(awsAuth(map[string]string{"mapUsers": userDoc("alice-v1")[len("mapUsers:\n"):]}))
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	src := NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0)
-	runSource(t, src.Run)
-	waitFor(t, "first load", store.Ready)
+	src := NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0)
+	testenv.Run(t, src.Run)
+	testenv.WaitFor(t, "first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice-v1" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice-v1")
 	}
-	cms := client.CoreV1().ConfigMaps(AWSAuthNamespace)
+	cms := client.CoreV1().ConfigMaps(mapping.AWSAuthNamespace)
 	ctx := context.Background()
 	update := func(data map[string]string) {
 		t.Helper()
 		cm := awsAuth(data)
-		cur, err := cms.Get(ctx, AWSAuthName, metav1.GetOptions{})
+		cur, err := cms.Get(ctx, mapping.AWSAuthName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,12 +208,12 @@ func TestConfigMapSource(t *testing.T) {
 		}
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n"})
-	waitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the update", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: 1234\n",
 		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
-	waitFor(t, "the bad record", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap") == 1
+	testenv.WaitFor(t, "the bad record", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap") == 1
 	})
 	if got := usernameOf(t, store, aliceARN); got != "" {
 		t.Fatalf("unexpected username from a refused record; got %q; want none", got)
@@ -287,15 +223,15 @@ func TestConfigMapSource(t *testing.T) {
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v2\n",
 		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n"})
-	waitFor(t, "the fixed record", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
+	testenv.WaitFor(t, "the fixed record", func() bool { return usernameOf(t, store, aliceARN) == "alice-v2" })
 	// mapRoles does not parse: its records of the previous version stay, mapUsers applies.
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v3\n",
 		"mapRoles": "- rolearn: [\n"})
-	waitFor(t, "the unparsed key", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
+	testenv.WaitFor(t, "the unparsed key", func() bool { return usernameOf(t, store, aliceARN) == "alice-v3" })
 	if got := usernameOf(t, store, "arn:aws:sts::111122223333:assumed-role/node/s"); got != "node" {
 		t.Fatalf("unexpected username of a kept list; got %q; want %q", got, "node")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
 	}
 
@@ -306,47 +242,47 @@ func TestConfigMapSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	update(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: alice-v4\n"})
-	waitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v4" })
+	testenv.WaitFor(t, "the fix", func() bool { return usernameOf(t, store, aliceARN) == "alice-v4" })
 	if err := cms.Delete(ctx, "not-aws-auth", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	if err := cms.Delete(ctx, AWSAuthName, metav1.DeleteOptions{}); err != nil {
+	if err := cms.Delete(ctx, mapping.AWSAuthName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
+	testenv.WaitFor(t, "the deletion", func() bool { return usernameOf(t, store, aliceARN) == "" })
 	if !store.Ready() {
 		t.Fatalf("unexpected not Ready after the ConfigMap was deleted")
 	}
 }
 
-func TestConfigMapSourceMissing(t *testing.T) {
+func TestConfigMapMissing(t *testing.T) {
 	client := fake.NewClientset()
 	store := NewStore(nil, nil)
-	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
-	waitFor(t, "the empty load", store.Ready)
+	testenv.Run(t, NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0).Run)
+	testenv.WaitFor(t, "the empty load", store.Ready)
 	if n := len(store.Table().Records()); n != 0 {
 		t.Fatalf("unexpected records; got %d; want 0", n)
 	}
-	if _, err := client.CoreV1().ConfigMaps(AWSAuthNamespace).Create(context.Background(),
+	if _, err := client.CoreV1().ConfigMaps(mapping.AWSAuthNamespace).Create(context.Background(),
 		awsAuth(map[string]string{"mapUsers": "- userarn: " + aliceARN + "\n  username: late\n"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the late ConfigMap", func() bool { return usernameOf(t, store, aliceARN) == "late" })
+	testenv.WaitFor(t, "the late ConfigMap", func() bool { return usernameOf(t, store, aliceARN) == "late" })
 }
 
 // TestStorePrecedence protects the documented precedence: the file's records before the
 // ConfigMap's, and Ready only when every configured source has loaded.
 func TestStorePrecedence(t *testing.T) {
 	store := NewStore(nil, nil)
-	store.register(SourceFile)
-	store.register(SourceConfigMap)
-	cm, err := ParseDocument("configmap", []byte(userDoc("from-configmap")+
+	store.register(KindFile)
+	store.register(KindConfigMap)
+	cm, err := mapping.ParseDocument("configmap", []byte(userDoc("from-configmap")+
 		"- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob-from-configmap\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceConfigMap, cm); err != nil {
+	if err := store.Update(KindConfigMap, cm); err != nil {
 		t.Fatal(err)
 	}
 	if store.Ready() {
@@ -355,11 +291,11 @@ func TestStorePrecedence(t *testing.T) {
 	if got := usernameOf(t, store, aliceARN); got != "from-configmap" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "from-configmap")
 	}
-	file, err := ParseDocument("file", []byte(userDoc("from-file")))
+	file, err := mapping.ParseDocument("file", []byte(userDoc("from-file")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceFile, file); err != nil {
+	if err := store.Update(KindFile, file); err != nil {
 		t.Fatal(err)
 	}
 	if !store.Ready() {
@@ -379,26 +315,26 @@ func TestStorePrecedence(t *testing.T) {
 
 // TestStoreConcurrentReaders protects the atomic swap of a new mapping: a reader never sees a
 // half-built table. Every version maps two users to names carrying the version; a reader
-// resolving both from one Table must see one version. Run with -race.
+// resolving both from one mapping.Table must see one version. Run with -race.
 func TestStoreConcurrentReaders(t *testing.T) {
 	store := NewStore(nil, nil)
-	doc := func(v int) *Document {
+	doc := func(v int) *mapping.Document {
 		var b []byte
 		b = fmt.Appendf(b, "mapUsers:\n")
 		for _, u := range []string{"alice", "bob"} {
 			b = fmt.Appendf(b, "- userarn: arn:aws:iam::111122223333:user/%s\n  username: %s-v%d\n  groups: [g%d]\n", u, u, v, v)
 		}
-		d, err := ParseDocument("test", b)
+		d, err := mapping.ParseDocument("test", b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	if err := store.Update(SourceFile, doc(0)); err != nil {
+	if err := store.Update(KindFile, doc(0)); err != nil {
 		t.Fatal(err)
 	}
-	alice := testIdentity(t, aliceARN)
-	bob := testIdentity(t, "arn:aws:iam::111122223333:user/bob")
+	alice := testenv.Identity(t, aliceARN, mapping.NewIdentity)
+	bob := testenv.Identity(t, "arn:aws:iam::111122223333:user/bob", mapping.NewIdentity)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -426,7 +362,7 @@ func TestStoreConcurrentReaders(t *testing.T) {
 		}()
 	}
 	for v := 1; v <= 200; v++ {
-		if err := store.Update(SourceFile, doc(v)); err != nil {
+		if err := store.Update(KindFile, doc(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -449,12 +385,12 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 			"- rolearn: arn:aws:iam::111122223333:role/secret-team\n  username: 'x:{{SessionID}}'\n  groups: [top-secret]\n",
 		"mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n",
 	}))
-	runSource(t, NewConfigMapSource(client, AWSAuthNamespace, AWSAuthName, store, nil, 0).Run)
-	waitFor(t, "the first load", store.Ready)
+	testenv.Run(t, NewConfigMap(client, mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0).Run)
+	testenv.WaitFor(t, "the first load", store.Ready)
 	if got := usernameOf(t, store, aliceARN); got != "alice" {
 		t.Fatalf("unexpected username; got %q; want %q", got, "alice")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_refused_records; got %v; want 1", got)
 	}
 	want := "configmap kube-system/aws-auth: loaded, 2 records applied, 1 refused\n" +
@@ -463,6 +399,11 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
 	}
 }
+
+// oneNode answers {{EC2PrivateDNSName}} with its name for every instance.
+type oneNode string
+
+func (n oneNode) PrivateDNSName(context.Context, string) (string, error) { return string(n), nil }
 
 // TestStoreLaterVersions protects the documented choice for later versions with bad parts:
 //   - a refused record is not applied and grants nothing, even if its previous version was
@@ -474,17 +415,17 @@ func TestStoreFirstLoadWithBadRecord(t *testing.T) {
 func TestStoreLaterVersions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	store.register(SourceConfigMap)
+	store.register(KindConfigMap)
 	const (
 		node  = "arn:aws:sts::111122223333:assumed-role/node/i-0123456789abcdef0"
 		ops   = "arn:aws:sts::111122223333:assumed-role/ops/alice"
 		bob   = "arn:aws:iam::111122223333:user/bob"
 		carol = "arn:aws:iam::111122223333:user/carol"
 	)
-	res := staticResolver{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"}
+	res := oneNode("ip-10-0-1-23.ec2.internal")
 	user := func(arn string) string {
 		t.Helper()
-		u, err := store.Table().Render(context.Background(), testIdentity(t, arn), res)
+		u, err := store.Table().Render(context.Background(), testenv.Identity(t, arn, mapping.NewIdentity), res)
 		if err != nil {
 			return "denied"
 		}
@@ -492,11 +433,11 @@ func TestStoreLaterVersions(t *testing.T) {
 	}
 	version := func(roles, users string) {
 		t.Helper()
-		doc, err := ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
+		doc, err := mapping.ParseConfigMapData("configmap kube-system/aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
 		if err != nil {
 			t.Fatalf("unexpected error: %s", err)
 		}
-		if err := store.Update(SourceConfigMap, doc); err != nil {
+		if err := store.Update(KindConfigMap, doc); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -524,10 +465,10 @@ func TestStoreLaterVersions(t *testing.T) {
 	version(nodeRole, "- userarn: [\n")
 	f("v3", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", ops: "denied",
 		aliceARN: "alice[]", bob: "denied", carol: "carol[]"})
-	if got := metricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_unparsed_lists", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_unparsed_lists; got %v; want 1", got)
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_refused_records", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_refused_records (bob's, kept with mapUsers); got %v; want 1", got)
 	}
 	want := "configmap kube-system/aws-auth: loaded, 3 records applied, 1 refused\n" +
@@ -540,7 +481,7 @@ func TestStoreLaterVersions(t *testing.T) {
 	// v4: both lists parse again; v5 refused whole keeps v4.
 	version(nodeRole, "- userarn: "+carol+"\n  username: carol\n")
 	f("v4", map[string]string{aliceARN: "denied", carol: "carol[]"})
-	store.Refuse(SourceConfigMap, "configmap kube-system/aws-auth", fmt.Errorf("%w: too big", ErrTooLarge))
+	store.Refuse(KindConfigMap, "configmap kube-system/aws-auth", fmt.Errorf("%w: too big", mapping.ErrTooLarge))
 	f("v5", map[string]string{node: "system:node:ip-10-0-1-23.ec2.internal[system:nodes]", carol: "carol[]"})
 	want = "configmap kube-system/aws-auth: loaded, 2 records applied\n" +
 		"  last version refused whole (the last good version stays live): mapping document too large\n"
@@ -550,11 +491,11 @@ func TestStoreLaterVersions(t *testing.T) {
 
 	// A list that does not parse at the first load maps nothing.
 	first := NewStore(nil, nil)
-	doc, err := ParseConfigMapData("cm", map[string]string{"mapRoles": "- [", "mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n"})
+	doc, err := mapping.ParseConfigMapData("cm", map[string]string{"mapRoles": "- [", "mapUsers": "- userarn: " + aliceARN + "\n  username: alice\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Update(SourceConfigMap, doc); err != nil {
+	if err := first.Update(KindConfigMap, doc); err != nil {
 		t.Fatal(err)
 	}
 	if len(first.Table().Records()) != 1 || !first.Ready() {

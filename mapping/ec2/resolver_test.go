@@ -1,9 +1,10 @@
-package mapping
+package ec2
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -15,10 +16,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
 )
 
 // fakeClock is an injected clock tests move by hand.
@@ -132,9 +135,28 @@ func (s *ec2Server) Batches() [][]string {
 	return out
 }
 
+// startFakeEC2 serves DescribeInstances for instances from the fake STS, which accepts the
+// signature of newEC2Client's key; its URL() is the endpoint.
+func startFakeEC2(t *testing.T, instances ...fakests.Instance) *fakests.Server {
+	t.Helper()
+	srv, err := fakests.New(fakests.Config{
+		Users: []fakests.User{{ARN: "arn:aws:iam::111122223333:user/iamgate", AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
+			SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		Instances: instances,
+	}, fakests.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
 // newEC2Client returns the real aws-sdk-go-v2 EC2 client pointed at endpoint.
-func newEC2Client(endpoint string) *ec2.Client {
-	return ec2.New(ec2.Options{
+func newEC2Client(endpoint string) *awsec2.Client {
+	return awsec2.New(awsec2.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
@@ -142,9 +164,9 @@ func newEC2Client(endpoint string) *ec2.Client {
 	})
 }
 
-func newTestResolver(tb testing.TB, endpoint string, clock *fakeClock, mod func(*EC2ResolverConfig)) *EC2Resolver {
+func newTestResolver(tb testing.TB, endpoint string, clock *fakeClock, mod func(*Config)) *Resolver {
 	tb.Helper()
-	cfg := EC2ResolverConfig{
+	cfg := Config{
 		Client:        newEC2Client(endpoint),
 		Now:           clock.Now,
 		BatchWindow:   20 * time.Millisecond,
@@ -154,14 +176,14 @@ func newTestResolver(tb testing.TB, endpoint string, clock *fakeClock, mod func(
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, err := NewEC2Resolver(cfg)
+	r, err := NewResolver(cfg)
 	if err != nil {
 		tb.Fatalf("cannot create resolver: %s", err)
 	}
 	return r
 }
 
-func TestEC2ResolverCache(t *testing.T) {
+func TestResolverCache(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
 	clock := newFakeClock()
 	r := newTestResolver(t, srv.URL, clock, nil)
@@ -187,9 +209,32 @@ func TestEC2ResolverCache(t *testing.T) {
 	f(2)
 }
 
-// TestEC2ResolverBatching (see docs/design.md: Mapping): concurrent lookups share DescribeInstances calls, and
+// TestResolverHitAllocs protects the request path of {{EC2PrivateDNSName}}: a name in the
+// cache is answered without allocating (package mapping's TestLookupRenderAllocs counts what
+// rendering the username adds).
+func TestResolverHitAllocs(t *testing.T) {
+	srv := startEC2(t, map[string]string{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
+		c.BatchWindow = time.Millisecond
+		c.Metrics = NewMetrics(nil)
+	})
+	ctx := context.Background()
+	if _, err := r.PrivateDNSName(ctx, "i-0123456789abcdef0"); err != nil { // fills the cache
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(200, func() {
+		if _, err := r.PrivateDNSName(ctx, "i-0123456789abcdef0"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("unexpected allocations of a cached lookup; got %v; want 0", n)
+	}
+}
+
+// TestResolverBatching (see docs/design.md: Mapping): concurrent lookups share DescribeInstances calls, and
 // lookups of one instance collapse into one ID of one call.
-func TestEC2ResolverBatching(t *testing.T) {
+func TestResolverBatching(t *testing.T) {
 	instances := map[string]string{}
 	var ids []string
 	for i := 0; i < 30; i++ {
@@ -198,7 +243,7 @@ func TestEC2ResolverBatching(t *testing.T) {
 		ids = append(ids, id)
 	}
 	srv := startEC2(t, instances)
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
 		c.BatchWindow = 200 * time.Millisecond
 		c.MaxBatch = 20
 	})
@@ -244,10 +289,10 @@ func TestEC2ResolverBatching(t *testing.T) {
 	}
 }
 
-func TestEC2ResolverNotFound(t *testing.T) {
+func TestResolverNotFound(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
 	clock := newFakeClock()
-	r := newTestResolver(t, srv.URL, clock, func(c *EC2ResolverConfig) { c.BatchWindow = 100 * time.Millisecond })
+	r := newTestResolver(t, srv.URL, clock, func(c *Config) { c.BatchWindow = 100 * time.Millisecond })
 	var wg sync.WaitGroup
 	var dnsA string
 	var errA, errB error
@@ -264,40 +309,40 @@ func TestEC2ResolverNotFound(t *testing.T) {
 	if errA != nil || dnsA != "ip-a.ec2.internal" {
 		t.Fatalf("unexpected answer for the existing instance; got %q, %v", dnsA, errA)
 	}
-	if !errors.Is(errB, ErrInstanceNotFound) || !IsDenial(errB) {
-		t.Fatalf("unexpected error for the missing instance; got %v; want ErrInstanceNotFound", errB)
+	if !errors.Is(errB, mapping.ErrInstanceNotFound) || !mapping.IsDenial(errB) {
+		t.Fatalf("unexpected error for the missing instance; got %v; want mapping.ErrInstanceNotFound", errB)
 	}
 	calls := srv.calls.Load()
 	// Cached as missing for NegativeTTL.
-	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, ErrInstanceNotFound) {
-		t.Fatalf("unexpected error; got %v; want ErrInstanceNotFound", err)
+	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, mapping.ErrInstanceNotFound) {
+		t.Fatalf("unexpected error; got %v; want mapping.ErrInstanceNotFound", err)
 	}
 	if n := srv.calls.Load(); n != calls {
 		t.Fatalf("unexpected call for a cached miss; got %d calls; want %d", n, calls)
 	}
 	clock.Advance(31 * time.Second)
-	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, ErrInstanceNotFound) {
-		t.Fatalf("unexpected error; got %v; want ErrInstanceNotFound", err)
+	if _, err := r.PrivateDNSName(context.Background(), "i-0000000000000000b"); !errors.Is(err, mapping.ErrInstanceNotFound) {
+		t.Fatalf("unexpected error; got %v; want mapping.ErrInstanceNotFound", err)
 	}
 	if n := srv.calls.Load(); n != calls+1 {
 		t.Fatalf("unexpected calls after NegativeTTL; got %d; want %d", n, calls+1)
 	}
 }
 
-func TestEC2ResolverErrors(t *testing.T) {
+func TestResolverErrors(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) { c.BatchWindow = time.Millisecond })
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) { c.BatchWindow = time.Millisecond })
 	srv.fail.Store(true)
 	_, err := r.PrivateDNSName(context.Background(), "i-0000000000000000a")
-	if err == nil || IsDenial(err) {
+	if err == nil || mapping.IsDenial(err) {
 		t.Fatalf("unexpected error for an EC2 failure; got %v; want a non-denial", err)
 	}
 	srv.fail.Store(false) // failures are not cached
 	if dns, err := r.PrivateDNSName(context.Background(), "i-0000000000000000a"); err != nil || dns != "ip-a.ec2.internal" {
 		t.Fatalf("unexpected answer after recovery; got %q, %v", dns, err)
 	}
-	if _, err := r.PrivateDNSName(context.Background(), "alice"); !errors.Is(err, ErrNotInstanceID) {
-		t.Fatalf("unexpected error; got %v; want ErrNotInstanceID", err)
+	if _, err := r.PrivateDNSName(context.Background(), "alice"); !errors.Is(err, mapping.ErrNotInstanceID) {
+		t.Fatalf("unexpected error; got %v; want mapping.ErrNotInstanceID", err)
 	}
 	// A caller's context bounds its own wait only.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,18 +350,18 @@ func TestEC2ResolverErrors(t *testing.T) {
 	if _, err := r.PrivateDNSName(ctx, "i-0000000000000000c"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("unexpected error; got %v; want context.Canceled", err)
 	}
-	if _, err := NewEC2Resolver(EC2ResolverConfig{}); err == nil {
+	if _, err := NewResolver(Config{}); err == nil {
 		t.Fatalf("expected an error without Client and Now")
 	}
 }
 
-func TestEC2ResolverBound(t *testing.T) {
+func TestResolverBound(t *testing.T) {
 	instances := map[string]string{}
 	for i := 0; i < 40; i++ {
 		instances[fmt.Sprintf("i-%08x", i)] = fmt.Sprintf("ip-%d", i)
 	}
 	srv := startEC2(t, instances)
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
 		c.BatchWindow = time.Millisecond
 		c.MaxEntries = 16
 	})
@@ -333,16 +378,16 @@ func TestEC2ResolverBound(t *testing.T) {
 	}
 }
 
-// TestEC2ResolverRateLimit protects the rate limit on DescribeInstances, and the lookup
+// TestResolverRateLimit protects the rate limit on DescribeInstances, and the lookup
 // metrics.
-func TestEC2ResolverRateLimit(t *testing.T) {
+func TestResolverRateLimit(t *testing.T) {
 	instances := map[string]string{}
 	for i := 0; i < 5; i++ {
 		instances[fmt.Sprintf("i-%08x", i)] = fmt.Sprintf("ip-%d", i)
 	}
 	srv := startEC2(t, instances)
 	reg := prometheus.NewRegistry()
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *EC2ResolverConfig) {
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
 		c.BatchWindow = time.Millisecond
 		c.RatePerSecond = 20
 		c.Burst = 1
@@ -363,26 +408,26 @@ func TestEC2ResolverRateLimit(t *testing.T) {
 	}
 	f := func(result string, want float64) {
 		t.Helper()
-		if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", result); got != want {
+		if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookups_total", "result", result); got != want {
 			t.Fatalf("unexpected iamgate_ec2_lookups_total{result=%q}; got %v; want %v", result, got, want)
 		}
 	}
 	f("fetched", 5)
 	f("hit", 1)
 	f("error", 0)
-	if got := metricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
+	if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookup_duration_seconds"); got != 5 {
 		t.Fatalf("unexpected iamgate_ec2_lookup_duration_seconds count; got %v; want 5", got)
 	}
 }
 
-// TestEC2ResolverNodeJoinBurst protects node joins when one instance ID in a burst is unknown
+// TestResolverNodeJoinBurst protects node joins when one instance ID in a burst is unknown
 // (a terminated node, a forged session name): 100 nodes look their names up at once, under the
 // default rate limit (10 calls/s), against the fake STS's EC2 API, which behaves like EC2 (an
 // unknown InstanceId fails a whole call; an unknown instance-id filter value matches nothing).
 // Before, the unknown ID failed the batch and the resolver fell back to one call per ID under
 // the rate limit (about 10 s, with nodes timing out). Now: one or few calls, every valid node
 // resolved, the unknown one denied and cached as missing, so a retry storm costs no call.
-func TestEC2ResolverNodeJoinBurst(t *testing.T) {
+func TestResolverNodeJoinBurst(t *testing.T) {
 	var instances []fakests.Instance
 	want := map[string]string{}
 	for i := range 99 {
@@ -395,7 +440,7 @@ func TestEC2ResolverNodeJoinBurst(t *testing.T) {
 	srv := startFakeEC2(t, instances...)
 	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
-	r, err := NewEC2Resolver(EC2ResolverConfig{Client: newEC2Client(srv.URL()), Now: clock.Now,
+	r, err := NewResolver(Config{Client: newEC2Client(srv.URL()), Now: clock.Now,
 		BatchWindow: 50 * time.Millisecond, Metrics: NewMetrics(reg)}) // default rate limit and batch size
 	if err != nil {
 		t.Fatal(err)
@@ -429,8 +474,8 @@ func TestEC2ResolverNodeJoinBurst(t *testing.T) {
 	elapsed := time.Since(start)
 	for id, err := range errs {
 		switch {
-		case id == unknown && (!errors.Is(err, ErrInstanceNotFound) || !IsDenial(err)):
-			t.Fatalf("unexpected result for the unknown instance; got %v; want a denial ErrInstanceNotFound", err)
+		case id == unknown && (!errors.Is(err, mapping.ErrInstanceNotFound) || !mapping.IsDenial(err)):
+			t.Fatalf("unexpected result for the unknown instance; got %v; want a denial mapping.ErrInstanceNotFound", err)
 		case id != unknown && err != nil:
 			t.Fatalf("unexpected error for %s: %s", id, err)
 		}
@@ -445,7 +490,7 @@ func TestEC2ResolverNodeJoinBurst(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Fatalf("unexpected duration of the burst; got %s; want well under the 10 s of one call per ID", elapsed)
 	}
-	if got := metricValue(t, reg, "iamgate_ec2_lookups_total", "result", "not_found"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_ec2_lookups_total", "result", "not_found"); got != 1 {
 		t.Fatalf("unexpected iamgate_ec2_lookups_total{result=not_found}; got %v; want 1", got)
 	}
 
@@ -455,7 +500,7 @@ func TestEC2ResolverNodeJoinBurst(t *testing.T) {
 		retries[i] = unknown
 	}
 	for _, err := range lookup(retries) {
-		if !errors.Is(err, ErrInstanceNotFound) {
+		if !errors.Is(err, mapping.ErrInstanceNotFound) {
 			t.Fatalf("unexpected error for a retry of the unknown instance; got %v", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"encoding/json"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/mapping"
 )
 
 // apiServer is a loopback stand-in for kube-apiserver's ConfigMap endpoints in kube-system, as
@@ -65,7 +66,7 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{},
 			"status": "Failure", "reason": "Forbidden", "code": 403, "details": map[string]any{"kind": "configmaps"},
-			"message": `configmaps is forbidden: User "system:serviceaccount:kube-system:iamgate" cannot ` + verb +
+			"message": `configmaps is forbidden: mapping.User "system:serviceaccount:kube-system:iamgate" cannot ` + verb +
 				` resource "configmaps" in API group "" in the namespace "kube-system"`})
 		return
 	case "hang":
@@ -96,37 +97,37 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestConfigMapSourceForbidden protects the report of an RBAC failure: the API server answers
+// TestConfigMapForbidden protects the report of an RBAC failure: the API server answers
 // 403 to every list and watch. The failure is reported at once (Error log, metric, Status for
 // /readyz), without exiting; once the first-read bound passes, the mapping file's records apply
 // without the ConfigMap; when RBAC is fixed the ConfigMap applies with no restart.
-func TestConfigMapSourceForbidden(t *testing.T) {
+func TestConfigMapForbidden(t *testing.T) {
 	api := startAPIServer(t, "forbidden")
 	reg := prometheus.NewRegistry()
 	logs := &testenv.LogBuffer{}
 	store := NewStore(slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg))
-	store.register(SourceFile)
-	file, err := ParseDocument("file aws-auth.yaml", []byte(userDoc("alice")))
+	store.register(KindFile)
+	file, err := mapping.ParseDocument("file aws-auth.yaml", []byte(userDoc("alice")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(SourceFile, file); err != nil {
+	if err := store.Update(KindFile, file); err != nil {
 		t.Fatal(err)
 	}
-	src := NewConfigMapSource(api.client(t), AWSAuthNamespace, AWSAuthName, store, store.log, 0)
+	src := NewConfigMap(api.client(t), mapping.AWSAuthNamespace, mapping.AWSAuthName, store, store.log, 0)
 	const timeout = 2 * time.Second
 	src.Timeout = timeout
 	start := time.Now()
-	runSource(t, src.Run)
+	testenv.Run(t, src.Run)
 
-	waitFor(t, "the 403 to be reported", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "forbidden") >= 1
+	testenv.WaitFor(t, "the 403 to be reported", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "forbidden") >= 1
 	})
 	before := !store.Ready()
 	if time.Since(start) < timeout && !before {
 		t.Fatalf("unexpected Ready before the first-read bound while the ConfigMap cannot be read")
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 	}
 	status := store.Status()
@@ -138,14 +139,14 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 		t.Fatalf("Status shows the API server's message: %q", status)
 	}
 	for _, w := range []string{`"level":"ERROR","msg":"cannot read the aws-auth ConfigMap; retrying, the last good mapping stays live"`,
-		`"reason":"forbidden"`, `"error":"configmaps is forbidden: User`} {
+		`"reason":"forbidden"`, `"error":"configmaps is forbidden: mapping.User`} {
 		if !strings.Contains(logs.String(), w) {
 			t.Fatalf("unexpected log; want %s in:\n%s", w, logs.String())
 		}
 	}
 
 	// Past the bound, the file's records apply without the ConfigMap.
-	waitFor(t, "readiness without the ConfigMap", store.Ready)
+	testenv.WaitFor(t, "readiness without the ConfigMap", store.Ready)
 	if time.Since(start) < timeout {
 		t.Fatalf("unexpected Ready after %s, before the first-read bound %s", time.Since(start), timeout)
 	}
@@ -159,8 +160,8 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	// RBAC fixed: the ConfigMap applies, the failure clears.
 	api.data.Store(map[string]string{"mapUsers": "- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n"})
 	api.mode.Store("serve")
-	waitFor(t, "the ConfigMap after the fix", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 0 {
+	testenv.WaitFor(t, "the ConfigMap after the fix", func() bool { return usernameOf(t, store, "arn:aws:iam::111122223333:user/bob") == "bob" })
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 0 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing after the fix; got %v; want 0", got)
 	}
 	if status := store.Status(); strings.Contains(status, "cannot be read") {
@@ -168,18 +169,18 @@ func TestConfigMapSourceForbidden(t *testing.T) {
 	}
 }
 
-// TestConfigMapSourceNoAnswer protects the bound on an API server that never answers: after
+// TestConfigMapNoAnswer protects the bound on an API server that never answers: after
 // Timeout the source is reported as failing (timeout), and with no other source the Store is
 // not ready, saying why.
-func TestConfigMapSourceNoAnswer(t *testing.T) {
+func TestConfigMapNoAnswer(t *testing.T) {
 	api := startAPIServer(t, "hang")
 	reg := prometheus.NewRegistry()
 	store := NewStore(nil, NewMetrics(reg))
-	src := NewConfigMapSource(api.client(t), AWSAuthNamespace, AWSAuthName, store, nil, 0)
+	src := NewConfigMap(api.client(t), mapping.AWSAuthNamespace, mapping.AWSAuthName, store, nil, 0)
 	src.Timeout = 300 * time.Millisecond
-	runSource(t, src.Run)
-	waitFor(t, "the timeout", func() bool {
-		return metricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "timeout") >= 1
+	testenv.Run(t, src.Run)
+	testenv.WaitFor(t, "the timeout", func() bool {
+		return testenv.MetricValue(t, reg, "iamgate_mapping_configmap_errors_total", "reason", "timeout") >= 1
 	})
 	if store.Ready() {
 		t.Fatalf("unexpected Ready with no source loaded")
@@ -188,7 +189,7 @@ func TestConfigMapSourceNoAnswer(t *testing.T) {
 	if got := store.Status(); got != want {
 		t.Fatalf("unexpected Status;\ngot  %q;\nwant %q", got, want)
 	}
-	if got := metricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
+	if got := testenv.MetricValue(t, reg, "iamgate_mapping_source_failing", "source", "configmap"); got != 1 {
 		t.Fatalf("unexpected iamgate_mapping_source_failing; got %v; want 1", got)
 	}
 }

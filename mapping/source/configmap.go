@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"context"
@@ -19,12 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
-)
 
-// The ConfigMap EKS reads.
-const (
-	AWSAuthNamespace = "kube-system"
-	AWSAuthName      = "aws-auth"
+	"github.com/iamgate/iamgate/mapping"
 )
 
 // NewKubeClient returns a Kubernetes client from the kubeconfig file at path, or from the
@@ -49,30 +45,30 @@ func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 }
 
 // FetchConfigMap reads the namespace/name ConfigMap once, within DefaultConfigMapTimeout, and
-// parses its data. A missing ConfigMap is an empty document with a warning, as for
-// ConfigMapSource.
-func FetchConfigMap(ctx context.Context, client kubernetes.Interface, namespace, name string) (*Document, error) {
+// parses its data. A missing ConfigMap is an empty document with a warning, as for the
+// ConfigMap source.
+func FetchConfigMap(ctx context.Context, client kubernetes.Interface, namespace, name string) (*mapping.Document, error) {
 	source := "configmap " + namespace + "/" + name
 	ctx, cancel := context.WithTimeout(ctx, DefaultConfigMapTimeout)
 	defer cancel()
 	cm, err := client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return &Document{Source: source, Warnings: []string{"the ConfigMap does not exist: no identity is mapped by it"}}, nil
+		return &mapping.Document{Source: source, Warnings: []string{"the ConfigMap does not exist: no identity is mapped by it"}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot get %s: %w", source, err)
 	}
-	doc, err := ParseConfigMapData(source, cm.Data)
+	doc, err := mapping.ParseConfigMapData(source, cm.Data)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse %s: %w", source, err)
 	}
 	return doc, nil
 }
 
-// DefaultConfigMapTimeout is ConfigMapSource.Timeout when it is not set.
+// DefaultConfigMapTimeout is ConfigMap.Timeout when it is not set.
 const DefaultConfigMapTimeout = 30 * time.Second
 
-// ConfigMapSource feeds a Store from the live aws-auth ConfigMap through a client-go informer
+// ConfigMap feeds a Store from the live aws-auth ConfigMap through a client-go informer
 // restricted to that one object. A deleted or missing ConfigMap maps nothing (as in EKS) and
 // is logged as a warning; a version with bad parts is applied as Store.Update says.
 //
@@ -85,7 +81,7 @@ const DefaultConfigMapTimeout = 30 * time.Second
 // Timeout (an API server that does not answer at all counts too), the source is reported as
 // failing and stops holding the Store's readiness back: the other source's records (the
 // mapping file, which may be what lets an operator in to fix RBAC) apply without it.
-type ConfigMapSource struct {
+type ConfigMap struct {
 	// Timeout bounds the first read of the ConfigMap before the source is reported as failing
 	// and no longer holds readiness back; zero means DefaultConfigMapTimeout. Set it before
 	// Run.
@@ -107,22 +103,22 @@ type ConfigMapSource struct {
 	reason   string     // of the last failure
 }
 
-// NewConfigMapSource returns the source of the namespace/name ConfigMap (normally
+// NewConfigMap returns the source of the namespace/name ConfigMap (normally
 // kube-system/aws-auth) for store, with an informer resync every resync (0: none). It registers
 // with store: the Store is not Ready until the ConfigMap (or its absence) has been read.
-func NewConfigMapSource(client kubernetes.Interface, namespace, name string, store *Store, log *slog.Logger, resync time.Duration) *ConfigMapSource {
+func NewConfigMap(client kubernetes.Interface, namespace, name string, store *Store, log *slog.Logger, resync time.Duration) *ConfigMap {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	store.register(SourceConfigMap)
-	return &ConfigMapSource{client: client, namespace: namespace, name: name, store: store, log: log, resync: resync}
+	store.register(KindConfigMap)
+	return &ConfigMap{client: client, namespace: namespace, name: name, store: store, log: log, resync: resync}
 }
 
-func (s *ConfigMapSource) sourceName() string { return "configmap " + s.namespace + "/" + s.name }
+func (s *ConfigMap) sourceName() string { return "configmap " + s.namespace + "/" + s.name }
 
 // Run watches the ConfigMap until ctx is done, and returns ctx's error. API and RBAC failures
-// do not end it: they are reported (see ConfigMapSource) and retried.
-func (s *ConfigMapSource) Run(ctx context.Context) error {
+// do not end it: they are reported (see the type's documentation) and retried.
+func (s *ConfigMap) Run(ctx context.Context) error {
 	sel := fields.OneTermEqualSelector("metadata.name", s.name).String()
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
 	lw := &cache.ListWatch{
@@ -191,7 +187,7 @@ func (s *ConfigMapSource) Run(ctx context.Context) error {
 }
 
 // observe reports the outcome of one list or watch call.
-func (s *ConfigMapSource) observe(ctx context.Context, err error) {
+func (s *ConfigMap) observe(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return // shutting down
 	}
@@ -201,7 +197,7 @@ func (s *ConfigMapSource) observe(ctx context.Context, err error) {
 		if s.failures > 0 {
 			s.log.Info("the aws-auth ConfigMap can be read again", "configmap", s.sourceName(), "failedAttempts", s.failures)
 			s.failures, s.reason = 0, ""
-			s.store.sourceFailing(SourceConfigMap, s.sourceName(), "", false)
+			s.store.sourceFailing(KindConfigMap, s.sourceName(), "", false)
 		}
 		return
 	}
@@ -213,11 +209,11 @@ func (s *ConfigMapSource) observe(ctx context.Context, err error) {
 			"reason", label, "failedAttempts", s.failures, "error", err)
 	}
 	s.reason = reason
-	s.store.sourceFailing(SourceConfigMap, s.sourceName(), reason, false)
+	s.store.sourceFailing(KindConfigMap, s.sourceName(), reason, false)
 }
 
 // firstReadTimedOut reports that the ConfigMap has not been read within timeout.
-func (s *ConfigMapSource) firstReadTimedOut(timeout time.Duration) {
+func (s *ConfigMap) firstReadTimedOut(timeout time.Duration) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	reason := s.reason
@@ -230,7 +226,7 @@ func (s *ConfigMapSource) firstReadTimedOut(timeout time.Duration) {
 	s.reason = reason
 	s.log.Error("the aws-auth ConfigMap could not be read in time; iamgate keeps retrying and serves the other mapping sources without it",
 		"configmap", s.sourceName(), "timeout", timeout, "reason", reason)
-	s.store.sourceFailing(SourceConfigMap, s.sourceName(), reason, true)
+	s.store.sourceFailing(KindConfigMap, s.sourceName(), reason, true)
 }
 
 // describeAPIError returns the metric label of err and a description for /readyz with nothing
@@ -257,7 +253,7 @@ func describeAPIError(err error) (label, reason string) {
 
 // apply handles an informer event. The field selector restricts the watch to one name, but
 // the name is checked again: not every API server (or fake) honours field selectors.
-func (s *ConfigMapSource) apply(obj any, deleted bool) {
+func (s *ConfigMap) apply(obj any, deleted bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -274,23 +270,23 @@ func (s *ConfigMapSource) apply(obj any, deleted bool) {
 	s.applyLocked(cm)
 }
 
-func (s *ConfigMapSource) applyLocked(cm *corev1.ConfigMap) {
+func (s *ConfigMap) applyLocked(cm *corev1.ConfigMap) {
 	if cm == nil {
 		s.version = ""
 		s.log.Warn("the aws-auth ConfigMap does not exist: no identity is mapped by it", "configmap", s.sourceName())
-		doc := &Document{Source: s.sourceName(), Warnings: []string{"the ConfigMap does not exist: no identity is mapped by it"}}
-		_ = s.store.Update(SourceConfigMap, doc)
+		doc := &mapping.Document{Source: s.sourceName(), Warnings: []string{"the ConfigMap does not exist: no identity is mapped by it"}}
+		_ = s.store.Update(KindConfigMap, doc)
 		return
 	}
 	if cm.ResourceVersion != "" && cm.ResourceVersion == s.version {
-		s.store.unchanged(SourceConfigMap) // a resync
+		s.store.unchanged(KindConfigMap) // a resync
 		return
 	}
 	s.version = cm.ResourceVersion
-	doc, err := ParseConfigMapData(s.sourceName(), cm.Data)
+	doc, err := mapping.ParseConfigMapData(s.sourceName(), cm.Data)
 	if err != nil {
-		s.store.Refuse(SourceConfigMap, s.sourceName(), fmt.Errorf("cannot parse %s (resourceVersion %s): %w", s.sourceName(), cm.ResourceVersion, err))
+		s.store.Refuse(KindConfigMap, s.sourceName(), fmt.Errorf("cannot parse %s (resourceVersion %s): %w", s.sourceName(), cm.ResourceVersion, err))
 		return
 	}
-	_ = s.store.Update(SourceConfigMap, doc)
+	_ = s.store.Update(KindConfigMap, doc)
 }

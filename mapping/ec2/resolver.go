@@ -1,4 +1,4 @@
-package mapping
+package ec2
 
 import (
 	"context"
@@ -10,20 +10,22 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/time/rate"
+
+	"github.com/iamgate/iamgate/mapping"
 )
 
-// DescribeInstancesAPI is the part of *ec2.Client that EC2Resolver uses. Point the client at
-// another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint. Each call
-// gets an option that wraps ec2.Options.HTTPClient (see withoutBodyWriteTo).
+// DescribeInstancesAPI is the part of aws-sdk-go-v2's *ec2.Client that Resolver uses. Point
+// the client at another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint.
+// Each call gets an option that wraps ec2.Options.HTTPClient (see withoutBodyWriteTo).
 type DescribeInstancesAPI interface {
-	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeInstances(ctx context.Context, in *awsec2.DescribeInstancesInput, optFns ...func(*awsec2.Options)) (*awsec2.DescribeInstancesOutput, error)
 }
 
-// EC2ResolverConfig configures an EC2Resolver. Zero durations and sizes take the defaults.
-type EC2ResolverConfig struct {
+// Config configures a Resolver. Zero durations and sizes take the defaults.
+type Config struct {
 	// Client calls DescribeInstances. Required.
 	Client DescribeInstancesAPI
 	// Now is the clock for the cache. Required (libraries do not read the clock themselves).
@@ -54,13 +56,13 @@ type EC2ResolverConfig struct {
 	Metrics *Metrics
 }
 
-// EC2Resolver is the InstanceResolver over the EC2 API. Concurrent lookups are collapsed per
-// instance and batched into DescribeInstances calls with an instance-id filter (so that one
+// Resolver is the mapping.InstanceResolver over the EC2 API. Concurrent lookups are collapsed
+// per instance and batched into DescribeInstances calls with an instance-id filter (so that one
 // unknown ID costs nothing to the others of its batch); names are cached with a TTL and
-// unknown IDs for NegativeTTL in a bounded cache; calls are rate-limited. It is safe for concurrent use and needs no Close: it starts
-// goroutines only for calls in flight.
-type EC2Resolver struct {
-	cfg     EC2ResolverConfig
+// unknown IDs for NegativeTTL in a bounded cache; calls are rate-limited. It is safe for
+// concurrent use and needs no Close: it starts goroutines only for calls in flight.
+type Resolver struct {
+	cfg     Config
 	limiter *rate.Limiter
 
 	mu      sync.Mutex
@@ -81,8 +83,8 @@ type ec2Call struct {
 	err  error
 }
 
-// NewEC2Resolver returns an EC2Resolver for cfg.
-func NewEC2Resolver(cfg EC2ResolverConfig) (*EC2Resolver, error) {
+// NewResolver returns a Resolver for cfg.
+func NewResolver(cfg Config) (*Resolver, error) {
 	if cfg.Client == nil || cfg.Now == nil {
 		return nil, errors.New("cannot create EC2 resolver: Client and Now are required")
 	}
@@ -107,7 +109,7 @@ func NewEC2Resolver(cfg EC2ResolverConfig) (*EC2Resolver, error) {
 	if cfg.Burst <= 0 {
 		cfg.Burst = 5
 	}
-	return &EC2Resolver{
+	return &Resolver{
 		cfg:     cfg,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerSecond), cfg.Burst),
 		cache:   map[string]ec2Entry{},
@@ -116,18 +118,19 @@ func NewEC2Resolver(cfg EC2ResolverConfig) (*EC2Resolver, error) {
 }
 
 // PrivateDNSName returns the private DNS name of instance id. It returns an error matching
-// ErrNotInstanceID for a malformed ID and ErrInstanceNotFound when EC2 knows no such instance
-// (both denials); other errors mean EC2 could not answer. ctx bounds the caller's wait only.
-func (r *EC2Resolver) PrivateDNSName(ctx context.Context, id string) (string, error) {
-	if !IsInstanceID(id) {
-		return "", ErrNotInstanceID
+// mapping.ErrNotInstanceID for a malformed ID and mapping.ErrInstanceNotFound when EC2 knows no
+// such instance (both denials); other errors mean EC2 could not answer. ctx bounds the caller's
+// wait only.
+func (r *Resolver) PrivateDNSName(ctx context.Context, id string) (string, error) {
+	if !mapping.IsInstanceID(id) {
+		return "", mapping.ErrNotInstanceID
 	}
 	r.mu.Lock()
 	if e, ok := r.cache[id]; ok && r.cfg.Now().Before(e.expires) {
 		r.mu.Unlock()
-		r.cfg.Metrics.ec2Lookup(ec2Hit)
+		r.cfg.Metrics.lookup(ec2Hit)
 		if e.missing {
-			return "", fmt.Errorf("%w: %s (cached)", ErrInstanceNotFound, id)
+			return "", fmt.Errorf("%w: %s (cached)", mapping.ErrInstanceNotFound, id)
 		}
 		return e.dns, nil
 	}
@@ -153,18 +156,18 @@ func (r *EC2Resolver) PrivateDNSName(ctx context.Context, id string) (string, er
 	}
 	switch {
 	case c.err == nil:
-		r.cfg.Metrics.ec2Lookup(ec2Fetched)
-	case errors.Is(c.err, ErrInstanceNotFound):
-		r.cfg.Metrics.ec2Lookup(ec2NotFound)
+		r.cfg.Metrics.lookup(ec2Fetched)
+	case errors.Is(c.err, mapping.ErrInstanceNotFound):
+		r.cfg.Metrics.lookup(ec2NotFound)
 	default:
-		r.cfg.Metrics.ec2Lookup(ec2Error)
+		r.cfg.Metrics.lookup(ec2Error)
 	}
 	return c.dns, c.err
 }
 
 // flush sends the batch collected during BatchWindow (it may be empty or younger when a full
 // batch was sent meanwhile; both are harmless).
-func (r *EC2Resolver) flush() {
+func (r *Resolver) flush() {
 	r.mu.Lock()
 	ids := r.batch
 	r.batch = nil
@@ -176,7 +179,7 @@ func (r *EC2Resolver) flush() {
 
 // call resolves ids with DescribeInstances and completes their pending calls. An ID absent
 // from the answer does not exist (or not yet): a denial, cached for NegativeTTL.
-func (r *EC2Resolver) call(ids []string) {
+func (r *Resolver) call(ids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
 	defer cancel()
 	found, err := r.describe(ctx, ids)
@@ -194,7 +197,7 @@ func (r *EC2Resolver) call(ids []string) {
 			c.dns = dns
 			r.store(id, ec2Entry{dns: dns, expires: now.Add(r.cfg.TTL)})
 		default:
-			c.err = fmt.Errorf("%w: %s", ErrInstanceNotFound, id)
+			c.err = fmt.Errorf("%w: %s", mapping.ErrInstanceNotFound, id)
 			r.store(id, ec2Entry{missing: true, expires: now.Add(r.cfg.NegativeTTL)})
 		}
 		close(c.done)
@@ -212,11 +215,11 @@ const (
 // returns the private DNS name of each instance found. It asks with an instance-id filter,
 // not InstanceIds: EC2 fails a whole InstanceIds call with InvalidInstanceID.NotFound when one
 // ID is unknown, while a filter value that matches nothing is simply absent from the answer.
-func (r *EC2Resolver) describe(ctx context.Context, ids []string) (map[string]string, error) {
+func (r *Resolver) describe(ctx context.Context, ids []string) (map[string]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	in := &ec2.DescribeInstancesInput{
+	in := &awsec2.DescribeInstancesInput{
 		Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: ids}},
 		MaxResults: aws.Int32(describePageSize),
 	}
@@ -244,9 +247,9 @@ func (r *EC2Resolver) describe(ctx context.Context, ids []string) (map[string]st
 }
 
 // describePage is one DescribeInstances call, timed and rate-limited.
-func (r *EC2Resolver) describePage(ctx context.Context, in *ec2.DescribeInstancesInput) (*ec2.DescribeInstancesOutput, error) {
+func (r *Resolver) describePage(ctx context.Context, in *awsec2.DescribeInstancesInput) (*awsec2.DescribeInstancesOutput, error) {
 	start := r.cfg.Now()
-	defer func() { r.cfg.Metrics.ec2Observe(r.cfg.Now().Sub(start).Seconds()) }()
+	defer func() { r.cfg.Metrics.observe(r.cfg.Now().Sub(start).Seconds()) }()
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
@@ -261,14 +264,14 @@ func (r *EC2Resolver) describePage(ctx context.Context, in *ec2.DescribeInstance
 // failed write and closes the connection under the response body the SDK is still reading
 // ("deserialization failed ... use of closed network connection"). Without WriteTo the drain
 // calls Read, whose io.EOF ends it cleanly.
-func withoutBodyWriteTo(o *ec2.Options) {
+func withoutBodyWriteTo(o *awsec2.Options) {
 	if o.HTTPClient != nil {
 		o.HTTPClient = readBodyClient{o.HTTPClient}
 	}
 }
 
 // readBodyClient hands the transport request bodies without WriteTo (see withoutBodyWriteTo).
-type readBodyClient struct{ next ec2.HTTPClient }
+type readBodyClient struct{ next awsec2.HTTPClient }
 
 func (c readBodyClient) Do(req *http.Request) (*http.Response, error) {
 	if _, ok := req.Body.(io.WriterTo); ok {
@@ -280,7 +283,7 @@ func (c readBodyClient) Do(req *http.Request) (*http.Response, error) {
 
 // store caches e under id; r.mu is held. When the cache is full, expired entries are dropped,
 // then arbitrary ones (Go's map order), so the bound holds without bookkeeping per lookup.
-func (r *EC2Resolver) store(id string, e ec2Entry) {
+func (r *Resolver) store(id string, e ec2Entry) {
 	if _, ok := r.cache[id]; !ok && len(r.cache) >= r.cfg.MaxEntries {
 		now := r.cfg.Now()
 		for k, v := range r.cache {

@@ -1,4 +1,4 @@
-package mapping
+package source
 
 import (
 	"context"
@@ -11,15 +11,17 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/iamgate/iamgate/mapping"
 )
 
-// ReadFile reads and parses the mapping file at path (at most MaxDocumentSize bytes).
-func ReadFile(path string) (*Document, error) {
+// ReadFile reads and parses the mapping file at path (at most mapping.MaxDocumentSize bytes).
+func ReadFile(path string) (*mapping.Document, error) {
 	data, err := readLimited(path)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := ParseDocument("file "+path, data)
+	doc, err := mapping.ParseDocument("file "+path, data)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse -mapping.file=%q: %w", path, err)
 	}
@@ -32,22 +34,22 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read -mapping.file=%q: %w", path, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, mapping.MaxDocumentSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read -mapping.file=%q: %w", path, err)
 	}
-	if len(data) > MaxDocumentSize {
-		return nil, fmt.Errorf("cannot read -mapping.file=%q: %w: more than %d bytes (1 MiB)", path, ErrTooLarge, MaxDocumentSize)
+	if len(data) > mapping.MaxDocumentSize {
+		return nil, fmt.Errorf("cannot read -mapping.file=%q: %w: more than %d bytes (1 MiB)", path, mapping.ErrTooLarge, mapping.MaxDocumentSize)
 	}
 	return data, nil
 }
 
-// FileSource feeds a Store from a mapping file and re-reads it when it changes (see docs/design.md: Mapping). It
+// File feeds a Store from a mapping file and re-reads it when it changes (see docs/design.md: Mapping). It
 // watches the file's directory, not the file, so that it sees the atomic "..data" symlink swap
 // Kubernetes does for a mounted ConfigMap, editors that replace the file by a rename, and a
 // file created after the start; it also polls, in case the watch misses something (network
 // file systems) or cannot be set up.
-type FileSource struct {
+type File struct {
 	path    string
 	store   *Store
 	log     *slog.Logger
@@ -59,46 +61,46 @@ type FileSource struct {
 	read   bool              // digest is set; owned by Run
 }
 
-// NewFileSource returns the source of the file at path for store, polling every poll (default
+// NewFile returns the source of the file at path for store, polling every poll (default
 // 10s). It registers with store: the Store is not Ready until the file has loaded.
-func NewFileSource(path string, store *Store, log *slog.Logger, poll time.Duration) *FileSource {
+func NewFile(path string, store *Store, log *slog.Logger, poll time.Duration) *File {
 	if poll <= 0 {
 		poll = 10 * time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	store.register(SourceFile)
-	return &FileSource{path: path, store: store, log: log, poll: poll, debounc: 50 * time.Millisecond}
+	store.register(KindFile)
+	return &File{path: path, store: store, log: log, poll: poll, debounc: 50 * time.Millisecond}
 }
 
 // Load reads the file once and updates the Store. It returns the error of a refused version
 // (the Store keeps the last good one); an unchanged file is not parsed again.
-func (s *FileSource) Load() error {
+func (s *File) Load() error {
 	data, err := readLimited(s.path)
 	if err != nil {
-		s.store.Refuse(SourceFile, "file "+s.path, err)
+		s.store.Refuse(KindFile, "file "+s.path, err)
 		return err
 	}
 	sum := sha256.Sum256(data)
 	if s.read && sum == s.digest {
-		s.store.unchanged(SourceFile)
+		s.store.unchanged(KindFile)
 		return nil
 	}
 	s.digest, s.read = sum, true
-	doc, err := ParseDocument("file "+s.path, data)
+	doc, err := mapping.ParseDocument("file "+s.path, data)
 	if err != nil {
 		err = fmt.Errorf("cannot parse -mapping.file=%q: %w", s.path, err)
-		s.store.Refuse(SourceFile, "file "+s.path, err)
+		s.store.Refuse(KindFile, "file "+s.path, err)
 		return err
 	}
-	return s.store.Update(SourceFile, doc)
+	return s.store.Update(KindFile, doc)
 }
 
 // Run loads the file, then re-loads it on every change until ctx is done. Load errors are
 // logged and counted by the Store; Run returns only ctx's error. Run must not be called
 // concurrently with itself or Load.
-func (s *FileSource) Run(ctx context.Context) error {
+func (s *File) Run(ctx context.Context) error {
 	_ = s.Load()
 	var events <-chan fsnotify.Event
 	var errs <-chan error
