@@ -127,6 +127,11 @@ func TestWebhookClientOverHTTP2(t *testing.T) {
 				t.Fatalf("unexpected result of a concurrent review: %s", err)
 			}
 			reviews := env.metric(t, "iamgate_reviews_total")
+			// A connection the client dialed but found no use for (an idle one came back first)
+			// may still be in its TLS handshake, which iamgate counts at its end: wait for it.
+			testenv.WaitFor(t, "iamgate to count every connection the client dialed", func() bool {
+				return int64(env.metric(t, "iamgate_webhook_connections_total")) >= dials.Load()
+			})
 			conns := env.metric(t, "iamgate_webhook_connections_total", `protocol="`+c.proto+`"`)
 			requests := env.metric(t, "iamgate_webhook_requests_total", `protocol="`+c.proto+`"`)
 			if reviews != concurrent+1 || requests != reviews {
