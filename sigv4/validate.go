@@ -154,8 +154,8 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	if !r.checkCredential(dateOK) {
 		return ErrBadCredential
 	}
-	// X-Amz-Expires: plain decimal 0–900 (bad_expires)
-	if !validExpires(r.bytes(pExpires)) {
+	// X-Amz-Expires: plain decimal 0–900, no sign or leading zero (bad_expires)
+	if _, ok := aws4.ParseExpires(r.bytes(pExpires), 900); !ok {
 		return ErrBadExpires
 	}
 	// date window: STS honours 15 minutes from X-Amz-Date, whatever X-Amz-Expires says. (bad_date, expired, not_yet_valid)
@@ -366,18 +366,6 @@ func (r *Request) checkCredential(dateOK bool) bool {
 	}
 	return string(region) == r.host.region && string(parts[3]) == "sts" &&
 		string(parts[4]) == aws4.Terminator
-}
-
-// validExpires implements the bad_expires check: "0" or 1–900 without sign or leading zeros.
-func validExpires(b []byte) bool {
-	if len(b) == 0 || len(b) > 3 || !aws4.AllDigits(b) || (len(b) > 1 && b[0] == '0') {
-		return false
-	}
-	n := 0
-	for _, c := range b {
-		n = n*10 + int(c-'0')
-	}
-	return n <= 900
 }
 
 // value returns a decoded parameter as a string for comparisons; the compiler does not

@@ -63,6 +63,19 @@ func AllDigits[T text](v T) bool {
 	return true
 }
 
+// ParseExpires parses X-Amz-Expires, seconds as a plain decimal (no sign, no leading zero),
+// and reports false unless it is at most max (max < 10⁹).
+func ParseExpires[T text](v T, max int) (int, bool) {
+	if len(v) == 0 || len(v) > 9 || (len(v) > 1 && v[0] == '0') || !AllDigits(v) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		n = n*10 + int(v[i]-'0')
+	}
+	return n, n <= max
+}
+
 // Unhex decodes one hex digit of either case.
 func Unhex(c byte) (byte, bool) {
 	if 'A' <= c && c <= 'F' {

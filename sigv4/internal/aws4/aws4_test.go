@@ -109,3 +109,23 @@ func TestAllDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestParseExpires(t *testing.T) {
+	f := func(v string, max, want int, wantOK bool) {
+		t.Helper()
+		got, ok := ParseExpires(v, max)
+		gotB, okB := ParseExpires([]byte(v), max)
+		if got != want || ok != wantOK || gotB != got || okB != ok {
+			t.Errorf("unexpected result for %q (max %d); got %d, %v; want %d, %v", v, max, got, ok, want, wantOK)
+		}
+	}
+	f("0", 900, 0, true)
+	f("60", 900, 60, true)
+	f("900", 900, 900, true)
+	f("604800", 604800, 604800, true)
+	f("901", 900, 901, false)
+	f("604801", 604800, 604801, false)
+	for _, bad := range []string{"", "060", "00", "+60", "-1", "6 0", "1e3", "1234567890"} {
+		f(bad, 604800, 0, false)
+	}
+}
