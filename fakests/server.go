@@ -18,7 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/iamgate/iamgate/sigv4"
+	"github.com/iamgate/iamgate/sigv4/signature"
 )
 
 // Limits of what the fake reads from a client.
@@ -479,7 +479,7 @@ func rawConn(conn net.Conn) net.Conn {
 // window, then the signature itself.
 func (s *Server) authenticate(c *call) (*principal, *awsError) {
 	sr := signedRequest(c.ctx)
-	signed, err := sigv4.ParseSigned(sr)
+	signed, err := signature.Parse(sr)
 	if err != nil {
 		return nil, sigError(err)
 	}
@@ -520,9 +520,9 @@ func (s *Server) authenticate(c *call) (*principal, *awsError) {
 	return p, nil
 }
 
-// signedRequest copies what ParseSigned needs from the fasthttp request; the body is not
+// signedRequest copies what signature.Parse needs from the fasthttp request; the body is not
 // copied (it lives until the handler returns).
-func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
+func signedRequest(ctx *fasthttp.RequestCtx) *signature.Request {
 	h := &ctx.Request.Header
 	uri := h.RequestURI()
 	// An absolute-form request target (proxy style) signs only its path and query.
@@ -540,7 +540,7 @@ func signedRequest(ctx *fasthttp.RequestCtx) *sigv4.SignedRequest {
 	if !ctx.IsGet() {
 		method = string(ctx.Method())
 	}
-	sr := &sigv4.SignedRequest{
+	sr := &signature.Request{
 		Method:   method,
 		Host:     string(ctx.Host()),
 		Path:     pathString(path),
@@ -565,7 +565,7 @@ func pathString(p []byte) string {
 }
 
 // addSignedHeaders copies the values of every signed header into sr.
-func addSignedHeaders(ctx *fasthttp.RequestCtx, sr *sigv4.SignedRequest, signed *sigv4.Signed) {
+func addSignedHeaders(ctx *fasthttp.RequestCtx, sr *signature.Request, signed *signature.Signed) {
 	for name := range strings.SplitSeq(signed.SignedHeaders, ";") {
 		key := canonicalHeaderKey(name)
 		if name == "host" || sr.Header[key] != nil {
