@@ -524,12 +524,23 @@ func appendCanonicalQuery(b []byte, rawQuery string, presigned bool) ([]byte, bo
 // appendReencoded decodes the query component s ('+' is a space) and appends it URI-encoded
 // with AWS's rules. It reports false for a malformed percent escape.
 func appendReencoded(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); {
-		c, next, ok := queryByte(s, i)
-		if !ok {
-			return b, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '%':
+			if i+2 >= len(s) {
+				return b, false
+			}
+			hi, ok1 := aws4.Unhex(s[i+1])
+			lo, ok2 := aws4.Unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return b, false
+			}
+			c = hi<<4 | lo
+			i += 2
+		case '+':
+			c = ' '
 		}
-		i = next
 		if aws4.IsUnreserved(c) {
 			b = append(b, c)
 		} else {
@@ -547,12 +558,23 @@ func queryUnescape(s string) (string, bool) {
 	}
 	var stack [64]byte
 	b := stack[:0]
-	for i := 0; i < len(s); {
-		c, next, ok := queryByte(s, i)
-		if !ok {
-			return "", false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '%':
+			if i+2 >= len(s) {
+				return "", false
+			}
+			hi, ok1 := aws4.Unhex(s[i+1])
+			lo, ok2 := aws4.Unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return "", false
+			}
+			c = hi<<4 | lo
+			i += 2
+		case '+':
+			c = ' '
 		}
-		i = next
 		b = append(b, c)
 	}
 	for _, common := range commonValues {
@@ -561,23 +583,6 @@ func queryUnescape(s string) (string, bool) {
 		}
 	}
 	return string(b), true
-}
-
-// queryByte decodes the byte of the query component s at i ('+' is a space, %XX an escape)
-// and returns it with the index of the next one; ok is false for a malformed escape.
-func queryByte(s string, i int) (c byte, next int, ok bool) {
-	switch c = s[i]; c {
-	case '%':
-		if i+2 >= len(s) {
-			return 0, i, false
-		}
-		hi, ok1 := aws4.Unhex(s[i+1])
-		lo, ok2 := aws4.Unhex(s[i+2])
-		return hi<<4 | lo, i + 3, ok1 && ok2
-	case '+':
-		return ' ', i + 1, true
-	}
-	return c, i + 1, true
 }
 
 // commonValues are decoded query values returned without allocating.

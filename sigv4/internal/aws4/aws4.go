@@ -56,24 +56,26 @@ func ParseDate[T text](v T) (time.Time, bool) {
 // callers check the length they need first).
 func AllDigits[T text](v T) bool {
 	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
+		if c := v[i]; c < '0' || c > '9' {
 			return false
 		}
 	}
 	return true
 }
 
-// ParseExpires parses X-Amz-Expires, seconds as a plain decimal (no sign, no leading zero),
-// and reports false unless it is at most max (max < 10⁹).
+// ParseExpires parses X-Amz-Expires, seconds as a plain decimal (no sign, no leading zero), of
+// at most max; it returns 0 and false for anything else. Small enough to be inlined.
 func ParseExpires[T text](v T, max int) (int, bool) {
-	if len(v) == 0 || len(v) > 9 || (len(v) > 1 && v[0] == '0') || !AllDigits(v) {
+	if len(v) == 0 || (len(v) > 1 && v[0] == '0') {
 		return 0, false
 	}
 	n := 0
 	for i := 0; i < len(v); i++ {
-		n = n*10 + int(v[i]-'0')
+		if n = n*10 + int(v[i]-'0'); v[i] < '0' || v[i] > '9' || n > max {
+			return 0, false
+		}
 	}
-	return n, n <= max
+	return n, true
 }
 
 // Unhex decodes one hex digit of either case.

@@ -2,6 +2,7 @@ package aws4
 
 import (
 	"crypto/sha256"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -123,9 +124,33 @@ func TestParseExpires(t *testing.T) {
 	f("60", 900, 60, true)
 	f("900", 900, 900, true)
 	f("604800", 604800, 604800, true)
-	f("901", 900, 901, false)
-	f("604801", 604800, 604801, false)
+	f("901", 900, 0, false)
+	f("604801", 604800, 0, false)
+	f("99999999999999999999999", 604800, 0, false)
 	for _, bad := range []string{"", "060", "00", "+60", "-1", "6 0", "1e3", "1234567890"} {
 		f(bad, 604800, 0, false)
 	}
+}
+
+// FuzzParseExpires checks ParseExpires against strconv.Atoi on plain decimals.
+func FuzzParseExpires(f *testing.F) {
+	f.Add("60", 900)
+	f.Add("0604800", 604800)
+	f.Add("99999999999999999999", 604800)
+	f.Fuzz(func(t *testing.T, v string, max int) {
+		if max < 0 || max >= 1e9 {
+			return
+		}
+		got, ok := ParseExpires(v, max)
+		gotB, okB := ParseExpires([]byte(v), max)
+		n, err := strconv.Atoi(v)
+		plain := err == nil && v != "" && v[0] != '+' && v[0] != '-' && (len(v) == 1 || v[0] != '0')
+		want, wantOK := 0, plain && n <= max
+		if wantOK {
+			want = n
+		}
+		if got != want || ok != wantOK || gotB != got || okB != ok {
+			t.Fatalf("unexpected result for %q (max %d); got %d, %v; want %d, %v", v, max, got, ok, want, wantOK)
+		}
+	})
 }
