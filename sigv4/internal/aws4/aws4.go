@@ -103,7 +103,7 @@ func IsLowerHex[T text](v T, n int) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		if _, ok := UnhexLower(v[i]); !ok {
+		if c := v[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}
