@@ -1,6 +1,6 @@
 // Package fakests is an offline stand-in for AWS STS and EC2: a fasthttp server that answers
 // GetCallerIdentity (presigned GET and signed POST), AssumeRole and DescribeInstances for the
-// principals it is given, verifying every SigV4 signature as AWS does (package sigv4). It makes
+// principals it is given, verifying every SigV4 signature as AWS does (package sigv4/signature). It makes
 // iamgate's token path testable and benchmarkable without AWS, and cmd/fakests runs it on a
 // laptop. docs/design.md, The fake STS, is its contract; README.md in this folder documents the binary.
 //

@@ -3,7 +3,7 @@ package fakests
 import (
 	"errors"
 
-	"github.com/iamgate/iamgate/sigv4"
+	"github.com/iamgate/iamgate/sigv4/signature"
 )
 
 // AWS error codes the fake answers. STS answers them as named; EC2 requests get EC2's
@@ -94,16 +94,16 @@ var injectable = map[string]*awsError{
 	CodeMissingAuthenticationToken: errMissingAuth,
 }
 
-// sigError maps a sigv4 error to its AWS answer.
+// sigError maps a signature error to its AWS answer.
 func sigError(err error) *awsError {
 	switch {
-	case errors.Is(err, sigv4.ErrMissingAuthenticationToken):
+	case errors.Is(err, signature.ErrMissingAuthenticationToken):
 		return errMissingAuth
-	case errors.Is(err, sigv4.ErrIncompleteSignature):
+	case errors.Is(err, signature.ErrIncompleteSignature):
 		return errIncomplete
-	case errors.Is(err, sigv4.ErrRequestExpired):
+	case errors.Is(err, signature.ErrRequestExpired):
 		return errRequestExpired
-	case errors.Is(err, sigv4.ErrSignatureNotYetCurrent):
+	case errors.Is(err, signature.ErrSignatureNotYetCurrent):
 		return errNotYetCurrent
 	default:
 		return errSignature

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/iamgate/iamgate/sigv4"
+	"github.com/iamgate/iamgate/sigv4/signature"
 )
 
 // principal is one access key and the identity it authenticates as. It is immutable once in
@@ -45,7 +45,7 @@ func (p *principal) signingKey(date, region, service string) [32]byte {
 	if k := p.key.Load(); k != nil && k.date == date && k.region == region && k.service == service {
 		return k.key
 	}
-	k := &scopedKey{date: date, region: region, service: service, key: sigv4.DeriveSigningKey(p.secret, date, region, service)}
+	k := &scopedKey{date: date, region: region, service: service, key: signature.DeriveSigningKey(p.secret, date, region, service)}
 	p.key.Store(k)
 	return k.key
 }

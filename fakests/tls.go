@@ -1,18 +1,13 @@
 package fakests
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/iamgate/iamgate/internal/pki"
 )
 
 // partitionRegions are the regions of each partition domain (aws-sdk-go-v2 partition data,
@@ -102,55 +97,19 @@ type tlsMaterial struct {
 // valid from now-1h for 30 days (now is the real time: TLS peers check certificates against
 // their own clock).
 func newTLS(extraNames []string, now time.Time) (*tlsMaterial, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "fakests test CA", Organization: []string{"iamgate fakests"}}, now, 30*24*time.Hour)
 	if err != nil {
-		return nil, fmt.Errorf("cannot generate CA key: %w", err)
+		return nil, err
 	}
-	serial := func() *big.Int {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-		return n
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "fakests test CA", Organization: []string{"iamgate fakests"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	leaf, err := ca.IssueServer(pkix.Name{CommonName: "sts.amazonaws.com"}, append(certNames(extraNames), "127.0.0.1", "::1"))
 	if err != nil {
-		return nil, fmt.Errorf("cannot create CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse CA certificate: %w", err)
-	}
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("cannot generate leaf key: %w", err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "sts.amazonaws.com"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(30 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     certNames(extraNames),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("cannot create leaf certificate: %w", err)
+		return nil, err
 	}
 	return &tlsMaterial{
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		caPEM: ca.CertPEM(),
 		config: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey}},
+			Certificates: []tls.Certificate{leaf.TLSCertificate()},
 			NextProtos:   []string{"http/1.1"},
 		},
 	}, nil

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Go micro-benchmarks, run ROUNDS times interleaved (one `go test -count=1` per round, so slow
 # drift of a shared machine hits every benchmark alike), summarised by benchstat as medians.
-# Usage: scripts/microbench.sh [ROUNDS] [PKG...]   (default: 6 rounds of sigv4, daemon, mapping)
+# Usage: scripts/microbench.sh [ROUNDS] [PKG...]   (default: 6 rounds of sigv4/..., daemon, mapping)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-6}
 shift || true
-pkgs=${*:-./sigv4/ ./daemon/ ./mapping/}
+pkgs=${*:-./sigv4/... ./daemon/ ./mapping/}
 out=${MICROBENCH_OUT:-bench/results/microbench-$(date -u +%Y%m%d)-$(git rev-parse --short HEAD).txt}
 mkdir -p "$(dirname "$out")"
 {

@@ -1,5 +1,5 @@
 // Package sigv4 is the token core of iamgate: it presigns EKS tokens, validates them locally in
-// one pass, derives their canonical cache key, and checks SigV4 signatures.
+// one pass and derives their canonical cache key.
 //
 // A token is "k8s-aws-v1." + base64url(URL) where URL is an STS GetCallerIdentity GET
 // presigned with SigV4, signing the headers host and x-k8s-aws-id (docs/design.md, Tokens).
@@ -10,7 +10,10 @@
 //     RejectError sentinels; Rejections lists them all with their reason codes.
 //   - Request.CanonicalKey is the cache key (see docs/design.md: Cache and collapsing): equal for every parameter order and every
 //     equivalent percent-encoding of one token.
-//   - ParseSigned and Signed.Verify check a SigV4 signature as AWS does; the fake STS uses them.
+//
+// Checking a SigV4 signature as AWS does is the fake STS's job, in sigv4/signature; the daemon
+// leaves it to STS. Both packages read SigV4's dates, digits, hex and URI encoding through
+// sigv4/internal/aws4.
 //
 // The package has no flags and no mutable state; it never reads the clock itself.
 package sigv4

@@ -9,12 +9,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-)
 
-// emptyPayloadHash is the SHA-256 of an empty body: what aws-sdk-go-v2's STS presigner, botocore
-// and aws-iam-authenticator sign for the bodiless GET (the real-client tokens in internal/testenv/testdata
-// reproduce only with it).
-const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
+)
 
 // PresignInput says what to sign. Credentials and ClusterID are required.
 type PresignInput struct {
@@ -60,7 +57,10 @@ func Presign(ctx context.Context, in PresignInput) (string, error) {
 		return "", fmt.Errorf("cannot build STS request: %w", err)
 	}
 	req.Header.Set(ClusterIDHeader, in.ClusterID)
-	signed, _, err := v4.NewSigner().PresignHTTP(ctx, in.Credentials, req, emptyPayloadHash,
+	// The payload hash is the SHA-256 of the empty body: what aws-sdk-go-v2's STS presigner,
+	// botocore and aws-iam-authenticator sign for the bodiless GET (the real-client tokens in
+	// internal/testenv/testdata reproduce only with it).
+	signed, _, err := v4.NewSigner().PresignHTTP(ctx, in.Credentials, req, aws4.EmptyPayloadHash,
 		"sts", region, in.Time.UTC())
 	if err != nil {
 		return "", fmt.Errorf("cannot presign STS request: %w", err)

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"time"
+
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
 )
 
 const (
@@ -22,7 +24,6 @@ const (
 	// ClusterIDHeader is the extra signed header binding a token to one cluster.
 	ClusterIDHeader = "x-k8s-aws-id"
 	signedHeaders   = "host;" + ClusterIDHeader
-	amzDateLayout   = "20060102T150405Z"
 )
 
 // tokenEncoding is immutable. Strict rejects non-zero padding bits, so one URL has exactly
@@ -140,7 +141,7 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 	}
 	// the one action this token may be for (bad_action)
 	if r.value(pAction) != "GetCallerIdentity" || r.value(pVersion) != "2011-06-15" ||
-		r.value(pAlgorithm) != "AWS4-HMAC-SHA256" {
+		r.value(pAlgorithm) != aws4.Algorithm {
 		return ErrBadAction
 	}
 	// exactly host and the cluster ID are signed (unsigned_cluster_id)
@@ -148,13 +149,13 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 		return ErrUnsignedClusterID
 	}
 	// X-Amz-Date is parsed here so that the credential check can compare dates; its own errors come later (bad_date).
-	signedAt, dateOK := parseAmzDate(r.bytes(pDate))
+	signedAt, dateOK := aws4.ParseDate(r.bytes(pDate))
 	// credential scope (bad_credential)
 	if !r.checkCredential(dateOK) {
 		return ErrBadCredential
 	}
-	// X-Amz-Expires: plain decimal 0–900 (bad_expires)
-	if !validExpires(r.bytes(pExpires)) {
+	// X-Amz-Expires: plain decimal 0–900, no sign or leading zero (bad_expires)
+	if _, ok := aws4.ParseExpires(r.bytes(pExpires), 900); !ok {
 		return ErrBadExpires
 	}
 	// date window: STS honours 15 minutes from X-Amz-Date, whatever X-Amz-Expires says. (bad_date, expired, not_yet_valid)
@@ -168,7 +169,7 @@ func (v *Validator) Validate(token []byte, now time.Time, r *Request) error {
 		return ErrNotYetValid
 	}
 	// signature format (bad_signature_format)
-	if !isLowerHex(r.bytes(pSignature), 64) {
+	if !aws4.IsLowerHex(r.bytes(pSignature), 64) {
 		return ErrBadSignatureFormat
 	}
 	r.signedAt = signedAt
@@ -305,7 +306,7 @@ func appendUnescaped(dst, v []byte) ([]byte, bool) {
 			run = len(v)
 		}
 		for _, c := range v[:run] {
-			if !unreserved[c] {
+			if !aws4.IsUnreserved(c) {
 				return dst, false
 			}
 		}
@@ -317,8 +318,8 @@ func appendUnescaped(dst, v []byte) ([]byte, bool) {
 		if len(v) < 3 {
 			return dst, false
 		}
-		hi, ok1 := unhex(v[1])
-		lo, ok2 := unhex(v[2])
+		hi, ok1 := aws4.Unhex(v[1])
+		lo, ok2 := aws4.Unhex(v[2])
 		c := hi<<4 | lo
 		if !ok1 || !ok2 || c < ' ' || c >= 0x7f {
 			return dst, false
@@ -357,51 +358,14 @@ func (r *Request) checkCredential(dateOK bool) bool {
 			return false
 		}
 	}
-	if len(date) != 8 || !allDigits(date) {
+	if len(date) != 8 || !aws4.AllDigits(date) {
 		return false
 	}
 	if dateOK && string(date) != string(r.bytes(pDate)[:8]) {
 		return false
 	}
 	return string(region) == r.host.region && string(parts[3]) == "sts" &&
-		string(parts[4]) == "aws4_request"
-}
-
-// validExpires implements the bad_expires check: "0" or 1–900 without sign or leading zeros.
-func validExpires(b []byte) bool {
-	if len(b) == 0 || len(b) > 3 || !allDigits(b) || (len(b) > 1 && b[0] == '0') {
-		return false
-	}
-	n := 0
-	for _, c := range b {
-		n = n*10 + int(c-'0')
-	}
-	return n <= 900
-}
-
-// parseAmzDate parses yyyymmddThhmmssZ without allocating, rejecting impossible dates.
-func parseAmzDate(b []byte) (time.Time, bool) {
-	if len(b) != len(amzDateLayout) || b[8] != 'T' || b[15] != 'Z' ||
-		!allDigits(b[:8]) || !allDigits(b[9:15]) {
-		return time.Time{}, false
-	}
-	num := func(s []byte) int {
-		n := 0
-		for _, c := range s {
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	year, month, day := num(b[0:4]), num(b[4:6]), num(b[6:8])
-	hour, minute, sec := num(b[9:11]), num(b[11:13]), num(b[13:15])
-	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
-		return time.Time{}, false
-	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
-	if t.Day() != day { // 31 April and friends normalise into the next month
-		return time.Time{}, false
-	}
-	return t, true
+		string(parts[4]) == aws4.Terminator
 }
 
 // value returns a decoded parameter as a string for comparisons; the compiler does not
@@ -420,47 +384,4 @@ func grow(b []byte, n int) []byte {
 		return make([]byte, n)
 	}
 	return b[:n]
-}
-
-// unreserved marks the bytes a query value may hold unescaped; a table lookup is faster on
-// the hot path than a chain of comparisons. Filled once at init, never written again.
-var unreserved = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~'
-	}
-	return t
-}()
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isLowerHex(b []byte, n int) bool {
-	if len(b) != n {
-		return false
-	}
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

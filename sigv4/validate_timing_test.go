@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
 )
 
 // The baseline validates and keys a token the obvious way: base64 + net/url + url.Values,
@@ -61,7 +63,7 @@ func baselineValidate(al *AllowList, token string, now time.Time) ([32]byte, err
 	if len(parts) != 5 || parts[2] != info.region || parts[3] != "sts" {
 		return zero, errors.New("bad credential")
 	}
-	date, err := time.Parse(amzDateLayout, q.Get("X-Amz-Date"))
+	date, err := time.Parse(aws4.DateLayout, q.Get("X-Amz-Date"))
 	if err != nil || now.After(date.Add(ValidFor)) {
 		return zero, errors.New("expired")
 	}

@@ -29,7 +29,7 @@ var (
 
 	useTLS   = flag.Bool("tls", false, "Serve HTTPS with a CA and leaf generated at start (leaf names: sts/ec2 endpoints of every region, localhost, 127.0.0.1). See -tls.caFile")
 	caFile   = flag.String("tls.caFile", "fakests-ca.pem", "With -tls, where to write the generated CA certificate (PEM) for AWS_CA_BUNDLE, --ca-bundle or the daemon's trust store")
-	tlsNames = flag.String("tls.names", "", "With -tls, extra comma-separated DNS names for the leaf certificate")
+	tlsNames = flag.String("tls.names", "", "With -tls, extra comma-separated DNS names or IP addresses for the leaf certificate")
 
 	clockAt     = flag.String("clock.at", "", "Start the fake's clock at this time (RFC 3339 or yyyymmddThhmmssZ) and let it run: replays recorded tokens, e.g. internal/testenv/testdata at their signed_at. Empty: the real time")
 	maxSessions = flag.Int("sessions.max", fakests.DefaultMaxSessions, "Maximum temporary credentials AssumeRole holds; expired ones are dropped first when full, then AssumeRole answers Throttling")

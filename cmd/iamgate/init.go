@@ -2,24 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/iamgate/iamgate/internal/pki"
 )
 
 const defaultWebhookURL = "https://127.0.0.1:21362/authenticate"
@@ -93,67 +88,24 @@ Add to kube-apiserver:
 	return nil
 }
 
-// newServingPKI creates a CA and a serving certificate for names, both ECDSA P-256.
+// newServingPKI creates a CA and a serving certificate for names (DNS names or IPs), both
+// ECDSA P-256, valid from an hour before now for validity.
 func newServingPKI(names []string, now time.Time, validity time.Duration) (caPEM, certPEM, keyPEM []byte, err error) {
 	if validity <= 0 {
 		return nil, nil, nil, errors.New("cannot create certificates: -validity must be positive")
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "iamgate webhook CA"}, now, validity)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot generate CA key: %w", err)
+		return nil, nil, nil, err
 	}
-	ca := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: "iamgate webhook CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	leaf, err := ca.IssueServer(pkix.Name{CommonName: "iamgate"}, names)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot create CA certificate: %w", err)
+		return nil, nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot generate serving key: %w", err)
+	if keyPEM, err = leaf.KeyPEM(); err != nil {
+		return nil, nil, nil, err
 	}
-	leaf := &x509.Certificate{
-		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: "iamgate"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			leaf.IPAddresses = append(leaf.IPAddresses, ip)
-		} else {
-			leaf.DNSNames = append(leaf.DNSNames, n)
-		}
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot create serving certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot encode serving key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-func randomSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic("BUG: crypto/rand failed: " + err.Error())
-	}
-	return n
+	return ca.CertPEM(), leaf.CertPEM(), keyPEM, nil
 }
 
 // webhookKubeconfig is the file of --authentication-token-webhook-config-file: the cluster

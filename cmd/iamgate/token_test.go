@@ -12,6 +12,7 @@ import (
 	"github.com/iamgate/iamgate/fakests"
 	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
+	"github.com/iamgate/iamgate/sigv4/signature"
 )
 
 // isolateAWS gives a test an AWS environment with only the given credentials: no profile
@@ -44,13 +45,13 @@ func validateToken(t *testing.T, token string, now time.Time) *sigv4.Request {
 	return &r
 }
 
-// verifySignature checks a token's SigV4 signature as STS would, with sigv4's verifier.
+// verifySignature checks a token's SigV4 signature as STS would, with sigv4/signature.
 func verifySignature(t *testing.T, token, clusterID, secret string) error {
 	t.Helper()
 	u := testenv.TokenURL(t, token)
-	req := &sigv4.SignedRequest{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery,
+	req := &signature.Request{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery,
 		Header: http.Header{"X-K8s-Aws-Id": {clusterID}}}
-	s, err := sigv4.ParseSigned(req)
+	s, err := signature.Parse(req)
 	if err != nil {
 		return err
 	}

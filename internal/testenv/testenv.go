@@ -4,9 +4,11 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -17,12 +19,18 @@ const awsCLIv2Path = "/usr/bin/aws"
 // AWSCLIv2 returns the path of AWS CLI v2 or skips (fails under CI=true) when it is missing.
 func AWSCLIv2(tb testing.TB) string {
 	tb.Helper()
-	out, err := exec.Command(awsCLIv2Path, "--version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "aws-cli/2.") {
+	if !haveAWSCLIv2() {
 		missing(tb, "AWS CLI v2 at "+awsCLIv2Path+" (Debian package awscli; `make test-tools` installs it)")
 	}
 	return awsCLIv2Path
 }
+
+// haveAWSCLIv2 asks the CLI for its version once per test binary: each start of the CLI takes
+// a second or more on a busy machine.
+var haveAWSCLIv2 = sync.OnceValue(func() bool {
+	out, err := exec.Command(awsCLIv2Path, "--version").CombinedOutput()
+	return err == nil && strings.HasPrefix(string(out), "aws-cli/2.")
+})
 
 // Kubectl returns the path of kubectl or skips (fails under CI=true) when it is missing.
 func Kubectl(tb testing.TB) string {
@@ -71,4 +79,22 @@ func AWSEnv(tb testing.TB, kv ...string) []string {
 		"AWS_CONFIG_FILE="+home+"/aws-config", "AWS_SHARED_CREDENTIALS_FILE="+home+"/aws-credentials",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
 	return append(env, kv...)
+}
+
+// EKSToken returns a fresh token of AWS CLI v2's `aws eks get-token` for clusterName in region,
+// signed with the given long-term keys (the CLI presigns locally, without a network call), or
+// skips (fails under CI=true) when the CLI is missing.
+func EKSToken(tb testing.TB, clusterName, region, accessKeyID, secretAccessKey string) string {
+	tb.Helper()
+	cmd := exec.Command(AWSCLIv2(tb), "eks", "get-token", "--cluster-name", clusterName, "--region", region)
+	cmd.Env = AWSEnv(tb, "AWS_ACCESS_KEY_ID="+accessKeyID, "AWS_SECRET_ACCESS_KEY="+secretAccessKey)
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("aws eks get-token failed: %v", err)
+	}
+	var cred struct{ Status struct{ Token string } }
+	if err := json.Unmarshal(out, &cred); err != nil {
+		tb.Fatalf("cannot parse aws eks get-token output: %s", err)
+	}
+	return cred.Status.Token
 }

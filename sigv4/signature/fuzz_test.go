@@ -1,4 +1,4 @@
-package sigv4
+package signature
 
 import (
 	"net/http"
@@ -7,18 +7,19 @@ import (
 	"time"
 
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
 )
 
-// FuzzParseSigned shows that parsing and verifying a signature never panics, whatever the
+// FuzzParse shows that parsing and verifying a signature never panics, whatever the
 // query, Authorization header, X-Amz-Date header, signed header values and body hold, and that
 // a parsed request keeps its invariants.
-func FuzzParseSigned(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, rt := range testenv.RealClientTokens(f) {
-		u := sigTokenURL(f, rt.Token)
+		u := tokenURL(f, rt.Token)
 		f.Add(u.Host, u.RawQuery, "", "", rt.ClusterID, []byte(nil))
 	}
 	f.Add("127.0.0.1:4566", "",
-		"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="+sigEmptyHash,
+		"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="+aws4.EmptyPayloadHash,
 		"20261127T014411Z", "application/x-www-form-urlencoded", []byte("Action=GetCallerIdentity&Version=2011-06-15"))
 	f.Add("h", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2f%2F%2F%2Faws4_request&X-Amz-Date=%&X-Amz-SignedHeaders=host&X-Amz-Signature=+", "", "", "", []byte{0})
 	f.Fuzz(func(t *testing.T, host, rawQuery, authorization, amzDate, headerValue string, body []byte) {
@@ -31,8 +32,8 @@ func FuzzParseSigned(f *testing.F) {
 		}
 		h.Set("X-K8s-Aws-Id", headerValue)
 		h.Set("Content-Type", headerValue)
-		r := &SignedRequest{Method: http.MethodPost, Host: host, Path: "/", RawQuery: rawQuery, Header: h, Body: body}
-		s, err := ParseSigned(r)
+		r := &Request{Method: http.MethodPost, Host: host, Path: "/", RawQuery: rawQuery, Header: h, Body: body}
+		s, err := Parse(r)
 		if err != nil {
 			if s != nil {
 				t.Fatalf("unexpected non-nil Signed with error %v", err)

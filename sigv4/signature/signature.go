@@ -1,15 +1,4 @@
-package sigv4
-
-// This file verifies an AWS Signature Version 4 (AWS4-HMAC-SHA256) the way an AWS service
-// does: it is what the fake STS runs on every request. Token validation for the daemon lives in
-// validate.go; this file only knows SigV4.
-//
-// Payload hash: every real client in internal/testenv/testdata (AWS CLI v1 and v2 through botocore,
-// aws-iam-authenticator through aws-sdk-go-v2) signs its presigned STS GET with the SHA-256 of
-// the empty body (e3b0c442…b855) as the payload hash, not "UNSIGNED-PAYLOAD" (that is S3's
-// presigning convention); TestSignaturePayloadHashFinding checks that the other value never
-// verifies. STS, like every non-S3 service, hashes the body it received, so Verify always uses
-// the SHA-256 of SignedRequest.Body.
+package signature
 
 import (
 	"bytes"
@@ -20,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
 )
 
-// Sentinel errors of ParseSigned, Verify and CheckTime, checked with errors.Is. Each maps to one
+// Sentinel errors of Parse, Verify and CheckTime, checked with errors.Is. Each maps to one
 // AWS error code (in brackets) that a service answers for it.
 var (
 	// ErrMissingAuthenticationToken: the request carries no SigV4 signature at all
@@ -34,60 +25,54 @@ var (
 	// ErrSignatureDoesNotMatch: the signature is not the one the secret key gives for this
 	// request [SignatureDoesNotMatch, 403].
 	ErrSignatureDoesNotMatch = errors.New("SigV4 signature does not match")
-	// ErrRequestExpired: the signing time is more than SignatureMaxSkew in the past
+	// ErrRequestExpired: the signing time is more than MaxSkew in the past
 	// [RequestExpired, 400].
 	ErrRequestExpired = errors.New("SigV4 request has expired")
-	// ErrSignatureNotYetCurrent: the signing time is more than SignatureMaxSkew in the future
+	// ErrSignatureNotYetCurrent: the signing time is more than MaxSkew in the future
 	// [SignatureDoesNotMatch, 403, "Signature not yet current"].
 	ErrSignatureNotYetCurrent = errors.New("SigV4 signature not yet current")
 )
 
 // Details of the sentinels, as constant messages: attacker bytes never go into an error.
 var (
-	errSigBothModes     = wrapSig(ErrIncompleteSignature, "both an Authorization header and query signature parameters")
-	errSigAlgorithm     = wrapSig(ErrIncompleteSignature, "algorithm is not AWS4-HMAC-SHA256")
-	errSigMissingParam  = wrapSig(ErrIncompleteSignature, "a required signature parameter is missing or empty")
-	errSigDuplicate     = wrapSig(ErrIncompleteSignature, "a signature parameter appears twice")
-	errSigCredential    = wrapSig(ErrIncompleteSignature, "credential is not AKID/yyyymmdd/region/service/aws4_request")
-	errSigDate          = wrapSig(ErrIncompleteSignature, "X-Amz-Date is not yyyymmddThhmmssZ")
-	errSigExpires       = wrapSig(ErrIncompleteSignature, "X-Amz-Expires is not an integer in 0..604800")
-	errSigHeaders       = wrapSig(ErrIncompleteSignature, "signed headers are malformed or do not include host")
-	errSigAuthorization = wrapSig(ErrIncompleteSignature, "Authorization header is malformed")
-	errSigScopeDate     = wrapSig(ErrSignatureDoesNotMatch, "date in credential scope does not match X-Amz-Date")
-	errSigQuery         = wrapSig(ErrSignatureDoesNotMatch, "query string has a malformed percent escape")
+	errBothModes     = withDetail(ErrIncompleteSignature, "both an Authorization header and query signature parameters")
+	errAlgorithm     = withDetail(ErrIncompleteSignature, "algorithm is not AWS4-HMAC-SHA256")
+	errMissingParam  = withDetail(ErrIncompleteSignature, "a required signature parameter is missing or empty")
+	errDuplicate     = withDetail(ErrIncompleteSignature, "a signature parameter appears twice")
+	errCredential    = withDetail(ErrIncompleteSignature, "credential is not AKID/yyyymmdd/region/service/aws4_request")
+	errDate          = withDetail(ErrIncompleteSignature, "X-Amz-Date is not yyyymmddThhmmssZ")
+	errExpires       = withDetail(ErrIncompleteSignature, "X-Amz-Expires is not an integer in 0..604800")
+	errHeaders       = withDetail(ErrIncompleteSignature, "signed headers are malformed or do not include host")
+	errAuthorization = withDetail(ErrIncompleteSignature, "Authorization header is malformed")
+	errScopeDate     = withDetail(ErrSignatureDoesNotMatch, "date in credential scope does not match X-Amz-Date")
+	errQuery         = withDetail(ErrSignatureDoesNotMatch, "query string has a malformed percent escape")
 )
 
-type sigError struct {
+// detailError is a sentinel with a constant detail.
+type detailError struct {
 	sentinel error
 	detail   string
 }
 
-func wrapSig(sentinel error, detail string) error { return &sigError{sentinel, detail} }
-func (e *sigError) Error() string                 { return e.sentinel.Error() + ": " + e.detail }
-func (e *sigError) Unwrap() error                 { return e.sentinel }
+func withDetail(sentinel error, detail string) error { return &detailError{sentinel, detail} }
+func (e *detailError) Error() string                 { return e.sentinel.Error() + ": " + e.detail }
+func (e *detailError) Unwrap() error                 { return e.sentinel }
 
-// SignatureMaxSkew is how far the signing time may lie from the verifier's clock, either way,
+// MaxSkew is how far the signing time may lie from the verifier's clock, either way,
 // as AWS allows: a request (presigned or not) is expired when now > signing time + 15 minutes.
 // STS ignores X-Amz-Expires, so a presigned token with X-Amz-Expires=60 stays valid 15 minutes.
-const SignatureMaxSkew = 15 * time.Minute
+const MaxSkew = 15 * time.Minute
 
-const (
-	sigAlgorithm  = "AWS4-HMAC-SHA256"
-	sigTerminator = "aws4_request"
-	// sigEmptyHash is the hex SHA-256 of an empty payload (see the payload hash note above).
-	sigEmptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-)
-
-// SignedRequest is a received HTTP request as the verifier sees it.
+// Request is a received HTTP request as the verifier sees it.
 //
 // Path and RawQuery are as sent on the wire (still percent-encoded). Host is the Host header
 // (Go's net/http keeps it out of Header). Header holds at least every header the signature
 // covers, and for a header-signed request Authorization, X-Amz-Date and X-Amz-Security-Token;
 // keys should be in canonical form (http.CanonicalHeaderKey), other spellings are found by a
 // case-insensitive scan. Body is the request body (an empty body for a presigned GET).
-// ParseSigned and Verify do not modify or retain the request, but a Signed returned by
-// ParseSigned shares memory with its strings.
-type SignedRequest struct {
+// Parse and Verify do not modify or retain the request, but a Signed returned by Parse shares
+// memory with its strings.
+type Request struct {
 	Method   string
 	Host     string
 	Path     string
@@ -115,7 +100,7 @@ type Signed struct {
 	// SigningTime is X-Amz-Date.
 	SigningTime time.Time
 	// Expires is X-Amz-Expires of a presigned request (zero when absent or header-signed).
-	// STS does not enforce it; see SignatureMaxSkew.
+	// STS does not enforce it; see MaxSkew.
 	Expires time.Duration
 	// Signature is the signature as sent (hex).
 	Signature string
@@ -123,11 +108,11 @@ type Signed struct {
 	amzDate string
 }
 
-// ParseSigned extracts the SigV4 information of r, either from the query (presigned) or from
-// the Authorization header. It checks the form of each part but not the signature (Verify)
-// nor the time (CheckTime). Errors wrap ErrMissingAuthenticationToken, ErrIncompleteSignature
-// or ErrSignatureDoesNotMatch. ParseSigned never panics, whatever r holds.
-func ParseSigned(r *SignedRequest) (*Signed, error) {
+// Parse extracts the SigV4 information of r, either from the query (presigned) or from the
+// Authorization header. It checks the form of each part but not the signature (Verify) nor
+// the time (CheckTime). Errors wrap ErrMissingAuthenticationToken, ErrIncompleteSignature or
+// ErrSignatureDoesNotMatch. Parse never panics, whatever r holds.
+func Parse(r *Request) (*Signed, error) {
 	s := &Signed{}
 	if err := s.parse(r); err != nil {
 		return nil, err
@@ -135,13 +120,13 @@ func ParseSigned(r *SignedRequest) (*Signed, error) {
 	return s, nil
 }
 
-func (s *Signed) parse(r *SignedRequest) error {
-	auth := sigHeader(r.Header, "Authorization")
-	hasQuery := sigQueryHas(r.RawQuery, "X-Amz-Algorithm") || sigQueryHas(r.RawQuery, "X-Amz-Signature")
+func (s *Signed) parse(r *Request) error {
+	auth := firstHeader(r.Header, "Authorization")
+	hasQuery := queryHas(r.RawQuery, "X-Amz-Algorithm") || queryHas(r.RawQuery, "X-Amz-Signature")
 	var credential, amzDate string
 	switch {
 	case auth != "" && hasQuery:
-		return errSigBothModes
+		return errBothModes
 	case hasQuery:
 		s.Presigned = true
 		var algorithm, expires string
@@ -171,39 +156,39 @@ func (s *Signed) parse(r *SignedRequest) error {
 				continue
 			}
 			if seen&bit != 0 {
-				return errSigDuplicate
+				return errDuplicate
 			}
 			seen |= bit
 			if bit == 2 {
 				*dst = v // split on encoded or plain '/' by parseCredential
 				continue
 			}
-			dv, ok := sigQueryUnescape(v)
+			dv, ok := queryUnescape(v)
 			if !ok {
-				return errSigQuery
+				return errQuery
 			}
 			*dst = dv
 		}
-		if algorithm != sigAlgorithm {
+		if algorithm != aws4.Algorithm {
 			if algorithm == "" {
-				return errSigMissingParam
+				return errMissingParam
 			}
-			return errSigAlgorithm
+			return errAlgorithm
 		}
 		if expires != "" {
-			n, ok := sigAtoi(expires)
-			if !ok || n > 604800 {
-				return errSigExpires
+			n, ok := aws4.ParseExpires(expires, 604800)
+			if !ok {
+				return errExpires
 			}
 			s.Expires = time.Duration(n) * time.Second
 		}
 	case auth != "":
-		rest, ok := strings.CutPrefix(auth, sigAlgorithm)
+		rest, ok := strings.CutPrefix(auth, aws4.Algorithm)
 		if !ok {
-			return errSigAlgorithm
+			return errAlgorithm
 		}
 		if rest == "" || (rest[0] != ' ' && rest[0] != '\t') {
-			return errSigAuthorization
+			return errAuthorization
 		}
 		var seen uint8
 		for rest != "" {
@@ -212,7 +197,7 @@ func (s *Signed) parse(r *SignedRequest) error {
 			part = strings.TrimSpace(part)
 			k, v, ok := strings.Cut(part, "=")
 			if !ok {
-				return errSigAuthorization
+				return errAuthorization
 			}
 			var dst *string
 			var bit uint8
@@ -224,35 +209,35 @@ func (s *Signed) parse(r *SignedRequest) error {
 			case "Signature":
 				dst, bit = &s.Signature, 4
 			default:
-				return errSigAuthorization
+				return errAuthorization
 			}
 			if seen&bit != 0 {
-				return errSigDuplicate
+				return errDuplicate
 			}
 			seen |= bit
 			*dst = v
 		}
-		amzDate = sigHeader(r.Header, "X-Amz-Date")
-		s.SecurityToken = sigHeader(r.Header, "X-Amz-Security-Token")
+		amzDate = firstHeader(r.Header, "X-Amz-Date")
+		s.SecurityToken = firstHeader(r.Header, "X-Amz-Security-Token")
 	default:
 		return ErrMissingAuthenticationToken
 	}
 	if credential == "" || amzDate == "" || s.SignedHeaders == "" || s.Signature == "" {
-		return errSigMissingParam
+		return errMissingParam
 	}
 	if err := s.parseCredential(credential, s.Presigned); err != nil {
 		return err
 	}
-	t, ok := sigParseAmzDate(amzDate)
+	t, ok := aws4.ParseDate(amzDate)
 	if !ok {
-		return errSigDate
+		return errDate
 	}
 	s.SigningTime, s.amzDate = t, amzDate
-	if !sigValidSignedHeaders(s.SignedHeaders) {
-		return errSigHeaders
+	if !validSignedHeaders(s.SignedHeaders) {
+		return errHeaders
 	}
 	if s.Date != amzDate[:8] {
-		return errSigScopeDate
+		return errScopeDate
 	}
 	return nil
 }
@@ -263,27 +248,27 @@ func (s *Signed) parseCredential(c string, encoded bool) error {
 	var parts [5]string
 	for i := range parts {
 		var part string
-		part, c = sigCutSlash(c, encoded)
+		part, c = cutSlash(c, encoded)
 		if encoded {
 			var ok bool
-			if part, ok = sigQueryUnescape(part); !ok {
-				return errSigQuery
+			if part, ok = queryUnescape(part); !ok {
+				return errQuery
 			}
 		}
 		if part == "" || (i == 4) != (c == "") {
-			return errSigCredential
+			return errCredential
 		}
 		parts[i] = part
 	}
-	if c != "" || parts[4] != sigTerminator || len(parts[1]) != 8 || !sigDigits(parts[1]) {
-		return errSigCredential
+	if c != "" || parts[4] != aws4.Terminator || len(parts[1]) != 8 || !aws4.AllDigits(parts[1]) {
+		return errCredential
 	}
 	s.AccessKeyID, s.Date, s.Region, s.Service = parts[0], parts[1], parts[2], parts[3]
 	return nil
 }
 
-// sigCutSlash cuts c at the first '/' (or, when encoded, "%2F" in either case).
-func sigCutSlash(c string, encoded bool) (before, after string) {
+// cutSlash cuts c at the first '/' (or, when encoded, "%2F" in either case).
+func cutSlash(c string, encoded bool) (before, after string) {
 	for i := 0; i < len(c); i++ {
 		if c[i] == '/' {
 			return c[:i], c[i+1:]
@@ -306,13 +291,13 @@ func (s *Signed) HasSignedHeader(name string) bool {
 }
 
 // CheckTime checks the signing time against the verifier's clock now: errors wrap
-// ErrRequestExpired when now > SigningTime + SignatureMaxSkew, ErrSignatureNotYetCurrent when
-// SigningTime > now + SignatureMaxSkew.
+// ErrRequestExpired when now > SigningTime + MaxSkew, ErrSignatureNotYetCurrent when
+// SigningTime > now + MaxSkew.
 func (s *Signed) CheckTime(now time.Time) error {
-	if now.Sub(s.SigningTime) > SignatureMaxSkew {
+	if now.Sub(s.SigningTime) > MaxSkew {
 		return ErrRequestExpired
 	}
-	if s.SigningTime.Sub(now) > SignatureMaxSkew {
+	if s.SigningTime.Sub(now) > MaxSkew {
 		return ErrSignatureNotYetCurrent
 	}
 	return nil
@@ -322,7 +307,7 @@ func (s *Signed) CheckTime(now time.Time) error {
 // secretAccessKey and compares it in constant time with the one sent. It returns nil or an
 // error wrapping ErrSignatureDoesNotMatch. Verify does not allocate for requests of usual
 // size (a token GET, an STS form POST).
-func (s *Signed) Verify(r *SignedRequest, secretAccessKey string) error {
+func (s *Signed) Verify(r *Request, secretAccessKey string) error {
 	return s.VerifyWithKey(r, DeriveSigningKey(secretAccessKey, s.Date, s.Region, s.Service))
 }
 
@@ -330,33 +315,40 @@ func (s *Signed) Verify(r *SignedRequest, secretAccessKey string) error {
 // scope: HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). A
 // verifier may cache it per access key and scope (it changes daily) and call VerifyWithKey.
 func DeriveSigningKey(secretAccessKey, date, region, service string) [32]byte {
-	return sigSigningKey(secretAccessKey, date, region, service)
+	var kBuf [128]byte
+	k := append(kBuf[:0], "AWS4"...)
+	k = append(k, secretAccessKey...)
+	var msg [64]byte
+	key := hmacSHA256(k, append(msg[:0], date...))
+	key = hmacSHA256(key[:], append(msg[:0], region...))
+	key = hmacSHA256(key[:], append(msg[:0], service...))
+	return hmacSHA256(key[:], append(msg[:0], aws4.Terminator...))
 }
 
 // VerifyWithKey is Verify with a signing key from DeriveSigningKey for s's Date, Region and
 // Service.
-func (s *Signed) VerifyWithKey(r *SignedRequest, signingKey [32]byte) error {
+func (s *Signed) VerifyWithKey(r *Request, signingKey [32]byte) error {
 	var want [32]byte
-	if !sigDecodeHex(want[:], s.Signature) {
+	if !aws4.DecodeLowerHex(want[:], s.Signature) {
 		return ErrSignatureDoesNotMatch
 	}
 	var crBuf [2048]byte
 	cr, ok := s.appendCanonicalRequest(crBuf[:0], r)
 	if !ok {
-		return errSigQuery
+		return errQuery
 	}
 	crHash := sha256.Sum256(cr)
 
 	var stsBuf [256]byte
-	sts := append(stsBuf[:0], sigAlgorithm...)
+	sts := append(stsBuf[:0], aws4.Algorithm...)
 	sts = append(sts, '\n')
 	sts = append(sts, s.amzDate...)
 	sts = append(sts, '\n')
 	sts = s.appendScope(sts)
 	sts = append(sts, '\n')
-	sts = sigAppendHex(sts, crHash[:])
+	sts = aws4.AppendHex(sts, crHash[:])
 
-	got := sigHMAC(signingKey[:], sts)
+	got := hmacSHA256(signingKey[:], sts)
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return ErrSignatureDoesNotMatch
 	}
@@ -370,17 +362,17 @@ func (s *Signed) appendScope(b []byte) []byte {
 	b = append(b, '/')
 	b = append(b, s.Service...)
 	b = append(b, '/')
-	return append(b, sigTerminator...)
+	return append(b, aws4.Terminator...)
 }
 
 // appendCanonicalRequest appends the SigV4 canonical request of r:
 // method \n URI \n query \n headers \n signed headers \n payload hash.
-func (s *Signed) appendCanonicalRequest(b []byte, r *SignedRequest) ([]byte, bool) {
+func (s *Signed) appendCanonicalRequest(b []byte, r *Request) ([]byte, bool) {
 	b = append(b, r.Method...)
 	b = append(b, '\n')
-	b = sigAppendCanonicalURI(b, r.Path)
+	b = appendCanonicalURI(b, r.Path)
 	b = append(b, '\n')
-	b, ok := sigAppendCanonicalQuery(b, r.RawQuery, s.Presigned)
+	b, ok := appendCanonicalQuery(b, r.RawQuery, s.Presigned)
 	if !ok {
 		return b, false
 	}
@@ -395,10 +387,10 @@ func (s *Signed) appendCanonicalRequest(b []byte, r *SignedRequest) ([]byte, boo
 	b = append(b, s.SignedHeaders...)
 	b = append(b, '\n')
 	if len(r.Body) == 0 {
-		b = append(b, sigEmptyHash...)
+		b = append(b, aws4.EmptyPayloadHash...)
 	} else {
 		h := sha256.Sum256(r.Body)
-		b = sigAppendHex(b, h[:])
+		b = aws4.AppendHex(b, h[:])
 	}
 	return b, true
 }
@@ -406,18 +398,18 @@ func (s *Signed) appendCanonicalRequest(b []byte, r *SignedRequest) ([]byte, boo
 // appendHeaderValue appends the canonical value of the lower-case header name: every value
 // trimmed, inner runs of spaces collapsed to one, values joined with ','. A header that is
 // signed but absent gives an empty value (and so, in practice, a signature mismatch).
-func (s *Signed) appendHeaderValue(b []byte, r *SignedRequest, name string) []byte {
+func (s *Signed) appendHeaderValue(b []byte, r *Request, name string) []byte {
 	if name == "host" {
 		host := r.Host
 		if host == "" {
-			host = sigHeader(r.Header, "Host")
+			host = firstHeader(r.Header, "Host")
 		}
-		return sigAppendTrimmed(b, host)
+		return appendTrimmed(b, host)
 	}
 	var keyBuf [64]byte
 	var values []string
 	if len(name) <= len(keyBuf) {
-		key := sigCanonicalKey(keyBuf[:0], name)
+		key := appendCanonicalKey(keyBuf[:0], name)
 		values = r.Header[string(key)]
 	}
 	if values == nil {
@@ -432,14 +424,14 @@ func (s *Signed) appendHeaderValue(b []byte, r *SignedRequest, name string) []by
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = sigAppendTrimmed(b, v)
+		b = appendTrimmed(b, v)
 	}
 	return b
 }
 
-// sigAppendTrimmed appends v without leading and trailing spaces and with every inner run of
+// appendTrimmed appends v without leading and trailing spaces and with every inner run of
 // spaces or tabs collapsed to one space.
-func sigAppendTrimmed(b []byte, v string) []byte {
+func appendTrimmed(b []byte, v string) []byte {
 	v = strings.Trim(v, " \t")
 	space := false
 	for i := 0; i < len(v); i++ {
@@ -457,35 +449,35 @@ func sigAppendTrimmed(b []byte, v string) []byte {
 	return b
 }
 
-// sigAppendCanonicalURI appends the canonical URI of the raw path: "/" for an empty path,
+// appendCanonicalURI appends the canonical URI of the raw path: "/" for an empty path,
 // else every byte outside the unreserved set and '/' URI-encoded (so an escaped path is encoded
 // twice, as AWS does for every service but S3).
-func sigAppendCanonicalURI(b []byte, path string) []byte {
+func appendCanonicalURI(b []byte, path string) []byte {
 	if path == "" {
 		return append(b, '/')
 	}
 	for i := 0; i < len(path); i++ {
 		c := path[i]
-		if c == '/' || sigUnreserved(c) {
+		if c == '/' || aws4.IsUnreserved(c) {
 			b = append(b, c)
 		} else {
-			b = sigAppendEscape(b, c)
+			b = aws4.AppendEscape(b, c)
 		}
 	}
 	return b
 }
 
-// sigQueryPair locates one canonical "key=value" inside a scratch buffer.
-type sigQueryPair struct {
+// queryPair locates one canonical "key=value" inside a scratch buffer.
+type queryPair struct {
 	off, keyLen, valLen int
 }
 
-// sigAppendCanonicalQuery appends the canonical query: every parameter (but X-Amz-Signature of
+// appendCanonicalQuery appends the canonical query: every parameter (but X-Amz-Signature of
 // a presigned request) with key and value decoded ('+' is a space) and URI-encoded again with
 // AWS's rules, sorted by key then value, joined with '&'. It reports false for a malformed
 // percent escape.
-func sigAppendCanonicalQuery(b []byte, rawQuery string, presigned bool) ([]byte, bool) {
-	var pairBuf [16]sigQueryPair
+func appendCanonicalQuery(b []byte, rawQuery string, presigned bool) ([]byte, bool) {
+	var pairBuf [16]queryPair
 	var scratchBuf [1024]byte
 	pairs, scratch := pairBuf[:0], scratchBuf[:0]
 	for q := rawQuery; q != ""; {
@@ -500,16 +492,16 @@ func sigAppendCanonicalQuery(b []byte, rawQuery string, presigned bool) ([]byte,
 		}
 		off := len(scratch)
 		var ok bool
-		if scratch, ok = sigAppendReencoded(scratch, k); !ok {
+		if scratch, ok = appendReencoded(scratch, k); !ok {
 			return b, false
 		}
 		keyLen := len(scratch) - off
-		if scratch, ok = sigAppendReencoded(scratch, v); !ok {
+		if scratch, ok = appendReencoded(scratch, v); !ok {
 			return b, false
 		}
-		pairs = append(pairs, sigQueryPair{off, keyLen, len(scratch) - off - keyLen})
+		pairs = append(pairs, queryPair{off, keyLen, len(scratch) - off - keyLen})
 	}
-	slices.SortFunc(pairs, func(x, y sigQueryPair) int {
+	slices.SortFunc(pairs, func(x, y queryPair) int {
 		xk, yk := scratch[x.off:x.off+x.keyLen], scratch[y.off:y.off+y.keyLen]
 		if c := bytes.Compare(xk, yk); c != 0 {
 			return c
@@ -529,9 +521,9 @@ func sigAppendCanonicalQuery(b []byte, rawQuery string, presigned bool) ([]byte,
 	return b, true
 }
 
-// sigAppendReencoded decodes the query component s ('+' is a space) and appends it
-// URI-encoded with AWS's rules. It reports false for a malformed percent escape.
-func sigAppendReencoded(b []byte, s string) ([]byte, bool) {
+// appendReencoded decodes the query component s ('+' is a space) and appends it URI-encoded
+// with AWS's rules. It reports false for a malformed percent escape.
+func appendReencoded(b []byte, s string) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch c {
@@ -539,8 +531,8 @@ func sigAppendReencoded(b []byte, s string) ([]byte, bool) {
 			if i+2 >= len(s) {
 				return b, false
 			}
-			hi, ok1 := sigUnhex(s[i+1])
-			lo, ok2 := sigUnhex(s[i+2])
+			hi, ok1 := aws4.Unhex(s[i+1])
+			lo, ok2 := aws4.Unhex(s[i+2])
 			if !ok1 || !ok2 {
 				return b, false
 			}
@@ -549,18 +541,18 @@ func sigAppendReencoded(b []byte, s string) ([]byte, bool) {
 		case '+':
 			c = ' '
 		}
-		if sigUnreserved(c) {
+		if aws4.IsUnreserved(c) {
 			b = append(b, c)
 		} else {
-			b = sigAppendEscape(b, c)
+			b = aws4.AppendEscape(b, c)
 		}
 	}
 	return b, true
 }
 
-// sigQueryUnescape decodes a query component ('+' is a space), without allocating when there
-// is nothing to decode.
-func sigQueryUnescape(s string) (string, bool) {
+// queryUnescape decodes a query component ('+' is a space), without allocating when there is
+// nothing to decode.
+func queryUnescape(s string) (string, bool) {
 	if !strings.ContainsAny(s, "%+") {
 		return s, true
 	}
@@ -573,8 +565,8 @@ func sigQueryUnescape(s string) (string, bool) {
 			if i+2 >= len(s) {
 				return "", false
 			}
-			hi, ok1 := sigUnhex(s[i+1])
-			lo, ok2 := sigUnhex(s[i+2])
+			hi, ok1 := aws4.Unhex(s[i+1])
+			lo, ok2 := aws4.Unhex(s[i+2])
 			if !ok1 || !ok2 {
 				return "", false
 			}
@@ -585,7 +577,7 @@ func sigQueryUnescape(s string) (string, bool) {
 		}
 		b = append(b, c)
 	}
-	for _, common := range sigCommonValues {
+	for _, common := range commonValues {
 		if string(b) == common {
 			return common, true
 		}
@@ -593,15 +585,15 @@ func sigQueryUnescape(s string) (string, bool) {
 	return string(b), true
 }
 
-// sigCommonValues are decoded query values returned without allocating.
-var sigCommonValues = [...]string{
+// commonValues are decoded query values returned without allocating.
+var commonValues = [...]string{
 	"host;x-k8s-aws-id",
 	"host;x-amz-date;x-k8s-aws-id",
 	"host",
 }
 
-// sigQueryHas reports whether the raw query has the exact key.
-func sigQueryHas(q, key string) bool {
+// queryHas reports whether the raw query has the exact key.
+func queryHas(q, key string) bool {
 	for q != "" {
 		var part string
 		part, q, _ = strings.Cut(q, "&")
@@ -612,9 +604,9 @@ func sigQueryHas(q, key string) bool {
 	return false
 }
 
-// sigHeader returns the first value of the header key (canonical form) or of any other
+// firstHeader returns the first value of the header key (canonical form) or of any other
 // spelling of it.
-func sigHeader(h http.Header, key string) string {
+func firstHeader(h http.Header, key string) string {
 	if v := h[key]; len(v) > 0 {
 		return v[0]
 	}
@@ -626,9 +618,9 @@ func sigHeader(h http.Header, key string) string {
 	return ""
 }
 
-// sigCanonicalKey appends the canonical MIME form of the lower-case header name
+// appendCanonicalKey appends the canonical MIME form of the lower-case header name
 // ("x-k8s-aws-id" → "X-K8s-Aws-Id").
-func sigCanonicalKey(b []byte, name string) []byte {
+func appendCanonicalKey(b []byte, name string) []byte {
 	upper := true
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -643,9 +635,9 @@ func sigCanonicalKey(b []byte, name string) []byte {
 	return b
 }
 
-// sigValidSignedHeaders reports whether the list is non-empty lower-case header names
+// validSignedHeaders reports whether the list is non-empty lower-case header names
 // separated by ';' and includes host, which AWS requires.
-func sigValidSignedHeaders(list string) bool {
+func validSignedHeaders(list string) bool {
 	host := false
 	for name := range strings.SplitSeq(list, ";") {
 		if name == "" {
@@ -662,63 +654,8 @@ func sigValidSignedHeaders(list string) bool {
 	return host
 }
 
-// sigParseAmzDate parses yyyymmddThhmmssZ strictly (no normalisation of day 32 or hour 24).
-func sigParseAmzDate(v string) (time.Time, bool) {
-	if len(v) != 16 || v[8] != 'T' || v[15] != 'Z' || !sigDigits(v[:8]) || !sigDigits(v[9:15]) {
-		return time.Time{}, false
-	}
-	n := func(s string) int {
-		x := 0
-		for i := 0; i < len(s); i++ {
-			x = x*10 + int(s[i]-'0')
-		}
-		return x
-	}
-	y, mo, d := n(v[0:4]), n(v[4:6]), n(v[6:8])
-	h, mi, se := n(v[9:11]), n(v[11:13]), n(v[13:15])
-	t := time.Date(y, time.Month(mo), d, h, mi, se, 0, time.UTC)
-	if t.Year() != y || int(t.Month()) != mo || t.Day() != d || t.Hour() != h || t.Minute() != mi || t.Second() != se {
-		return time.Time{}, false
-	}
-	return t, true
-}
-
-// sigAtoi parses a plain decimal integer: no sign, no leading zero, at most 9 digits.
-func sigAtoi(s string) (int, bool) {
-	if s == "" || len(s) > 9 || (len(s) > 1 && s[0] == '0') || !sigDigits(s) {
-		return 0, false
-	}
-	x := 0
-	for i := 0; i < len(s); i++ {
-		x = x*10 + int(s[i]-'0')
-	}
-	return x, true
-}
-
-func sigDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// sigSigningKey derives HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service),
-// "aws4_request").
-func sigSigningKey(secret, date, region, service string) [32]byte {
-	var kBuf [128]byte
-	k := append(kBuf[:0], "AWS4"...)
-	k = append(k, secret...)
-	var msg [64]byte
-	key := sigHMAC(k, append(msg[:0], date...))
-	key = sigHMAC(key[:], append(msg[:0], region...))
-	key = sigHMAC(key[:], append(msg[:0], service...))
-	return sigHMAC(key[:], append(msg[:0], sigTerminator...))
-}
-
-// sigHMAC is HMAC-SHA256 on stack buffers (crypto/hmac allocates two hash states per call).
-func sigHMAC(key, msg []byte) [32]byte {
+// hmacSHA256 is HMAC-SHA256 on stack buffers (crypto/hmac allocates two hash states per call).
+func hmacSHA256(key, msg []byte) [32]byte {
 	const blockSize = 64
 	var k [blockSize]byte
 	if len(key) > blockSize {
@@ -740,56 +677,4 @@ func sigHMAC(key, msg []byte) [32]byte {
 	}
 	copy(outer[blockSize:], innerSum[:])
 	return sha256.Sum256(outer[:])
-}
-
-const sigHexDigits = "0123456789abcdef"
-
-func sigAppendHex(b, src []byte) []byte {
-	for _, c := range src {
-		b = append(b, sigHexDigits[c>>4], sigHexDigits[c&15])
-	}
-	return b
-}
-
-// sigDecodeHex decodes exactly len(dst)*2 lower-case hex digits.
-func sigDecodeHex(dst []byte, s string) bool {
-	if len(s) != 2*len(dst) {
-		return false
-	}
-	for i := range dst {
-		hi, ok1 := sigUnhexLower(s[2*i])
-		lo, ok2 := sigUnhexLower(s[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
-	}
-	return true
-}
-
-func sigUnhexLower(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
-func sigUnhex(c byte) (byte, bool) {
-	if 'A' <= c && c <= 'F' {
-		return c - 'A' + 10, true
-	}
-	return sigUnhexLower(c)
-}
-
-func sigUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
-
-func sigAppendEscape(b []byte, c byte) []byte {
-	const upperHex = "0123456789ABCDEF"
-	return append(b, '%', upperHex[c>>4], upperHex[c&15])
 }

@@ -1,4 +1,4 @@
-package sigv4
+package signature
 
 import (
 	"bytes"
@@ -16,14 +16,15 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/iamgate/iamgate/internal/testenv"
+	"github.com/iamgate/iamgate/sigv4/internal/aws4"
 )
 
-// sigTokenURL decodes a k8s-aws-v1. token into its presigned URL.
-func sigTokenURL(tb testing.TB, token string) *url.URL { return testenv.TokenURL(tb, token) }
+// tokenURL decodes a k8s-aws-v1. token into its presigned URL.
+func tokenURL(tb testing.TB, token string) *url.URL { return testenv.TokenURL(tb, token) }
 
-// sigTokenRequest is the GET a verifier receives for the token with x-k8s-aws-id: clusterID.
-func sigTokenRequest(u *url.URL, rawQuery, clusterID string) *SignedRequest {
-	return &SignedRequest{
+// tokenRequest is the GET a verifier receives for the token with x-k8s-aws-id: clusterID.
+func tokenRequest(u *url.URL, rawQuery, clusterID string) *Request {
+	return &Request{
 		Method:   http.MethodGet,
 		Host:     u.Host,
 		Path:     u.EscapedPath(),
@@ -32,9 +33,9 @@ func sigTokenRequest(u *url.URL, rawQuery, clusterID string) *SignedRequest {
 	}
 }
 
-// sigCheck parses and verifies r with secret at now.
-func sigCheck(r *SignedRequest, secret string, now time.Time) error {
-	s, err := ParseSigned(r)
+// check parses and verifies r with secret at now.
+func check(r *Request, secret string, now time.Time) error {
+	s, err := Parse(r)
 	if err != nil {
 		return err
 	}
@@ -44,16 +45,16 @@ func sigCheck(r *SignedRequest, secret string, now time.Time) error {
 	return s.Verify(r, secret)
 }
 
-// TestSignatureRealClientTokens: every real-client token verifies
+// TestRealClientTokens: every real-client token verifies
 // as a GET with its cluster ID and secret, and fails with a wrong secret, cluster ID or any
 // changed query value.
-func TestSignatureRealClientTokens(t *testing.T) {
+func TestRealClientTokens(t *testing.T) {
 	for _, rt := range testenv.RealClientTokens(t) {
 		t.Run(rt.Client+"/"+rt.Region, func(t *testing.T) {
-			u := sigTokenURL(t, rt.Token)
+			u := tokenURL(t, rt.Token)
 			now := rt.SignedTime(t).Add(time.Minute)
-			r := sigTokenRequest(u, u.RawQuery, rt.ClusterID)
-			s, err := ParseSigned(r)
+			r := tokenRequest(u, u.RawQuery, rt.ClusterID)
+			s, err := Parse(r)
 			if err != nil {
 				t.Fatalf("unexpected error; got %v; want nil", err)
 			}
@@ -73,28 +74,28 @@ func TestSignatureRealClientTokens(t *testing.T) {
 			if !s.Presigned || s.Expires != 60*time.Second {
 				t.Errorf("unexpected presigned/expires; got %v/%s; want true/1m0s", s.Presigned, s.Expires)
 			}
-			if err := sigCheck(r, rt.SecretAccessKey, now); err != nil {
+			if err := check(r, rt.SecretAccessKey, now); err != nil {
 				t.Fatalf("unexpected error; got %v; want nil", err)
 			}
 
-			if err := sigCheck(r, rt.SecretAccessKey+"x", now); !errors.Is(err, ErrSignatureDoesNotMatch) {
+			if err := check(r, rt.SecretAccessKey+"x", now); !errors.Is(err, ErrSignatureDoesNotMatch) {
 				t.Errorf("unexpected error for a wrong secret; got %v; want %v", err, ErrSignatureDoesNotMatch)
 			}
-			wrongCluster := sigTokenRequest(u, u.RawQuery, rt.ClusterID+"-other")
-			if err := sigCheck(wrongCluster, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
+			wrongCluster := tokenRequest(u, u.RawQuery, rt.ClusterID+"-other")
+			if err := check(wrongCluster, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
 				t.Errorf("unexpected error for a wrong cluster ID; got %v; want %v", err, ErrSignatureDoesNotMatch)
 			}
-			noCluster := sigTokenRequest(u, u.RawQuery, "")
+			noCluster := tokenRequest(u, u.RawQuery, "")
 			noCluster.Header = http.Header{}
-			if err := sigCheck(noCluster, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
+			if err := check(noCluster, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
 				t.Errorf("unexpected error without a cluster ID; got %v; want %v", err, ErrSignatureDoesNotMatch)
 			}
-			wrongHost := sigTokenRequest(u, u.RawQuery, rt.ClusterID)
+			wrongHost := tokenRequest(u, u.RawQuery, rt.ClusterID)
 			wrongHost.Host = "sts.eu-central-1.amazonaws.com"
-			if err := sigCheck(wrongHost, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
+			if err := check(wrongHost, rt.SecretAccessKey, now); !errors.Is(err, ErrSignatureDoesNotMatch) {
 				t.Errorf("unexpected error for a wrong host; got %v; want %v", err, ErrSignatureDoesNotMatch)
 			}
-			if err := sigCheck(r, rt.SecretAccessKey, rt.SignedTime(t).Add(16*time.Minute)); !errors.Is(err, ErrRequestExpired) {
+			if err := check(r, rt.SecretAccessKey, rt.SignedTime(t).Add(16*time.Minute)); !errors.Is(err, ErrRequestExpired) {
 				t.Errorf("unexpected error 16 minutes later; got %v; want %v", err, ErrRequestExpired)
 			}
 
@@ -114,8 +115,8 @@ func TestSignatureRealClientTokens(t *testing.T) {
 					changed := dv[:pos] + string(c) + dv[pos+1:]
 					q := append([]string(nil), parts...)
 					q[i] = k + "=" + url.QueryEscape(changed)
-					mr := sigTokenRequest(u, strings.Join(q, "&"), rt.ClusterID)
-					if err := sigCheck(mr, rt.SecretAccessKey, now); err == nil {
+					mr := tokenRequest(u, strings.Join(q, "&"), rt.ClusterID)
+					if err := check(mr, rt.SecretAccessKey, now); err == nil {
 						t.Errorf("unexpected success with %s changed at %d", k, pos)
 					}
 				}
@@ -128,7 +129,7 @@ func TestSignatureRealClientTokens(t *testing.T) {
 				k, v, _ := strings.Cut(p, "=")
 				q := append([]string(nil), parts...)
 				q[i] = strings.ToLower(k) + "=" + v
-				if err := sigCheck(sigTokenRequest(u, strings.Join(q, "&"), rt.ClusterID), rt.SecretAccessKey, now); err == nil {
+				if err := check(tokenRequest(u, strings.Join(q, "&"), rt.ClusterID), rt.SecretAccessKey, now); err == nil {
 					t.Errorf("unexpected success with the key %s in lower case", k)
 				}
 			}
@@ -138,19 +139,19 @@ func TestSignatureRealClientTokens(t *testing.T) {
 			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
 				rev[i], rev[j] = rev[j], rev[i]
 			}
-			if err := sigCheck(sigTokenRequest(u, strings.Join(rev, "&"), rt.ClusterID), rt.SecretAccessKey, now); err != nil {
+			if err := check(tokenRequest(u, strings.Join(rev, "&"), rt.ClusterID), rt.SecretAccessKey, now); err != nil {
 				t.Errorf("unexpected error for reordered parameters; got %v; want nil", err)
 			}
 		})
 	}
 }
 
-// TestSignaturePayloadHashFinding documents which payload hash real clients sign for a presigned
+// TestPayloadHashFinding documents which payload hash real clients sign for a presigned
 // GET: aws-sdk-go-v2's signer reproduces every real token's signature with the SHA-256 of the
 // empty body, and never with UNSIGNED-PAYLOAD.
-func TestSignaturePayloadHashFinding(t *testing.T) {
+func TestPayloadHashFinding(t *testing.T) {
 	for _, rt := range testenv.RealClientTokens(t) {
-		u := sigTokenURL(t, rt.Token)
+		u := tokenURL(t, rt.Token)
 		q := u.Query()
 		f := func(payloadHash string, wantMatch bool) {
 			t.Helper()
@@ -174,27 +175,27 @@ func TestSignaturePayloadHashFinding(t *testing.T) {
 				t.Errorf("unexpected match of %s for %s; got %v; want %v", payloadHash, rt.Client, got, wantMatch)
 			}
 		}
-		f(sigEmptyHash, true)
+		f(aws4.EmptyPayloadHash, true)
 		f("UNSIGNED-PAYLOAD", false)
 	}
 }
 
-var sigTestCreds = []aws.Credentials{
+var testCreds = []aws.Credentials{
 	{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
 	{AccessKeyID: "ASIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY", SessionToken: "FwoGZXIvYXdzEXAMPLE/SESSION+TOKEN=="},
 }
 
-// TestSignatureSDKPresign: presigned GETs from aws-sdk-go-v2's signer verify.
-func TestSignatureSDKPresign(t *testing.T) {
+// TestSDKPresign: presigned GETs from aws-sdk-go-v2's signer verify.
+func TestSDKPresign(t *testing.T) {
 	at := time.Date(2026, 11, 27, 1, 2, 3, 0, time.UTC)
-	for _, creds := range sigTestCreds {
+	for _, creds := range testCreds {
 		for _, host := range []string{"sts.amazonaws.com", "sts.eu-west-1.amazonaws.com", "127.0.0.1:8443"} {
 			req, err := http.NewRequest(http.MethodGet, "https://"+host+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
 			if err != nil {
 				t.Fatalf("cannot build request: %s", err)
 			}
 			req.Header.Set("x-k8s-aws-id", "my cluster  id")
-			signed, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, sigEmptyHash, "sts", "eu-west-1", at)
+			signed, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, aws4.EmptyPayloadHash, "sts", "eu-west-1", at)
 			if err != nil {
 				t.Fatalf("cannot presign: %s", err)
 			}
@@ -203,19 +204,19 @@ func TestSignatureSDKPresign(t *testing.T) {
 				t.Fatalf("cannot parse presigned URL: %s", err)
 			}
 			hdr.Del("Host")
-			r := &SignedRequest{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery, Header: hdr}
-			if err := sigCheck(r, creds.SecretAccessKey, at.Add(14*time.Minute)); err != nil {
+			r := &Request{Method: http.MethodGet, Host: u.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery, Header: hdr}
+			if err := check(r, creds.SecretAccessKey, at.Add(14*time.Minute)); err != nil {
 				t.Errorf("unexpected error for %s; got %v; want nil", host, err)
 			}
-			if err := sigCheck(r, creds.SecretAccessKey[1:], at); !errors.Is(err, ErrSignatureDoesNotMatch) {
+			if err := check(r, creds.SecretAccessKey[1:], at); !errors.Is(err, ErrSignatureDoesNotMatch) {
 				t.Errorf("unexpected error for a wrong secret; got %v; want %v", err, ErrSignatureDoesNotMatch)
 			}
 		}
 	}
 }
 
-// sigSignedPOST signs the form POST that `aws sts get-caller-identity` sends.
-func sigSignedPOST(tb testing.TB, creds aws.Credentials, host, body string, at time.Time) *SignedRequest {
+// signedPOST signs the form POST that `aws sts get-caller-identity` sends.
+func signedPOST(tb testing.TB, creds aws.Credentials, host, body string, at time.Time) *Request {
 	tb.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+host+"/", strings.NewReader(body))
 	if err != nil {
@@ -224,56 +225,56 @@ func sigSignedPOST(tb testing.TB, creds aws.Credentials, host, body string, at t
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	req.Header.Set("Amz-Sdk-Request", "attempt=1; max=3")
 	req.Header.Set("User-Agent", "aws-sdk-go-v2/test")
-	sum := sigSHA256Hex([]byte(body))
+	sum := sha256Hex([]byte(body))
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, sum, "sts", "us-east-1", at); err != nil {
 		tb.Fatalf("cannot sign: %s", err)
 	}
 	// What the server sees: the Content-Length header the client sends.
 	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	return &SignedRequest{Method: req.Method, Host: req.Host, Path: req.URL.EscapedPath(), RawQuery: req.URL.RawQuery, Header: req.Header, Body: []byte(body)}
+	return &Request{Method: req.Method, Host: req.Host, Path: req.URL.EscapedPath(), RawQuery: req.URL.RawQuery, Header: req.Header, Body: []byte(body)}
 }
 
-func sigSHA256Hex(b []byte) string {
+func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
-	return string(sigAppendHex(nil, h[:]))
+	return string(aws4.AppendHex(nil, h[:]))
 }
 
-// TestSignatureSDKSignPOST: header-signed form POSTs from aws-sdk-go-v2's signer verify, with
+// TestSDKSignPOST: header-signed form POSTs from aws-sdk-go-v2's signer verify, with
 // and without a session token.
-func TestSignatureSDKSignPOST(t *testing.T) {
+func TestSDKSignPOST(t *testing.T) {
 	at := time.Date(2026, 11, 27, 1, 2, 3, 0, time.UTC)
 	const body = "Action=GetCallerIdentity&Version=2011-06-15"
-	for _, creds := range sigTestCreds {
-		r := sigSignedPOST(t, creds, "127.0.0.1:4566", body, at)
-		s, err := ParseSigned(r)
+	for _, creds := range testCreds {
+		r := signedPOST(t, creds, "127.0.0.1:4566", body, at)
+		s, err := Parse(r)
 		if err != nil {
 			t.Fatalf("unexpected error; got %v; want nil", err)
 		}
 		if s.Presigned || s.AccessKeyID != creds.AccessKeyID || s.SecurityToken != creds.SessionToken {
 			t.Errorf("unexpected parse; got %+v", s)
 		}
-		if err := sigCheck(r, creds.SecretAccessKey, at.Add(-14*time.Minute)); err != nil {
+		if err := check(r, creds.SecretAccessKey, at.Add(-14*time.Minute)); err != nil {
 			t.Fatalf("unexpected error; got %v; want nil", err)
 		}
 		r.Body = []byte(body + "&RoleArn=x")
 		r.Header.Set("Content-Length", strconv.Itoa(len(r.Body)))
-		if err := sigCheck(r, creds.SecretAccessKey, at); !errors.Is(err, ErrSignatureDoesNotMatch) {
+		if err := check(r, creds.SecretAccessKey, at); !errors.Is(err, ErrSignatureDoesNotMatch) {
 			t.Errorf("unexpected error for a changed body; got %v; want %v", err, ErrSignatureDoesNotMatch)
 		}
-		if err := sigCheck(r, creds.SecretAccessKey, at.Add(-16*time.Minute)); !errors.Is(err, ErrSignatureNotYetCurrent) {
+		if err := check(r, creds.SecretAccessKey, at.Add(-16*time.Minute)); !errors.Is(err, ErrSignatureNotYetCurrent) {
 			t.Errorf("unexpected error for a future date; got %v; want %v", err, ErrSignatureNotYetCurrent)
 		}
 	}
 }
 
-// TestParseSignedErrors: each malformed signature gives its sentinel.
-func TestParseSignedErrors(t *testing.T) {
+// TestParseErrors: each malformed signature gives its sentinel.
+func TestParseErrors(t *testing.T) {
 	const good = "Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256" +
 		"&X-Amz-Credential=AKIDEXAMPLE%2F20261127%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Date=20261127T014411Z" +
-		"&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=" + sigEmptyHash
+		"&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=" + aws4.EmptyPayloadHash
 	fq := func(query string, want error) {
 		t.Helper()
-		_, err := ParseSigned(&SignedRequest{Method: "GET", Host: "sts.amazonaws.com", Path: "/", RawQuery: query})
+		_, err := Parse(&Request{Method: "GET", Host: "sts.amazonaws.com", Path: "/", RawQuery: query})
 		if !errors.Is(err, want) {
 			t.Errorf("unexpected error for %q; got %v; want %v", query, err, want)
 		}
@@ -296,13 +297,13 @@ func TestParseSignedErrors(t *testing.T) {
 	fq(strings.Replace(good, "host%3B", "Host%3B", 1), ErrIncompleteSignature)
 	fq(strings.Replace(good, "host%3B", "host%3B%3B", 1), ErrIncompleteSignature)
 	fq(strings.Replace(good, "%2Fsts%2F", "%2Fsts%2G", 1), ErrSignatureDoesNotMatch)
-	fq(strings.Replace(good, "X-Amz-Signature="+sigEmptyHash, "X-Amz-Signature=", 1), ErrIncompleteSignature)
+	fq(strings.Replace(good, "X-Amz-Signature="+aws4.EmptyPayloadHash, "X-Amz-Signature=", 1), ErrIncompleteSignature)
 
-	const auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=" + sigEmptyHash
+	const auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=" + aws4.EmptyPayloadHash
 	fh := func(authorization, date string, want error) {
 		t.Helper()
 		h := http.Header{"Authorization": {authorization}, "X-Amz-Date": {date}}
-		_, err := ParseSigned(&SignedRequest{Method: "POST", Host: "sts.amazonaws.com", Path: "/", Header: h})
+		_, err := Parse(&Request{Method: "POST", Host: "sts.amazonaws.com", Path: "/", Header: h})
 		if !errors.Is(err, want) {
 			t.Errorf("unexpected error for %q %q; got %v; want %v", authorization, date, err, want)
 		}
@@ -320,14 +321,14 @@ func TestParseSignedErrors(t *testing.T) {
 	fh(strings.Replace(auth, "SignedHeaders=", "SignedHeaders=;", 1), "20261127T014411Z", ErrIncompleteSignature)
 
 	h := http.Header{"Authorization": {auth}, "X-Amz-Date": {"20261127T014411Z"}}
-	_, err := ParseSigned(&SignedRequest{Method: "GET", Host: "sts.amazonaws.com", Path: "/", RawQuery: good, Header: h})
+	_, err := Parse(&Request{Method: "GET", Host: "sts.amazonaws.com", Path: "/", RawQuery: good, Header: h})
 	if !errors.Is(err, ErrIncompleteSignature) {
 		t.Errorf("unexpected error for both modes; got %v; want %v", err, ErrIncompleteSignature)
 	}
 }
 
-// TestSignatureCheckTime: the 15-minute window on both sides, X-Amz-Expires ignored.
-func TestSignatureCheckTime(t *testing.T) {
+// TestCheckTime: the 15-minute window on both sides, X-Amz-Expires ignored.
+func TestCheckTime(t *testing.T) {
 	at := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 	s := &Signed{SigningTime: at, Expires: time.Second}
 	f := func(now time.Time, want error) {
@@ -344,12 +345,12 @@ func TestSignatureCheckTime(t *testing.T) {
 	f(at.Add(-15*time.Minute-time.Second), ErrSignatureNotYetCurrent)
 }
 
-// TestSignatureCanonicalQuery: the query is decoded and re-encoded with AWS's rules and sorted
+// TestCanonicalQuery: the query is decoded and re-encoded with AWS's rules and sorted
 // by key then value.
-func TestSignatureCanonicalQuery(t *testing.T) {
+func TestCanonicalQuery(t *testing.T) {
 	f := func(raw, want string) {
 		t.Helper()
-		got, ok := sigAppendCanonicalQuery(nil, raw, true)
+		got, ok := appendCanonicalQuery(nil, raw, true)
 		if !ok || string(got) != want {
 			t.Errorf("unexpected canonical query of %q; got %q (ok=%v); want %q", raw, got, ok, want)
 		}
@@ -362,15 +363,15 @@ func TestSignatureCanonicalQuery(t *testing.T) {
 	f("&&a=1&", "a=1")
 	f("p=%E2%82%AC!*'()", "p=%E2%82%AC%21%2A%27%28%29")
 	for _, bad := range []string{"a=%", "a=%4", "a=%zz", "%g0=1"} {
-		if _, ok := sigAppendCanonicalQuery(nil, bad, true); ok {
+		if _, ok := appendCanonicalQuery(nil, bad, true); ok {
 			t.Errorf("unexpected success for %q", bad)
 		}
 	}
 }
 
-// TestSignatureCanonicalHeaders: values trimmed, inner spaces collapsed, multiple values joined.
-func TestSignatureCanonicalHeaders(t *testing.T) {
-	r := &SignedRequest{Host: " Example.com ", Header: http.Header{
+// TestCanonicalHeaders: values trimmed, inner spaces collapsed, multiple values joined.
+func TestCanonicalHeaders(t *testing.T) {
+	r := &Request{Host: " Example.com ", Header: http.Header{
 		"X-Multi":      {" a  b ", "c"},
 		"x-lowercase":  {"v"},
 		"X-K8s-Aws-Id": {"\tdemo \t cluster"},
@@ -389,12 +390,12 @@ func TestSignatureCanonicalHeaders(t *testing.T) {
 	f("x-absent", "")
 }
 
-// TestSignatureVerifyAllocs guards the zero-allocation verification of a token GET.
-func TestSignatureVerifyAllocs(t *testing.T) {
+// TestVerifyAllocs guards the zero-allocation verification of a token GET.
+func TestVerifyAllocs(t *testing.T) {
 	rt := testenv.RealClientTokens(t)[3] // the one with a session token
-	u := sigTokenURL(t, rt.Token)
-	r := sigTokenRequest(u, u.RawQuery, rt.ClusterID)
-	s, err := ParseSigned(r)
+	u := tokenURL(t, rt.Token)
+	r := tokenRequest(u, u.RawQuery, rt.ClusterID)
+	s, err := Parse(r)
 	if err != nil {
 		t.Fatalf("unexpected error; got %v; want nil", err)
 	}
@@ -407,19 +408,19 @@ func TestSignatureVerifyAllocs(t *testing.T) {
 		t.Errorf("unexpected allocations in Verify; got %v; want 0", allocs)
 	}
 	allocs = testing.AllocsPerRun(100, func() {
-		if _, err := ParseSigned(r); err != nil {
+		if _, err := Parse(r); err != nil {
 			t.Fatalf("unexpected error; got %v; want nil", err)
 		}
 	})
 	if allocs > 1 {
-		t.Errorf("unexpected allocations in ParseSigned; got %v; want at most 1", allocs)
+		t.Errorf("unexpected allocations in Parse; got %v; want at most 1", allocs)
 	}
 }
 
-func benchTokenRequest(b *testing.B) (*SignedRequest, string) {
+func benchTokenRequest(b *testing.B) (*Request, string) {
 	rt := testenv.RealClientTokens(b)[3]
-	u := sigTokenURL(b, rt.Token)
-	return sigTokenRequest(u, u.RawQuery, rt.ClusterID), rt.SecretAccessKey
+	u := tokenURL(b, rt.Token)
+	return tokenRequest(u, u.RawQuery, rt.ClusterID), rt.SecretAccessKey
 }
 
 // BenchmarkSignatureVerify: parse and verify a token GET (what the fake STS does per request).
@@ -427,7 +428,7 @@ func BenchmarkSignatureVerify(b *testing.B) {
 	r, secret := benchTokenRequest(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := ParseSigned(r)
+		s, err := Parse(r)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -442,7 +443,7 @@ func BenchmarkSignatureVerifyParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			s, err := ParseSigned(r)
+			s, err := Parse(r)
 			if err != nil {
 				b.Error(err)
 				return
@@ -458,7 +459,7 @@ func BenchmarkSignatureVerifyParallel(b *testing.B) {
 // BenchmarkSignatureSDKBaseline: the same signature computed by aws-sdk-go-v2's signer.
 func BenchmarkSignatureSDKBaseline(b *testing.B) {
 	rt := testenv.RealClientTokens(b)[3]
-	u := sigTokenURL(b, rt.Token)
+	u := tokenURL(b, rt.Token)
 	q := u.Query()
 	q.Del("X-Amz-Signature")
 	q.Del("X-Amz-Security-Token")
@@ -470,7 +471,7 @@ func BenchmarkSignatureSDKBaseline(b *testing.B) {
 	for b.Loop() {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+u.Host+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
 		req.Header.Set("x-k8s-aws-id", rt.ClusterID)
-		signed, _, err := signer.PresignHTTP(context.Background(), creds, req, sigEmptyHash, "sts", rt.Region, at)
+		signed, _, err := signer.PresignHTTP(context.Background(), creds, req, aws4.EmptyPayloadHash, "sts", rt.Region, at)
 		if err != nil || !bytes.Contains([]byte(signed), []byte(want)) {
 			b.Fatalf("unexpected presign; got %v", err)
 		}
