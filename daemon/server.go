@@ -31,7 +31,8 @@ type Mapper interface {
 	Map(ctx context.Context, id *mapping.Identity) (mapping.User, error)
 }
 
-// Config is everything the daemon needs; cmd/iamgate fills it from flags and validates it.
+// Config is everything the daemon needs. Start from DefaultConfig; cmd/iamgate fills it from
+// flags and validates it.
 type Config struct {
 	ClusterID    string
 	Partitions   []string
@@ -77,6 +78,29 @@ type Config struct {
 	// Registry receives every metric; nil creates one. Share it with the mapping sources.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+}
+
+// DefaultConfig is the configuration of `iamgate server` with every flag at its default, but
+// for ClusterID, which has no default and must be set. Logger, Registry and Now are nil: the
+// default logger, a registry of the daemon's own and the wall clock.
+func DefaultConfig() Config {
+	return Config{
+		Partitions:   []string{"aws"},
+		MaxClockSkew: sigv4.DefaultMaxClockSkew,
+		STS: STSConfig{
+			Timeout:        5 * time.Second,
+			MaxConcurrency: 64,
+			MaxQueue:       2048,
+			VerifiedKeys:   100_000,
+		},
+		CacheTTL:         2 * time.Minute,
+		CacheNegativeTTL: 30 * time.Second,
+		CacheMaxBytes:    64 << 20,
+		HTTP2:            true,
+		ReadTimeout:      10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		IdleTimeout:      90 * time.Second,
+	}
 }
 
 // rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
@@ -126,15 +150,14 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 	if cfg.STS.MaxConcurrency <= 0 || cfg.STS.MaxQueue < 0 || cfg.STS.Timeout <= 0 {
 		return nil, errors.New("cannot start: STS concurrency and timeout must be positive")
 	}
-	cfg.STS.ClusterID = cfg.ClusterID
 	if cfg.BaselinePassthrough {
 		cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority = true, true
 	}
-	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)
+	m := newMetrics(cfg.Version, cfg.Registry)
+	v, err := newVerifier(&cfg, m)
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics(cfg.Version, cfg.Registry)
 	// A quarter of -cache.maxBytes remembers rejections, the rest holds identities.
 	rejectionBytes := cfg.CacheMaxBytes / 4
 	cache, err := newIdentityCache(cfg.CacheMaxBytes-rejectionBytes, m)
@@ -145,10 +168,9 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		cfg:    cfg,
 		mapper: mapper,
 		pipeline: &pipeline{
-			validator:   sigv4.NewValidator(hosts, cfg.MaxClockSkew),
+			verifier:    v,
 			cache:       cache,
 			rejections:  newRejectionCache(int(max(rejectionBytes/rejectionCost, 1024)), m),
-			sts:         newSTSClient(cfg.STS, m),
 			now:         cfg.Now,
 			ttl:         cfg.CacheTTL,
 			negativeTTL: cfg.CacheNegativeTTL,

@@ -381,7 +381,8 @@ func TestFlightAfterFlightUsesTheCache(t *testing.T) {
 	if err := h.srv.pipeline.validator.Validate([]byte(token), h.clock.Now(), &r); err != nil {
 		t.Fatal(err)
 	}
-	id, why := h.srv.pipeline.collapse(r.CanonicalKey(), &r)
+	call := newSTSCall(r.CanonicalKey(), &r)
+	id, why := h.srv.pipeline.collapse(&call)
 	if why != reasonAllowed || id == nil || id.ARN == "" {
 		t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
 	}

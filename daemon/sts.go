@@ -17,6 +17,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -103,7 +104,7 @@ func transportClass(err error) string {
 	)
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, errCollapseTimeout),
+		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return transportTimeout
 	case errors.As(err, &verifyErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidErr):
@@ -121,9 +122,6 @@ func transportClass(err error) string {
 		return transportOther
 	}
 }
-
-// errCollapseTimeout is the safety net of a shared STS call that outlived its own deadline.
-var errCollapseTimeout = errors.New("the shared STS call did not return within -sts.timeout")
 
 // errQueueFull is returned without calling STS when every slot is busy and the wait queue is
 // full: failing fast keeps a thundering herd from piling up goroutines and memory.
@@ -348,7 +346,10 @@ func decodeCallerIdentity(body []byte) (callerIdentity, error) {
 	if r.Account == "" || r.Arn == "" || r.UserID == "" {
 		return callerIdentity{}, errors.New("STS answer has an empty Account, Arn or UserId")
 	}
-	if len(r.Account) != 12 || strings.Trim(r.Account, "0123456789") != "" {
+	// mapping.NewIdentity checks the account as well, as every Identity must hold it; here an
+	// answer that breaks it is malformed (unavailable, never cached: docs/design.md, The STS
+	// call), not an identity to deny.
+	if !mapping.IsAccountID(r.Account) {
 		return callerIdentity{}, errors.New("STS answer Account is not 12 digits")
 	}
 	// arn:partition:service::account:resource — the account must be the answer's Account.
