@@ -143,5 +143,5 @@ func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time)
 		}
 	}
 	rc.entries[key] = rejection{reason: why, expires: expires}
-	rc.metrics.cacheRejections.Set(float64(len(rc.entries)))
+	rc.metrics.cacheRejectedTokens.Set(float64(len(rc.entries)))
 }

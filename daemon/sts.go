@@ -176,7 +176,7 @@ type stsClient struct {
 }
 
 func newSTSClient(cfg STSConfig, m *metrics) *stsClient {
-	m.stsLimit.Set(float64(cfg.MaxConcurrency))
+	m.stsConcurrencyLimit.Set(float64(cfg.MaxConcurrency))
 	return &stsClient{
 		cfg:       cfg,
 		admission: newSTSAdmission(cfg.MaxConcurrency, cfg.MaxQueue, !cfg.NoAdaptiveRate, !cfg.NoKeyPriority, m),
