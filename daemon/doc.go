@@ -20,6 +20,10 @@
 // outcome, and logs why a call failed (status, AWS error code, transport class), rate-limited
 // and never with the token or its URL.
 //
+// Logs follow one rule (docs/design.md: Logs): Warn when an operator must act (an unmapped
+// identity's canonical ARN, STS throttled or unavailable), Info for a client's problem (why a
+// token was denied), Debug per connection, Error when iamgate is broken; never a token.
+//
 // Concurrency and retention: a Server is safe for concurrent use. Per-review scratch space
 // (reviewState) is pooled and nothing in it outlives the handler; the identities in the cache
 // are immutable and shared. The shared STS call of singleflight works on its own copies, so a

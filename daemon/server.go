@@ -370,7 +370,9 @@ func (s *Server) review(ctx context.Context, path string, post bool, body []byte
 	return reply{status: info.status, body: st.answer}
 }
 
-// mapUser applies the mapping to a verified identity (see docs/design.md: Cache and collapsing).
+// mapUser applies the mapping to a verified identity, on every review (see docs/design.md:
+// Cache and collapsing). A denial or failure is logged at Warn with the canonical ARN: the
+// operator may have to fix the mapping (see docs/design.md: Logs).
 func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []string, reason) {
 	user, err := s.mapper.Map(ctx, id)
 	switch {
@@ -395,8 +397,9 @@ func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []s
 	}
 }
 
-// logTokenDenial logs why a token was denied (never the token), rate-limited with the
-// other denial lines. Unmapped identities are logged by mapUser, with their canonical ARN.
+// logTokenDenial logs at Info why a token was denied without an identity (a local rejection,
+// STS's rejection, an identity iamgate refuses): its reason code, never the token; rate-limited
+// with mapUser's lines (see docs/design.md: Logs).
 func (s *Server) logTokenDenial(why reason) {
 	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denials.allow() {
 		s.log.Info("token denied", "reason", reasons[why].label)

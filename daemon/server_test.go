@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -637,5 +638,30 @@ func TestRejectionsRememberedWhenCacheIsFull(t *testing.T) {
 	}
 	if got := h.stsCalls(); got != 100 {
 		t.Fatalf("unexpected STS calls for 100 bad tokens reviewed 3 times; got %d; want 100", got)
+	}
+}
+
+// TestDenialLogLevels pins the levels of docs/design.md, Logs: an unmapped identity's canonical
+// ARN at Warn (what the operator adds to the mapping), the reason of a rejected token at Info,
+// so that -log.level=warn keeps the one and drops the other.
+func TestDenialLogLevels(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelWarn} {
+		logs := &testenv.LogBuffer{}
+		h := newHarness(t, func(c *Config) {
+			c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+		})
+		for _, tok := range []string{h.token(mallory), "k8s-aws-v1.not-a-token"} {
+			if a := h.review(tok); a.Status != 200 || a.Review.Authenticated {
+				t.Fatalf("unexpected answer; got %+v; want a denial", a)
+			}
+		}
+		out := logs.String()
+		if want := `level=WARN msg="identity is not mapped" canonicalArn=` + mallory.arn + ` reason=not_mapped`; !strings.Contains(out, want) {
+			t.Fatalf("at %s: %q is missing:\n%s", level, want, out)
+		}
+		want := `level=INFO msg="token denied" reason=bad_encoding`
+		if got := strings.Contains(out, want); got != (level <= slog.LevelInfo) {
+			t.Fatalf("at %s: unexpected presence of %q; got %v:\n%s", level, want, got, out)
+		}
 	}
 }
