@@ -21,14 +21,17 @@ import (
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// stsOutcome classifies one STS call (see docs/design.md: The STS call). Each has its own counter.
+// stsOutcome classifies one STS call (see docs/design.md: The STS call); each has its
+// iamgate_sts_requests_total counter. stsThrottled is also the outcome of a call the admission
+// refused (queue full, the adaptive rate): it never reached STS, and only the admission's
+// counters count it.
 type stsOutcome uint8
 
 const (
 	stsIdentity    stsOutcome = iota // 200 with a well-formed identity
 	stsRejected                      // a definite denial: bad signature, unknown key, expired…
 	stsThrottled                     // STS asks us to slow down
-	stsUnavailable                   // 5xx, timeout, reset, malformed answer, local overload
+	stsUnavailable                   // 5xx, timeout, reset, a malformed answer
 	numSTSOutcomes
 )
 
@@ -68,6 +71,7 @@ func (e *STSError) Unwrap() error { return e.Err }
 // Timeout reports whether the call failed because STS did not answer in time.
 func (e *STSError) Timeout() bool { return e.Transport == transportTimeout }
 
+// stsFailure is a call that failed with outcome o.
 func stsFailure(o stsOutcome, status int, code string, err error) *STSError {
 	return &STSError{Outcome: o.String(), StatusCode: status, Code: code, Err: err, outcome: o}
 }
@@ -157,7 +161,8 @@ type STSConfig struct {
 	// 0 means 100,000.
 	VerifiedKeys int
 	// DialOverride sends every call to this host:port instead of the token's host, keeping
-	// the signed Host header and the TLS server name (tests, benchmarks, local dev) (see docs/design.md: The STS call).
+	// the signed Host header and the TLS server name: tests, benchmarks, local development
+	// (see docs/design.md: The STS call).
 	DialOverride string
 	// InsecureHTTP speaks plain HTTP to DialOverride.
 	InsecureHTTP bool
@@ -221,9 +226,10 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 	return hc
 }
 
-// getCallerIdentity sends the presigned URL exactly as signed to its host (see docs/design.md: The STS call) and classifies
-// the answer (see docs/design.md: The STS call). url must stay valid for the call; host is the
-// allow-listed host; class orders the call behind others when calls must wait.
+// getCallerIdentity waits for the admission to start a call, sends the presigned URL exactly
+// as signed to its host and classifies the answer (see docs/design.md: The STS call). url must
+// stay valid for the call; host is the allow-listed host; class orders the call behind others
+// when calls must wait. The error is always an *STSError.
 func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte, class keyClass) (callerIdentity, error) {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -262,16 +268,16 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	err := c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
 	if err != nil {
 		se := stsTransportFailure(err)
-		outcome = c.done(se, start)
+		outcome = c.record(se, start)
 		return callerIdentity{}, se
 	}
 	id, err := classifySTSAnswer(resp.StatusCode(), resp.Body())
-	outcome = c.done(err, start)
+	outcome = c.record(err, start)
 	return id, err
 }
 
-// done records the outcome and latency of a call and returns the outcome.
-func (c *stsClient) done(err error, start time.Time) stsOutcome {
+// record counts the outcome and latency of a call and returns the outcome.
+func (c *stsClient) record(err error, start time.Time) stsOutcome {
 	o := stsIdentity
 	var se *STSError
 	if errors.As(err, &se) {
