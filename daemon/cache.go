@@ -86,11 +86,12 @@ func entryCost(e *cacheEntry) int64 {
 
 func (ic *identityCache) close() { ic.c.Close() }
 
-// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see docs/design.md: Cache and collapsing). It is apart
-// from ristretto on purpose: ristretto's admission policy may refuse a new entry when its cache
-// is full, and a refused rejection would let a flood of one bad token reach STS on every
-// review. It holds at most limit entries; when full, expired entries go first (swept at most once
-// a second), then arbitrary ones. Safe for concurrent use.
+// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see
+// docs/design.md: Cache and collapsing). It is apart from ristretto on purpose: ristretto's
+// admission policy may refuse a new entry when its cache is full, and a refused rejection would
+// let a flood of one bad token reach STS on every review. It holds at most limit entries; when
+// full, expired entries go first (swept at most once a second), then arbitrary ones. Safe for
+// concurrent use.
 type rejectionCache struct {
 	limit   int
 	metrics *metrics

@@ -147,8 +147,9 @@ func appendDenied(dst []byte, v1 bool, errMsg string) []byte {
 	return append(dst, "}}"...)
 }
 
-// appendUserTail writes uid (iamgate:<account>:<principal ID>) and extra (see docs/design.md: The answers), with the keys
-// of the reference implementation for existing RBAC and audit tooling.
+// appendUserTail writes uid (iamgate:<account>:<principal ID>) and extra (see docs/design.md:
+// The answers), with the keys of the reference implementation for existing RBAC and audit
+// tooling.
 func appendUserTail(dst []byte, id *mapping.Identity) []byte {
 	dst = append(dst, `"uid":"iamgate:`...)
 	dst = appendJSONStringBody(dst, id.AccountID)

@@ -19,9 +19,9 @@ import (
 )
 
 // Mapper turns a verified identity into a Kubernetes user. The daemon calls it on every
-// review, after the cache, so a mapping change applies at once even to cached identities (see docs/design.md: Cache and collapsing).
-// Implementations must be safe for concurrent use; the returned groups may be shared and are
-// never modified or retained by the daemon.
+// review, after the cache, so a mapping change applies at once even to cached identities (see
+// docs/design.md: Cache and collapsing). Implementations must be safe for concurrent use; the
+// returned groups may be shared and are never modified or retained by the daemon.
 type Mapper interface {
 	// Ready reports whether a mapping has been loaded (see docs/design.md: Listeners).
 	Ready() bool

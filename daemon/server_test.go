@@ -139,8 +139,9 @@ mapRoles:
 	}
 }
 
-// TestCollapsing: a herd of reviews of one new token makes one STS call (see docs/design.md: Cache and collapsing); a reordered
-// token is a cache hit (see docs/design.md: Cache and collapsing); distinct tokens each make their own call.
+// TestCollapsing: a herd of reviews of one new token makes one STS call, a reordered token is
+// a cache hit, distinct tokens each make their own call (see docs/design.md: Cache and
+// collapsing).
 func TestCollapsing(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(100 * time.Millisecond)}); err != nil {
@@ -392,7 +393,8 @@ func TestFlightAfterFlightUsesTheCache(t *testing.T) {
 	}
 }
 
-// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see docs/design.md: Cache and collapsing).
+// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see
+// docs/design.md: Cache and collapsing).
 func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Hour })
 	token := h.token(alice)
@@ -413,7 +415,8 @@ func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestMappingAppliesToCachedIdentities: a mapping change applies at once (see docs/design.md: Cache and collapsing).
+// TestMappingAppliesToCachedIdentities: a mapping change applies at once, to cached identities
+// too (see docs/design.md: Cache and collapsing).
 func TestMappingAppliesToCachedIdentities(t *testing.T) {
 	h := newHarness(t)
 	token := h.token(alice)
@@ -465,7 +468,8 @@ func TestSTSQueueFull(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: on shutdown every review in flight gets its answer (see docs/design.md: Listeners).
+// TestGracefulShutdown: on shutdown every review in flight gets its answer (see
+// docs/design.md: Listeners).
 func TestGracefulShutdown(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
