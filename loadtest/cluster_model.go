@@ -79,13 +79,13 @@ type phaseTally struct {
 }
 
 type clusterModel struct {
-	ctx     context.Context
-	cancel  context.CancelFunc
-	t       *ClusterTarget
-	sc      ClusterScenario
-	hooks   webhookCounts
-	reps    []*replica
-	valid   int // clients that must authenticate: nodes then users; forged ones after
+	ctx    context.Context
+	cancel context.CancelFunc
+	t      *ClusterTarget
+	sc     ClusterScenario
+	hooks  webhookCounts
+	reps   []*replica
+	valid  int // clients that must authenticate: nodes then users; forged ones after
 
 	mu       sync.Mutex
 	clients  []clusterClient // guarded by mu
