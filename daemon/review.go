@@ -38,25 +38,12 @@ func parseReview(body []byte, scratch []byte) (reviewRequest, []byte, error) {
 	sc := jsonScanner{buf: body, scratch: scratch[:0]}
 	var rr reviewRequest
 	var apiVersion, kind []byte
-	var seen uint8 // the keys read so far, to refuse a second one
-	const (
-		seenAPIVersion uint8 = 1 << iota
-		seenKind
-		seenSpec
-		seenToken
-	)
-	once := func(key uint8) error {
-		if seen&key != 0 {
-			return errDuplicateKey
-		}
-		seen |= key
-		return nil
-	}
+	var seen reviewKeys // the keys read so far, to refuse a second one
 	spec := func(key []byte) (err error) {
 		if string(key) != "token" {
 			return sc.skipValue(2)
 		}
-		if err = once(seenToken); err == nil {
+		if err = seen.first(keyToken); err == nil {
 			rr.token, err = sc.stringValue()
 		}
 		return err
@@ -64,15 +51,15 @@ func parseReview(body []byte, scratch []byte) (reviewRequest, []byte, error) {
 	err := sc.object(0, func(key []byte) (err error) {
 		switch string(key) {
 		case "apiVersion":
-			if err = once(seenAPIVersion); err == nil {
+			if err = seen.first(keyAPIVersion); err == nil {
 				apiVersion, err = sc.stringValue()
 			}
 		case "kind":
-			if err = once(seenKind); err == nil {
+			if err = seen.first(keyKind); err == nil {
 				kind, err = sc.stringValue()
 			}
 		case "spec":
-			if err = once(seenSpec); err == nil {
+			if err = seen.first(keySpec); err == nil {
 				err = sc.object(1, spec)
 			}
 		default:
@@ -100,6 +87,25 @@ func parseReview(body []byte, scratch []byte) (reviewRequest, []byte, error) {
 		return rr, sc.scratch, errNoToken
 	}
 	return rr, sc.scratch, nil
+}
+
+// reviewKeys is a set of the keys parseReview reads.
+type reviewKeys uint8
+
+const (
+	keyAPIVersion reviewKeys = 1 << iota
+	keyKind
+	keySpec
+	keyToken
+)
+
+// first adds key to the set, or returns errDuplicateKey when it is there already.
+func (seen *reviewKeys) first(key reviewKeys) error {
+	if *seen&key != 0 {
+		return errDuplicateKey
+	}
+	*seen |= key
+	return nil
 }
 
 // Answers. Every byte that does not depend on the identity is a constant. uid and extra are
