@@ -80,21 +80,14 @@ func MeasureCacheMemory(ctx context.Context, points []int, heapProfile string, p
 	signedAt := time.Now().UTC().Truncate(time.Second)
 	now := func() time.Time { return signedAt.Add(30 * time.Second) }
 	maxBytes := int64(4 << 30)
-	srv, err := daemon.New(daemon.Config{
-		ClusterID:        "bench",
-		Partitions:       []string{"aws"},
-		MaxClockSkew:     5 * time.Minute,
-		STS:              daemon.STSConfig{Timeout: 10 * time.Second, MaxConcurrency: 128, MaxQueue: 100_000, DialOverride: stubAddr, InsecureHTTP: true},
-		CacheTTL:         15 * time.Minute,
-		CacheNegativeTTL: 30 * time.Second,
-		CacheMaxBytes:    maxBytes,
-		ReadTimeout:      10 * time.Second,
-		WriteTimeout:     10 * time.Second,
-		IdleTimeout:      time.Minute,
-		Version:          "bench",
-		Now:              now,
-		Logger:           slog.New(slog.DiscardHandler),
-	}, allowAll{})
+	cfg := daemon.DefaultConfig()
+	cfg.ClusterID, cfg.Version, cfg.Now, cfg.Logger = "bench", "bench", now, slog.New(slog.DiscardHandler)
+	cfg.STS.DialOverride, cfg.STS.InsecureHTTP = stubAddr, true
+	// Every token is new: room for all of them in the cache, for as long as the measurement
+	// takes, and for the calls that verify them.
+	cfg.CacheMaxBytes, cfg.CacheTTL = maxBytes, 15*time.Minute
+	cfg.STS.Timeout, cfg.STS.MaxConcurrency, cfg.STS.MaxQueue = 10*time.Second, 128, 100_000
+	srv, err := daemon.New(cfg, allowAll{})
 	if err != nil {
 		return nil, err
 	}

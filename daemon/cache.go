@@ -86,13 +86,14 @@ func entryCost(e *cacheEntry) int64 {
 
 func (ic *identityCache) close() { ic.c.Close() }
 
-// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see docs/design.md: Cache and collapsing). It is apart
-// from ristretto on purpose: ristretto's admission policy may refuse a new entry when its cache
-// is full, and a refused rejection would let a flood of one bad token reach STS on every
-// review. It holds at most max entries; when full, expired entries go first (swept at most once
-// a second), then arbitrary ones. Safe for concurrent use.
+// rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see
+// docs/design.md: Cache and collapsing). It is apart from ristretto on purpose: ristretto's
+// admission policy may refuse a new entry when its cache is full, and a refused rejection would
+// let a flood of one bad token reach STS on every review. It holds at most limit entries; when
+// full, expired entries go first (swept at most once a second), then arbitrary ones. Safe for
+// concurrent use.
 type rejectionCache struct {
-	max     int
+	limit   int
 	metrics *metrics
 
 	mu        sync.RWMutex
@@ -100,13 +101,16 @@ type rejectionCache struct {
 	lastSweep time.Time               // guarded by mu
 }
 
+// rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
+const rejectionCost = 128
+
 type rejection struct {
 	reason  reason
 	expires time.Time
 }
 
-func newRejectionCache(max int, m *metrics) *rejectionCache {
-	return &rejectionCache{max: max, metrics: m, entries: make(map[sigv4.Key]rejection)}
+func newRejectionCache(limit int, m *metrics) *rejectionCache {
+	return &rejectionCache{limit: limit, metrics: m, entries: make(map[sigv4.Key]rejection)}
 }
 
 // get returns the reason key was rejected, if that is still remembered at time now.
@@ -120,13 +124,15 @@ func (rc *rejectionCache) get(key *sigv4.Key, now time.Time) (reason, bool) {
 	return r.reason, true
 }
 
+// set remembers that key was rejected for why, until expires (nothing when that is not after
+// now), making room when the cache is full.
 func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time) {
 	if !now.Before(expires) {
 		return
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if _, ok := rc.entries[key]; !ok && len(rc.entries) >= rc.max {
+	if _, ok := rc.entries[key]; !ok && len(rc.entries) >= rc.limit {
 		if now.Sub(rc.lastSweep) >= time.Second {
 			rc.lastSweep = now
 			for k, r := range rc.entries {
@@ -136,12 +142,12 @@ func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time)
 			}
 		}
 		for k := range rc.entries { // still full: make room by dropping an arbitrary entry
-			if len(rc.entries) < rc.max {
+			if len(rc.entries) < rc.limit {
 				break
 			}
 			delete(rc.entries, k)
 		}
 	}
 	rc.entries[key] = rejection{reason: why, expires: expires}
-	rc.metrics.cacheRejections.Set(float64(len(rc.entries)))
+	rc.metrics.cacheRejectedTokens.Set(float64(len(rc.entries)))
 }

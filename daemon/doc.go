@@ -5,8 +5,14 @@
 //
 // One review goes through named stages (server.go, review):
 //
-//	read review (review.go) → validate token (sigv4) → cache (cache.go) →
-//	collapse and call STS (pipeline.go, sts.go) → map (Mapper) → write review (review.go)
+//	read review (review.go, json.go) → validate token (sigv4) → cache (cache.go) →
+//	collapse and call STS (pipeline.go; sts.go, stsadmission.go) → map (Mapper) →
+//	write review (review.go)
+//
+// The connections reach review through the webhook listener (webhook_listener.go) and one
+// adapter per protocol (server.go for HTTP/1.1, h2.go for HTTP/2); the operator endpoints are
+// internal_listener.go's. VerifyToken (pipeline.go) verifies one token with the same validator
+// and STS client, without cache or mapping, for `iamgate verify` and `iamgate explain`.
 //
 // Every answer is written by one function from one reason value, and one table (reasons.go)
 // gives each reason its metric label, result and HTTP status. Definite denials are 200
@@ -20,11 +26,18 @@
 // outcome, and logs why a call failed (status, AWS error code, transport class), rate-limited
 // and never with the token or its URL.
 //
+// Logs follow one rule (docs/design.md: Logs): Warn when an operator must act (an unmapped
+// identity's canonical ARN, STS throttled or unavailable), Info for a client's problem (why a
+// token was denied), Debug per connection, Error when iamgate is broken; never a token.
+//
 // Concurrency and retention: a Server is safe for concurrent use. Per-review scratch space
 // (reviewState) is pooled and nothing in it outlives the handler; the identities in the cache
 // are immutable and shared. The shared STS call of singleflight works on its own copies, so a
 // review that goes away never cancels it for the others.
 //
-// The package reads no flags and no clock of its own: cmd/iamgate fills Config, including the
-// clock and the metric registry.
+// The package reads no flags: cmd/iamgate fills Config, starting from DefaultConfig, including
+// the metric registry. Config.Now is the clock of everything a token's validity and the cache
+// lifetimes depend on, so that tests move it by hand; durations (a review's latency, an STS
+// call's deadline, the adaptive rate, the generations of verified keys, the log rate limits)
+// use the wall clock.
 package daemon

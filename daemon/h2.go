@@ -74,7 +74,7 @@ func newH2Server(s *Server) (*h2Server, error) {
 	if err := http2.ConfigureServer(h.base, h.srv); err != nil {
 		return nil, err
 	}
-	h.opts = &http2.ServeConnOpts{BaseConfig: h.base, Handler: http.HandlerFunc(s.serveHTTP2)}
+	h.opts = &http2.ServeConnOpts{BaseConfig: h.base, Handler: http.HandlerFunc(s.handleHTTP2)}
 	return h, nil
 }
 
@@ -116,9 +116,9 @@ func (h *h2Server) goawayUntil(done <-chan struct{}) {
 	}
 }
 
-// serveHTTP2 is the HTTP/2 adapter of review: it reads the body under the HTTP/1.1 listener's
+// handleHTTP2 is the HTTP/2 adapter of review: it reads the body under the HTTP/1.1 listener's
 // limit and writes the reply as fasthttp would.
-func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHTTP2(w http.ResponseWriter, r *http.Request) {
 	s.metrics.webhookRequests[protoH2].Inc()
 	st := s.states.Get().(*reviewState)
 	defer s.states.Put(st)

@@ -612,7 +612,7 @@ func h2Goroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "http2.(*serverConn).serve(") || strings.Contains(g, "(*Server).serveHTTP2(") {
+		if strings.Contains(g, "http2.(*serverConn).serve(") || strings.Contains(g, "(*Server).handleHTTP2(") {
 			count++
 		}
 	}

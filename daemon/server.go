@@ -19,9 +19,9 @@ import (
 )
 
 // Mapper turns a verified identity into a Kubernetes user. The daemon calls it on every
-// review, after the cache, so a mapping change applies at once even to cached identities (see docs/design.md: Cache and collapsing).
-// Implementations must be safe for concurrent use; the returned groups may be shared and are
-// never modified or retained by the daemon.
+// review, after the cache, so a mapping change applies at once even to cached identities (see
+// docs/design.md: Cache and collapsing). Implementations must be safe for concurrent use; the
+// returned groups may be shared and are never modified or retained by the daemon.
 type Mapper interface {
 	// Ready reports whether a mapping has been loaded (see docs/design.md: Listeners).
 	Ready() bool
@@ -31,56 +31,79 @@ type Mapper interface {
 	Map(ctx context.Context, id *mapping.Identity) (mapping.User, error)
 }
 
-// Config is everything the daemon needs; cmd/iamgate fills it from flags and validates it.
+// Config is everything the daemon needs. Start from DefaultConfig; cmd/iamgate fills it from
+// flags and validates it.
 type Config struct {
-	ClusterID    string
-	Partitions   []string
-	ExtraRegions []string
-	MaxClockSkew time.Duration
+	ClusterID    string        // -cluster.id: the x-k8s-aws-id tokens must be signed for
+	Partitions   []string      // -sts.partitions: whose STS hosts tokens may name
+	ExtraRegions []string      // -sts.extraRegions
+	MaxClockSkew time.Duration // -token.maxClockSkew
 
 	STS STSConfig
 
-	CacheTTL         time.Duration
-	CacheNegativeTTL time.Duration
-	CacheMaxBytes    int64
+	CacheTTL         time.Duration // -cache.ttl, never past the token's 15 minutes
+	CacheNegativeTTL time.Duration // -cache.negativeTTL
+	// CacheMaxBytes (-cache.maxBytes) bounds both caches: a quarter for rejections, the rest
+	// for identities.
+	CacheMaxBytes int64
 
 	// BaselinePassthrough switches off every STS protection: no identity cache, no rejection
 	// cache, no collapsing of concurrent reviews of one token. Each review that passes local
 	// validation makes its own STS call (still bounded by STS.MaxConcurrency and MaxQueue, but
-	// neither paced after Throttling nor ordered by access key),
-	// as a webhook without them would. A benchmarking baseline ONLY: loadtest's cluster
-	// scenarios run against it to show what each protection is worth.
+	// neither paced after Throttling nor ordered by access key), as a webhook without them
+	// would. A benchmarking baseline ONLY: loadtest's cluster scenarios run against it to show
+	// what each protection is worth.
 	BaselinePassthrough bool
 
 	// ReportErrors puts the denial reason into status.error; kube-apiserver then does not
 	// cache denials (see docs/design.md: The answers).
 	ReportErrors bool
 
-	// TLS serves the webhook over TLS; nil serves plain HTTP (in-process tests and benchmarks
-	// only: cmd/iamgate always sets it).
+	// TLS serves the webhook over TLS; nil serves plain HTTP (in-process tests and benchmarks,
+	// and -webhook.insecureNoTLS on loopback).
 	TLS *tls.Config
 	// HTTP2 offers h2 by ALPN on the TLS listener and serves the connections that take it with
 	// golang.org/x/net/http2, through the same review code as HTTP/1.1 (see docs/design.md:
 	// Listeners). Without TLS it does nothing: plain HTTP is HTTP/1.1 only.
 	HTTP2 bool
 
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
+	ReadTimeout  time.Duration // -webhook.readTimeout
+	WriteTimeout time.Duration // -webhook.writeTimeout
+	IdleTimeout  time.Duration // -webhook.idleTimeout
 
 	// Pprof serves /debug/pprof/ on the internal listener (-internal.pprof).
 	Pprof bool
 
-	Version string
-	// Now is the clock; nil means time.Now.
+	Version string // for iamgate_build_info
+	// Now is the clock of token validity and cache lifetimes; nil means time.Now.
 	Now func() time.Time
 	// Registry receives every metric; nil creates one. Share it with the mapping sources.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
 
-// rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
-const rejectionCost = 128
+// DefaultConfig is the configuration of `iamgate server` with every flag at its default, but
+// for ClusterID, which has no default and must be set. Logger, Registry and Now are nil: the
+// default logger, a registry of the daemon's own and the wall clock.
+func DefaultConfig() Config {
+	return Config{
+		Partitions:   []string{"aws"},
+		MaxClockSkew: sigv4.DefaultMaxClockSkew,
+		STS: STSConfig{
+			Timeout:        5 * time.Second,
+			MaxConcurrency: 64,
+			MaxQueue:       2048,
+			VerifiedKeys:   100_000,
+		},
+		CacheTTL:         2 * time.Minute,
+		CacheNegativeTTL: 30 * time.Second,
+		CacheMaxBytes:    64 << 20,
+		HTTP2:            true,
+		ReadTimeout:      10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		IdleTimeout:      90 * time.Second,
+	}
+}
 
 // maxReviewBody bounds a TokenReview body (see docs/design.md: Listeners).
 const maxReviewBody = 64 << 10
@@ -94,21 +117,21 @@ type Server struct {
 	metrics  *metrics
 	// realClock: Config.Now is the wall clock, so a review reads it once, for its latency and
 	// for the token's validity (the clock reads were a few percent of a cached review).
-	realClock bool
-	log       *slog.Logger
-	denials   *logLimiter
-	http      *fasthttp.Server
-	h2        *h2Server // nil: HTTP/1.1 only
-	states    sync.Pool // *reviewState
+	realClock  bool
+	log        *slog.Logger
+	denialLogs *logLimiter // review's and mapUser's denial lines
+	http       *fasthttp.Server
+	h2         *h2Server // nil: HTTP/1.1 only
+	states     sync.Pool // *reviewState
 }
 
 // reviewState is the per-review scratch space, pooled. Nothing in it may be retained after
 // the handler returns.
 type reviewState struct {
-	req     sigv4.Request
-	scratch []byte
-	answer  []byte
-	body    []byte // the request body, read by the HTTP/2 adapter
+	req     sigv4.Request // the validated token
+	scratch []byte        // parseReview's unescaped strings
+	answer  []byte        // the TokenReview answer
+	body    []byte        // the request body, read by the HTTP/2 adapter
 }
 
 // New builds a Server. It validates cfg.
@@ -126,15 +149,14 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 	if cfg.STS.MaxConcurrency <= 0 || cfg.STS.MaxQueue < 0 || cfg.STS.Timeout <= 0 {
 		return nil, errors.New("cannot start: STS concurrency and timeout must be positive")
 	}
-	cfg.STS.ClusterID = cfg.ClusterID
 	if cfg.BaselinePassthrough {
 		cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority = true, true
 	}
-	hosts, err := sigv4.NewAllowList(cfg.Partitions, cfg.ExtraRegions)
+	m := newMetrics(cfg.Version, cfg.Registry)
+	v, err := newVerifier(&cfg, m)
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics(cfg.Version, cfg.Registry)
 	// A quarter of -cache.maxBytes remembers rejections, the rest holds identities.
 	rejectionBytes := cfg.CacheMaxBytes / 4
 	cache, err := newIdentityCache(cfg.CacheMaxBytes-rejectionBytes, m)
@@ -145,10 +167,9 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		cfg:    cfg,
 		mapper: mapper,
 		pipeline: &pipeline{
-			validator:   sigv4.NewValidator(hosts, cfg.MaxClockSkew),
+			verifier:    v,
 			cache:       cache,
 			rejections:  newRejectionCache(int(max(rejectionBytes/rejectionCost, 1024)), m),
-			sts:         newSTSClient(cfg.STS, m),
 			now:         cfg.Now,
 			ttl:         cfg.CacheTTL,
 			negativeTTL: cfg.CacheNegativeTTL,
@@ -159,14 +180,14 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			keys:        newVerifiedKeys(cfg.STS.VerifiedKeys),
 			passthrough: cfg.BaselinePassthrough,
 		},
-		metrics:   m,
-		realClock: realClock,
-		log:       cfg.Logger,
-		denials:   newLogLimiter(10),
+		metrics:    m,
+		realClock:  realClock,
+		log:        cfg.Logger,
+		denialLogs: newLogLimiter(10),
 	}
 	s.states.New = func() any { return new(reviewState) }
 	s.http = &fasthttp.Server{
-		Handler:                       s.handle,
+		Handler:                       s.handleHTTP1,
 		Name:                          "iamgate",
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
@@ -193,7 +214,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 
 // Handler is the webhook's request handler, for in-memory listeners in tests and benchmarks.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handleHTTP1 }
 
 // Serve answers TokenReviews on webhook (wrapped in TLS when configured) and serves the
 // internal endpoints on internal (may be nil) until ctx is done; then it stops accepting,
@@ -242,8 +263,8 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	return err
 }
 
-// handle is the HTTP/1.1 adapter (fasthttp) of review.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// handleHTTP1 is the HTTP/1.1 adapter (fasthttp) of review.
+func (s *Server) handleHTTP1(ctx *fasthttp.RequestCtx) {
 	s.metrics.webhookRequests[protoHTTP1].Inc()
 	st := s.states.Get().(*reviewState)
 	// ctx is the review's context: fasthttp's RequestCtx is done when the server shuts down.
@@ -272,7 +293,7 @@ const (
 )
 
 // reply is the answer to one webhook request, whatever the protocol: the HTTP/1.1 adapter
-// (handle) and the HTTP/2 one (serveHTTP2) write it as it is.
+// (handleHTTP1) and the HTTP/2 one (handleHTTP2) write it as it is.
 type reply struct {
 	status int
 	// body is the TokenReview answer (application/json); it aliases the reviewState and is
@@ -348,35 +369,38 @@ func (s *Server) review(ctx context.Context, path string, post bool, body []byte
 	return reply{status: info.status, body: st.answer}
 }
 
-// mapUser applies the mapping to a verified identity (see docs/design.md: Cache and collapsing).
+// mapUser applies the mapping to a verified identity, on every review (see docs/design.md:
+// Cache and collapsing). A denial or failure is logged at Warn with the canonical ARN: the
+// operator may have to fix the mapping (see docs/design.md: Logs).
 func (s *Server) mapUser(ctx context.Context, id *mapping.Identity) (string, []string, reason) {
 	user, err := s.mapper.Map(ctx, id)
 	switch {
 	case err == nil:
 		return user.Username, user.Groups, reasonAllowed
 	case errors.Is(err, mapping.ErrNotMapped):
-		if s.denials.allow() {
+		if s.denialLogs.allow() {
 			// The canonical ARN tells the operator what to add to the mapping; never the token.
 			s.log.Warn("identity is not mapped", "canonicalArn", id.CanonicalARN, "reason", "not_mapped")
 		}
 		return "", nil, reasonNotMapped
 	case mapping.IsDenial(err):
-		if s.denials.allow() {
+		if s.denialLogs.allow() {
 			s.log.Warn("mapping gives no usable user", "canonicalArn", id.CanonicalARN, "error", err)
 		}
 		return "", nil, reasonMappingDenied
 	default:
-		if s.denials.allow() {
+		if s.denialLogs.allow() {
 			s.log.Warn("cannot map identity now", "canonicalArn", id.CanonicalARN, "error", err)
 		}
 		return "", nil, reasonMappingUnavailable
 	}
 }
 
-// logTokenDenial logs why a token was denied (never the token), rate-limited with the
-// other denial lines. Unmapped identities are logged by mapUser, with their canonical ARN.
+// logTokenDenial logs at Info why a token was denied without an identity (a local rejection,
+// STS's rejection, an identity iamgate refuses): its reason code, never the token; rate-limited
+// with mapUser's lines (see docs/design.md: Logs).
 func (s *Server) logTokenDenial(why reason) {
-	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denials.allow() {
+	if s.log.Enabled(context.Background(), slog.LevelInfo) && s.denialLogs.allow() {
 		s.log.Info("token denied", "reason", reasons[why].label)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -138,8 +139,9 @@ mapRoles:
 	}
 }
 
-// TestCollapsing: a herd of reviews of one new token makes one STS call (see docs/design.md: Cache and collapsing); a reordered
-// token is a cache hit (see docs/design.md: Cache and collapsing); distinct tokens each make their own call.
+// TestCollapsing: a herd of reviews of one new token makes one STS call, a reordered token is
+// a cache hit, distinct tokens each make their own call (see docs/design.md: Cache and
+// collapsing).
 func TestCollapsing(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(100 * time.Millisecond)}); err != nil {
@@ -381,7 +383,8 @@ func TestFlightAfterFlightUsesTheCache(t *testing.T) {
 	if err := h.srv.pipeline.validator.Validate([]byte(token), h.clock.Now(), &r); err != nil {
 		t.Fatal(err)
 	}
-	id, why := h.srv.pipeline.collapse(r.CanonicalKey(), &r)
+	call := newSTSCall(r.CanonicalKey(), &r)
+	id, why := h.srv.pipeline.collapse(&call)
 	if why != reasonAllowed || id == nil || id.ARN == "" {
 		t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
 	}
@@ -390,7 +393,8 @@ func TestFlightAfterFlightUsesTheCache(t *testing.T) {
 	}
 }
 
-// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see docs/design.md: Cache and collapsing).
+// TestIdentityNotServedAfterTokenExpiry: a cached identity dies with its token (see
+// docs/design.md: Cache and collapsing).
 func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Hour })
 	token := h.token(alice)
@@ -411,7 +415,8 @@ func TestIdentityNotServedAfterTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestMappingAppliesToCachedIdentities: a mapping change applies at once (see docs/design.md: Cache and collapsing).
+// TestMappingAppliesToCachedIdentities: a mapping change applies at once, to cached identities
+// too (see docs/design.md: Cache and collapsing).
 func TestMappingAppliesToCachedIdentities(t *testing.T) {
 	h := newHarness(t)
 	token := h.token(alice)
@@ -463,7 +468,8 @@ func TestSTSQueueFull(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: on shutdown every review in flight gets its answer (see docs/design.md: Listeners).
+// TestGracefulShutdown: on shutdown every review in flight gets its answer (see
+// docs/design.md: Listeners).
 func TestGracefulShutdown(t *testing.T) {
 	h := newHarness(t)
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
@@ -636,5 +642,30 @@ func TestRejectionsRememberedWhenCacheIsFull(t *testing.T) {
 	}
 	if got := h.stsCalls(); got != 100 {
 		t.Fatalf("unexpected STS calls for 100 bad tokens reviewed 3 times; got %d; want 100", got)
+	}
+}
+
+// TestDenialLogLevels pins the levels of docs/design.md, Logs: an unmapped identity's canonical
+// ARN at Warn (what the operator adds to the mapping), the reason of a rejected token at Info,
+// so that -log.level=warn keeps the one and drops the other.
+func TestDenialLogLevels(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelWarn} {
+		logs := &testenv.LogBuffer{}
+		h := newHarness(t, func(c *Config) {
+			c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+		})
+		for _, tok := range []string{h.token(mallory), "k8s-aws-v1.not-a-token"} {
+			if a := h.review(tok); a.Status != 200 || a.Review.Authenticated {
+				t.Fatalf("unexpected answer; got %+v; want a denial", a)
+			}
+		}
+		out := logs.String()
+		if want := `level=WARN msg="identity is not mapped" canonicalArn=` + mallory.arn + ` reason=not_mapped`; !strings.Contains(out, want) {
+			t.Fatalf("at %s: %q is missing:\n%s", level, want, out)
+		}
+		want := `level=INFO msg="token denied" reason=bad_encoding`
+		if got := strings.Contains(out, want); got != (level <= slog.LevelInfo) {
+			t.Fatalf("at %s: unexpected presence of %q; got %v:\n%s", level, want, got, out)
+		}
 	}
 }

@@ -17,17 +17,21 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
-// stsOutcome classifies one STS call (see docs/design.md: The STS call). Each has its own counter.
+// stsOutcome classifies one STS call (see docs/design.md: The STS call); each has its
+// iamgate_sts_requests_total counter. stsThrottled is also the outcome of a call the admission
+// refused (queue full, the adaptive rate): it never reached STS, and only the admission's
+// counters count it.
 type stsOutcome uint8
 
 const (
 	stsIdentity    stsOutcome = iota // 200 with a well-formed identity
 	stsRejected                      // a definite denial: bad signature, unknown key, expired…
 	stsThrottled                     // STS asks us to slow down
-	stsUnavailable                   // 5xx, timeout, reset, malformed answer, local overload
+	stsUnavailable                   // 5xx, timeout, reset, a malformed answer
 	numSTSOutcomes
 )
 
@@ -67,6 +71,7 @@ func (e *STSError) Unwrap() error { return e.Err }
 // Timeout reports whether the call failed because STS did not answer in time.
 func (e *STSError) Timeout() bool { return e.Transport == transportTimeout }
 
+// stsFailure is a call that failed with outcome o.
 func stsFailure(o stsOutcome, status int, code string, err error) *STSError {
 	return &STSError{Outcome: o.String(), StatusCode: status, Code: code, Err: err, outcome: o}
 }
@@ -103,7 +108,7 @@ func transportClass(err error) string {
 	)
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, errCollapseTimeout),
+		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return transportTimeout
 	case errors.As(err, &verifyErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalidErr):
@@ -121,9 +126,6 @@ func transportClass(err error) string {
 		return transportOther
 	}
 }
-
-// errCollapseTimeout is the safety net of a shared STS call that outlived its own deadline.
-var errCollapseTimeout = errors.New("the shared STS call did not return within -sts.timeout")
 
 // errQueueFull is returned without calling STS when every slot is busy and the wait queue is
 // full: failing fast keeps a thundering herd from piling up goroutines and memory.
@@ -159,7 +161,8 @@ type STSConfig struct {
 	// 0 means 100,000.
 	VerifiedKeys int
 	// DialOverride sends every call to this host:port instead of the token's host, keeping
-	// the signed Host header and the TLS server name (tests, benchmarks, local dev) (see docs/design.md: The STS call).
+	// the signed Host header and the TLS server name: tests, benchmarks, local development
+	// (see docs/design.md: The STS call).
 	DialOverride string
 	// InsecureHTTP speaks plain HTTP to DialOverride.
 	InsecureHTTP bool
@@ -178,7 +181,7 @@ type stsClient struct {
 }
 
 func newSTSClient(cfg STSConfig, m *metrics) *stsClient {
-	m.stsLimit.Set(float64(cfg.MaxConcurrency))
+	m.stsConcurrencyLimit.Set(float64(cfg.MaxConcurrency))
 	return &stsClient{
 		cfg:       cfg,
 		admission: newSTSAdmission(cfg.MaxConcurrency, cfg.MaxQueue, !cfg.NoAdaptiveRate, !cfg.NoKeyPriority, m),
@@ -223,9 +226,10 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 	return hc
 }
 
-// getCallerIdentity sends the presigned URL exactly as signed to its host (see docs/design.md: The STS call) and classifies
-// the answer (see docs/design.md: The STS call). url must stay valid for the call; host is the
-// allow-listed host; class orders the call behind others when calls must wait.
+// getCallerIdentity waits for the admission to start a call, sends the presigned URL exactly
+// as signed to its host and classifies the answer (see docs/design.md: The STS call). url must
+// stay valid for the call; host is the allow-listed host; class orders the call behind others
+// when calls must wait. The error is always an *STSError.
 func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte, class keyClass) (callerIdentity, error) {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -264,16 +268,16 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	err := c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
 	if err != nil {
 		se := stsTransportFailure(err)
-		outcome = c.done(se, start)
+		outcome = c.record(se, start)
 		return callerIdentity{}, se
 	}
 	id, err := classifySTSAnswer(resp.StatusCode(), resp.Body())
-	outcome = c.done(err, start)
+	outcome = c.record(err, start)
 	return id, err
 }
 
-// done records the outcome and latency of a call and returns the outcome.
-func (c *stsClient) done(err error, start time.Time) stsOutcome {
+// record counts the outcome and latency of a call and returns the outcome.
+func (c *stsClient) record(err error, start time.Time) stsOutcome {
 	o := stsIdentity
 	var se *STSError
 	if errors.As(err, &se) {
@@ -348,7 +352,10 @@ func decodeCallerIdentity(body []byte) (callerIdentity, error) {
 	if r.Account == "" || r.Arn == "" || r.UserID == "" {
 		return callerIdentity{}, errors.New("STS answer has an empty Account, Arn or UserId")
 	}
-	if len(r.Account) != 12 || strings.Trim(r.Account, "0123456789") != "" {
+	// mapping.NewIdentity checks the account as well, as every Identity must hold it; here an
+	// answer that breaks it is malformed (unavailable, never cached: docs/design.md, The STS
+	// call), not an identity to deny.
+	if !mapping.IsAccountID(r.Account) {
 		return callerIdentity{}, errors.New("STS answer Account is not 12 digits")
 	}
 	// arn:partition:service::account:resource — the account must be the answer's Account.

@@ -149,8 +149,8 @@ func TestSTSResetIsOneAttempt(t *testing.T) {
 }
 
 // TestSTSClientLimits: an STS answer over 64 KiB, a redirect and a hang are "unavailable",
-// never followed or read without bound (see docs/design.md: The STS call). A misbehaving STS is the one thing the fake
-// cannot be, so a tiny local server plays it.
+// never followed or read without bound (see docs/design.md: The STS call). A misbehaving STS
+// is the one thing the fake cannot be, so a tiny local server plays it.
 func TestSTSClientLimits(t *testing.T) {
 	var redirected atomic.Int64
 	var ln net.Listener

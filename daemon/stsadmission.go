@@ -22,10 +22,10 @@ import (
 //
 // Safe for concurrent use. Uncontended, a call costs one lock and no allocation.
 type stsAdmission struct {
-	maxInflight int
-	maxQueue    int
-	preferKnown bool // -sts.keyPriority
-	metrics     *metrics
+	maxInflight    int
+	maxQueue       int
+	preferVerified bool // -sts.keyPriority
+	metrics        *metrics
 
 	mu         sync.Mutex
 	inflight   int
@@ -61,9 +61,9 @@ type stsWaiter struct {
 	class   keyClass
 }
 
-func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferKnown bool, m *metrics) *stsAdmission {
-	a := &stsAdmission{maxInflight: maxInflight, maxQueue: maxQueue, preferKnown: preferKnown, metrics: m}
-	a.rate.disabled = !adaptive
+func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferVerified bool, m *metrics) *stsAdmission {
+	a := &stsAdmission{maxInflight: maxInflight, maxQueue: maxQueue, preferVerified: preferVerified, metrics: m}
+	a.rate.adaptiveOff = !adaptive
 	a.timer = time.AfterFunc(time.Hour, a.wake)
 	a.timer.Stop()
 	return a
@@ -71,7 +71,7 @@ func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferKnown bool, m *m
 
 // acquire waits for the right to call STS until deadline; release must follow a nil error.
 func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
-	if !a.preferKnown {
+	if !a.preferVerified {
 		class = keyVerified // one FIFO for all
 	}
 	a.mu.Lock()
@@ -110,7 +110,7 @@ func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
 		return nil
 	}
 	q.Remove(w.elem)
-	if a.rate.on() {
+	if a.rate.pacing {
 		a.metrics.stsRateLimited[class].Inc()
 		return errRateLimited
 	}
@@ -179,16 +179,16 @@ func (a *stsAdmission) dispatchLocked(now time.Time) {
 // nextQueueLocked picks the queue of the next start: verified keys first, a never-seen key
 // at least every newKeyShare starts.
 func (a *stsAdmission) nextQueueLocked() *list.List {
-	known, unknown := &a.queues[keyVerified], &a.queues[keyNew]
+	verified, unseen := &a.queues[keyVerified], &a.queues[keyNew]
 	switch {
-	case known.Len() == 0 && unknown.Len() == 0:
+	case verified.Len() == 0 && unseen.Len() == 0:
 		return nil
-	case unknown.Len() == 0:
-		return known
-	case known.Len() == 0 || a.sinceNew >= newKeyShare-1:
-		return unknown
+	case unseen.Len() == 0:
+		return verified
+	case verified.Len() == 0 || a.sinceNew >= newKeyShare-1:
+		return unseen
 	default:
-		return known
+		return verified
 	}
 }
 
@@ -213,14 +213,15 @@ func (a *stsAdmission) armLocked(now time.Time) {
 // overshoot and are not counted twice. When the curve reaches rateOffFactor × the rate STS
 // last accepted without throttling again, the limit is dropped. Not safe for concurrent use.
 type stsRate struct {
-	disabled bool // -sts.adaptiveRate=false
-	enabled  bool
-	rate     float64 // tokens per second, now
-	tokens   float64
-	last     time.Time // of the last refill
-	peak     float64   // the rate STS accepted when it last throttled
-	k        float64   // seconds from epoch until the curve is back at peak
-	epoch    time.Time // the last drop
+	adaptiveOff bool // -sts.adaptiveRate=false: never pace
+	// pacing: STS answered Throttling and the curve has not yet reached rateOffFactor × peak.
+	pacing bool
+	rate   float64 // tokens per second, now
+	tokens float64
+	last   time.Time // of the last refill
+	peak   float64   // the rate STS accepted when it last throttled
+	k      float64   // seconds from epoch until the curve is back at peak
+	epoch  time.Time // the last drop
 
 	answers answerWindow // calls STS answered without throttling, over the last second
 }
@@ -230,13 +231,12 @@ const (
 	rateCubicC    = 0.4 // the curve's steepness, in calls/s per s³ (the SDKs' value)
 	rateMin       = 1.0 // calls per second, the floor
 	rateBurst     = 0.1 // seconds of rate the bucket holds: small, so that no burst overshoots
-	rateOffFactor = 4.0
+	rateOffFactor = 4.0 // pacing stops when the curve reaches this × peak
 )
 
-func (r *stsRate) on() bool { return r.enabled }
-
+// current is the paced rate, 0 when calls are not paced (iamgate_sts_rate_limit).
 func (r *stsRate) current() float64 {
-	if !r.enabled {
+	if !r.pacing {
 		return 0
 	}
 	return r.rate
@@ -244,13 +244,13 @@ func (r *stsRate) current() float64 {
 
 // refill brings the rate and the bucket to now.
 func (r *stsRate) refill(now time.Time) {
-	if !r.enabled {
+	if !r.pacing {
 		return
 	}
 	t := now.Sub(r.epoch).Seconds() - r.k
 	r.rate = max(rateMin, r.peak+rateCubicC*t*t*t)
 	if r.rate >= rateOffFactor*r.peak {
-		r.enabled = false // STS has taken far more than it once refused: no limit
+		r.pacing = false // STS has taken far more than it once refused: no limit
 		return
 	}
 	if dt := now.Sub(r.last).Seconds(); dt > 0 {
@@ -262,7 +262,7 @@ func (r *stsRate) refill(now time.Time) {
 // take takes a token if the rate allows a call now.
 func (r *stsRate) take(now time.Time) bool {
 	r.refill(now)
-	if !r.enabled {
+	if !r.pacing {
 		return true
 	}
 	if r.tokens >= 1 {
@@ -276,7 +276,7 @@ func (r *stsRate) take(now time.Time) bool {
 // when the rate is not limited.
 func (r *stsRate) wait(now time.Time, n int) (time.Duration, bool) {
 	r.refill(now)
-	if !r.enabled {
+	if !r.pacing {
 		return 0, false
 	}
 	need := float64(n) + 1 - r.tokens
@@ -288,19 +288,19 @@ func (r *stsRate) wait(now time.Time, n int) (time.Duration, bool) {
 
 // throttled records a Throttling answer to a call sent at started.
 func (r *stsRate) throttled(now, started time.Time) {
-	if r.disabled || (r.enabled && started.Before(r.epoch)) {
+	if r.adaptiveOff || (r.pacing && started.Before(r.epoch)) {
 		return
 	}
 	r.refill(now)
 	accepted := r.answers.rate(now)
-	if r.enabled {
+	if r.pacing {
 		accepted = min(accepted, r.rate)
 	}
 	r.peak = max(rateMin, accepted)
 	r.rate = max(rateMin, rateBeta*r.peak)
 	r.k = math.Cbrt(r.peak * (1 - rateBeta) / rateCubicC)
 	r.epoch, r.last, r.tokens = now, now, 0
-	r.enabled = true
+	r.pacing = true
 }
 
 // answered records a call STS answered without throttling.
@@ -340,11 +340,11 @@ func (w *answerWindow) rate(now time.Time) float64 {
 
 // verifiedKeys remembers the access key IDs of tokens STS verified, as 64-bit hashes in two
 // generations: a key in either is known. The generations turn every keyGeneration or when the
-// current one holds max keys, so memory stays below about 2 × max × 40 bytes. A hash
+// current one holds limit keys, so memory stays below about 2 × limit × 40 bytes. A hash
 // collision only gives a forged key priority; the seed is random per process.
 type verifiedKeys struct {
-	seed maphash.Seed
-	max  int
+	seed  maphash.Seed
+	limit int
 
 	mu        sync.RWMutex
 	cur, prev map[uint64]struct{}
@@ -355,11 +355,11 @@ type verifiedKeys struct {
 // (15 minutes), so a node's next token with the same credentials is known.
 const keyGeneration = time.Hour
 
-func newVerifiedKeys(max int) *verifiedKeys {
-	if max <= 0 {
-		max = 100_000
+func newVerifiedKeys(limit int) *verifiedKeys {
+	if limit <= 0 {
+		limit = 100_000
 	}
-	return &verifiedKeys{seed: maphash.MakeSeed(), max: max, cur: make(map[uint64]struct{}), turned: time.Now()}
+	return &verifiedKeys{seed: maphash.MakeSeed(), limit: limit, cur: make(map[uint64]struct{}), turned: time.Now()}
 }
 
 func (v *verifiedKeys) class(accessKeyID string) keyClass {
@@ -379,7 +379,7 @@ func (v *verifiedKeys) add(accessKeyID string) {
 	h := maphash.String(v.seed, accessKeyID)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.cur) >= v.max || now.Sub(v.turned) >= keyGeneration {
+	if len(v.cur) >= v.limit || now.Sub(v.turned) >= keyGeneration {
 		v.prev, v.cur, v.turned = v.cur, make(map[uint64]struct{}, len(v.cur)), now
 	}
 	v.cur[h] = struct{}{}

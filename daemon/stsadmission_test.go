@@ -30,8 +30,8 @@ func TestSTSRate(t *testing.T) {
 		r.answered(at(1 + float64(i)/50))
 	}
 	r.throttled(at(2), at(1.99))
-	if !r.on() || math.Abs(r.current()-45) > 0.05*45 {
-		t.Fatalf("unexpected rate after Throttling; got on=%v %.2f; want on 45 (0.9 × 50)", r.on(), r.current())
+	if !r.pacing || math.Abs(r.current()-45) > 0.05*45 {
+		t.Fatalf("unexpected rate after Throttling; got on=%v %.2f; want on 45 (0.9 × 50)", r.pacing, r.current())
 	}
 	// A second Throttling for a call sent before the drop is the same overshoot.
 	r.throttled(at(2.001), at(1.995))
@@ -68,14 +68,14 @@ func TestSTSRate(t *testing.T) {
 	}
 	// With no more Throttling, the limit goes once the curve reaches 4 × 48.
 	r.refill(at(2.001 + k + 3 + 20))
-	if r.on() || !r.take(at(2.001+k+3+20)) {
+	if r.pacing || !r.take(at(2.001+k+3+20)) {
 		t.Fatalf("unexpected: the rate still limits at %.2f", r.current())
 	}
 
 	var off stsRate
-	off.disabled = true
+	off.adaptiveOff = true
 	off.throttled(at(1), at(1))
-	if off.on() {
+	if off.pacing {
 		t.Fatalf("unexpected: a disabled rate turned on")
 	}
 }
@@ -83,9 +83,9 @@ func TestSTSRate(t *testing.T) {
 // TestSTSAdmissionPriority: while calls wait, those for verified keys start first and a
 // never-seen key gets one start in four; without the priority, one FIFO.
 func TestSTSAdmissionPriority(t *testing.T) {
-	f := func(preferKnown bool, want string) {
+	f := func(preferVerified bool, want string) {
 		t.Helper()
-		a := newSTSAdmission(1, 100, true, preferKnown, newMetrics("test", nil))
+		a := newSTSAdmission(1, 100, true, preferVerified, newMetrics("test", nil))
 		deadline := time.Now().Add(time.Minute)
 		if err := a.acquire(keyVerified, deadline); err != nil {
 			t.Fatal(err)
@@ -112,7 +112,7 @@ func TestSTSAdmissionPriority(t *testing.T) {
 		a.release(time.Now(), true, false)
 		wg.Wait()
 		if order != want {
-			t.Fatalf("unexpected start order with preferKnown=%v; got %s; want %s", preferKnown, order, want)
+			t.Fatalf("unexpected start order with preferVerified=%v; got %s; want %s", preferVerified, order, want)
 		}
 	}
 	f(true, "VVVNVVVNNNNN")

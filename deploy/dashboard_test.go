@@ -24,6 +24,7 @@ var metrics = map[string]metric{
 	"iamgate_cache_hits_total":                   {labels: []string{"kind"}},
 	"iamgate_cache_misses_total":                 {},
 	"iamgate_cache_entries":                      {},
+	"iamgate_cache_rejected_tokens":              {},
 	"iamgate_sts_requests_total":                 {labels: []string{"outcome"}},
 	"iamgate_sts_request_duration_seconds":       {histogram: true},
 	"iamgate_sts_collapsed_total":                {},

@@ -46,20 +46,10 @@ func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := daemon.Config{
-		ClusterID:        "loadtest",
-		Partitions:       []string{"aws"},
-		MaxClockSkew:     5 * time.Minute,
-		STS:              daemon.STSConfig{Timeout: 5 * time.Second, MaxConcurrency: 64, MaxQueue: 4096, DialOverride: stsAddr, InsecureHTTP: true},
-		CacheTTL:         2 * time.Minute,
-		CacheNegativeTTL: 30 * time.Second,
-		CacheMaxBytes:    64 << 20,
-		ReadTimeout:      5 * time.Second,
-		WriteTimeout:     5 * time.Second,
-		IdleTimeout:      time.Minute,
-		Version:          "test",
-		Logger:           quiet,
-	}
+	cfg := daemon.DefaultConfig()
+	cfg.ClusterID, cfg.Version, cfg.Logger = "loadtest", "test", quiet
+	cfg.STS.DialOverride, cfg.STS.InsecureHTTP = stsAddr, true
+	cfg.STS.MaxQueue = 4096
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -80,7 +80,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.readTimeout, "webhook.readTimeout", 10*time.Second, "time to read a whole request; cuts off slow clients")
 	fs.DurationVar(&f.writeTimeout, "webhook.writeTimeout", 10*time.Second, "time to write an answer")
 	fs.DurationVar(&f.idleTimeout, "webhook.idleTimeout", 90*time.Second, "how long an idle keep-alive connection from kube-apiserver stays open")
-	fs.StringVar(&f.logLevel, "log.level", "info", "debug, info, warn or error; debug logs ARNs of denied identities, never tokens")
+	fs.StringVar(&f.logLevel, "log.level", "info", "debug, info, warn or error. warn logs the canonical ARN of each unmapped identity and STS and EC2 failures, info adds why tokens were denied, debug per-connection messages; never a token (docs/design.md: Logs)")
 	fs.StringVar(&f.logFormat, "log.format", "text", "text or json")
 	fs.BoolVar(&f.dryRun, "dryRun", false, "check flags, TLS files and mapping sources, print what would run, and exit")
 	fs.BoolVar(&f.http2, "webhook.http2", true, "offer HTTP/2 by ALPN on the TLS webhook listener: kube-apiserver then sends every review over one multiplexed connection instead of opening (and handshaking) new HTTP/1.1 connections whenever more reviews are in flight than its idle pool keeps. false serves HTTP/1.1 only")

@@ -56,7 +56,7 @@ func (c *connCount) opened(p protocol) {
 
 func (c *connCount) failed() {
 	if c.state.CompareAndSwap(connNew, connDone) {
-		c.m.webhookTLSHandshakes.Inc()
+		c.m.webhookTLSHandshakeErrors.Inc()
 	}
 }
 
