@@ -198,11 +198,15 @@ func TestAdaptiveSTSRate(t *testing.T) {
 		t.Fatalf("unexpected: %d of %d tokens not verified within 60 s", n, tokens)
 	}
 	calls := h.stsCalls() - before
-	t.Logf("throttled: %d", h.sts.Stats().Count(fakests.ActionGetCallerIdentity, fakests.CodeThrottling))
-	t.Logf("%d tokens: %d STS calls, %v reviews paced by iamgate", tokens, calls,
+	t.Logf("%d tokens: %d STS calls (%d throttled), %v reviews paced by iamgate", tokens, calls,
+		h.sts.Stats().Count(fakests.ActionGetCallerIdentity, fakests.CodeThrottling),
 		h.metric(`iamgate_sts_rate_limited_total{keys="new"}`)+h.metric(`iamgate_sts_rate_limited_total{keys="verified"}`))
-	if calls > tokens*13/10 {
-		t.Fatalf("unexpected STS calls for %d tokens under throttling; got %d; want at most %d", tokens, calls, tokens*13/10)
+	// Before STS first answers Throttling nothing is paced, and every call in flight then (up
+	// to -sts.maxConcurrency, 64 here, and about as many again while a busy machine delivers
+	// the answer) is throttled: that overshoot, and little more, is allowed. Without the
+	// adaptive rate this storm costs about 1,300 calls.
+	if limit := uint64(tokens + 2*64); calls > limit {
+		t.Fatalf("unexpected STS calls for %d tokens under throttling; got %d; want at most %d", tokens, calls, limit)
 	}
 }
 
