@@ -112,7 +112,7 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	}
 	m.stsDuration = f.histogram("sts_request_duration_seconds", "Latency of STS GetCallerIdentity calls.",
 		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
-	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that shared another review's in-flight STS call instead of making their own.")
+	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that missed the cache but made no STS call of their own: they shared the answer of another review's call, in flight or just ended.")
 	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
 	m.stsConcurrencyLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
 	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")

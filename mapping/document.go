@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -159,7 +160,9 @@ func KeepUnparsed(doc, prev *Document) (*Document, []string) {
 		return doc, nil
 	}
 	eff := *doc
-	eff.Warnings = append([]string(nil), doc.Warnings...)
+	// Appends below must not write into doc's arrays.
+	eff.Warnings = slices.Clone(doc.Warnings)
+	eff.Refused = slices.Clone(doc.Refused)
 	kept := make([]string, len(doc.Unparsed))
 	for k, u := range doc.Unparsed {
 		var from []*Record

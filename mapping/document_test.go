@@ -415,3 +415,39 @@ func TestParseConfigMapData(t *testing.T) {
 		t.Fatalf("unexpected error; got %v, %v; want ErrInvalidARN in Document.Err", err, doc.Err())
 	}
 }
+
+// TestKeepUnparsedLeavesItsInputsAlone: the version applied is a new document; the parsed
+// version and the one in use stay as they were, even when their slices have spare room.
+func TestKeepUnparsedLeavesItsInputsAlone(t *testing.T) {
+	prev, err := ParseConfigMapData("prev", map[string]string{
+		"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/node\n  username: node\n- rolearn: x\n  username: bad\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ParseConfigMapData("next", map[string]string{
+		"mapRoles": "- rolearn: [\n",
+		"mapUsers": "- userarn: y\n  username: bad\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prev.Refused) != 1 || len(doc.Refused) != 1 || len(doc.Unparsed) != 1 {
+		t.Fatalf("unexpected fixture: %d refused before, %d refused and %d unparsed after", len(prev.Refused), len(doc.Refused), len(doc.Unparsed))
+	}
+	// Room after the last refusal: an append that aliases would write there.
+	doc.Refused = append(make([]*RecordError, 0, 8), doc.Refused...)
+	spare := doc.Refused[:cap(doc.Refused)]
+	warnings := len(doc.Warnings)
+
+	eff, _ := KeepUnparsed(doc, prev)
+	if len(eff.Refused) != 2 {
+		t.Fatalf("want the new refusal and the kept list's, got %d", len(eff.Refused))
+	}
+	if len(doc.Refused) != 1 || spare[1] != nil || len(doc.Warnings) != warnings {
+		t.Fatalf("KeepUnparsed wrote into the document it was given")
+	}
+	if len(prev.Roles) != 1 || len(prev.Refused) != 1 {
+		t.Fatalf("KeepUnparsed changed the version in use")
+	}
+}
