@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/iamgate/iamgate/internal/awshttp"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -121,7 +122,12 @@ func credentialsFor(ctx context.Context, cfg aws.Config, o tokenOptions) (aws.Cr
 		return aws.Credentials{}, errors.New("cannot find AWS credentials: configure the environment, a profile, SSO or instance metadata")
 	}
 	if o.role != "" {
-		client := sts.NewFromConfig(cfg)
+		// AssumeRole POSTs a form: the SDK race awshttp works around applies.
+		client := sts.NewFromConfig(cfg, func(o *sts.Options) {
+			if o.HTTPClient != nil {
+				o.HTTPClient = awshttp.WithoutBodyWriteTo(o.HTTPClient)
+			}
+		})
 		sessionName := o.sessionName
 		if o.forwardSessionName {
 			name, err := callerSessionName(ctx, client)

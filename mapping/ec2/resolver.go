@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/time/rate"
 
+	"github.com/iamgate/iamgate/internal/awshttp"
 	"github.com/iamgate/iamgate/mapping"
 )
 
@@ -256,29 +255,12 @@ func (r *Resolver) describePage(ctx context.Context, in *awsec2.DescribeInstance
 	return r.cfg.Client.DescribeInstances(ctx, in, withoutBodyWriteTo)
 }
 
-// withoutBodyWriteTo works around a race between smithy-go (v1.28.9) and net/http's HTTP/1.1
-// transport that fails a call whose answer has arrived. The SDK closes the request body as soon
-// as the HTTP client returns the response, while the transport's write loop, having written
-// Content-Length bytes, may still drain the body (io.Copy to io.Discard, which calls the body's
-// WriteTo). The SDK's closed body answers WriteTo with io.EOF; the transport takes that for a
-// failed write and closes the connection under the response body the SDK is still reading
-// ("deserialization failed ... use of closed network connection"). Without WriteTo the drain
-// calls Read, whose io.EOF ends it cleanly.
+// withoutBodyWriteTo avoids an SDK race that fails calls whose answer arrived (see
+// awshttp.WithoutBodyWriteTo).
 func withoutBodyWriteTo(o *awsec2.Options) {
 	if o.HTTPClient != nil {
-		o.HTTPClient = readBodyClient{o.HTTPClient}
+		o.HTTPClient = awshttp.WithoutBodyWriteTo(o.HTTPClient)
 	}
-}
-
-// readBodyClient hands the transport request bodies without WriteTo (see withoutBodyWriteTo).
-type readBodyClient struct{ next awsec2.HTTPClient }
-
-func (c readBodyClient) Do(req *http.Request) (*http.Response, error) {
-	if _, ok := req.Body.(io.WriterTo); ok {
-		req = req.WithContext(req.Context()) // a shallow copy: the SDK closes the body it built
-		req.Body = struct{ io.ReadCloser }{req.Body}
-	}
-	return c.next.Do(req)
 }
 
 // store caches e under id; r.mu is held. When the cache is full, expired entries are dropped,
