@@ -27,8 +27,8 @@ type principal struct {
 	// canonicalARN is the ARN trust policies match: an assumed role's role ARN (no path).
 	canonicalARN string
 
-	// gci holds the GetCallerIdentity answers around the request ID.
-	gci answerTemplate
+	// callerIdentity is the GetCallerIdentity answer, JSON and XML, around the request ID.
+	callerIdentity answerTemplate
 
 	// key caches the signing key of the last credential scope used (it changes daily).
 	key atomic.Pointer[scopedKey]
@@ -161,7 +161,7 @@ func newPrincipal(arnText, userID, accessKeyID, secret, sessionToken string) (*p
 		arn: arnText, userID: userID, account: a.account, partition: a.partition,
 		canonicalARN: canonicalARN(a),
 	}
-	p.gci = gciAnswer(p)
+	p.callerIdentity = callerIdentityAnswer(p)
 	return p, nil
 }
 

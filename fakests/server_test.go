@@ -108,8 +108,8 @@ func tokenGET(tb testing.TB, client *http.Client, addr string, u *url.URL, clust
 	return resp.StatusCode, body
 }
 
-// gciJSON is STS's JSON GetCallerIdentity answer.
-type gciJSON struct {
+// callerIdentityJSON is STS's JSON GetCallerIdentity answer.
+type callerIdentityJSON struct {
 	GetCallerIdentityResponse struct {
 		GetCallerIdentityResult struct{ Account, Arn, UserId string }
 		ResponseMetadata        struct{ RequestId string }
@@ -149,7 +149,7 @@ func TestRealClientTokens(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("unexpected status for %s; got %d %s; want 200", rt.Client, status, body)
 		}
-		var got gciJSON
+		var got callerIdentityJSON
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatalf("cannot parse answer %s: %s", body, err)
 		}

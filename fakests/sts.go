@@ -19,8 +19,8 @@ type answerTemplate struct {
 	xmlPre, xmlPost   []byte
 }
 
-// gciAnswer precomputes the GetCallerIdentity answers of p.
-func gciAnswer(p *principal) answerTemplate {
+// callerIdentityAnswer precomputes p's GetCallerIdentity answer, in both shapes.
+func callerIdentityAnswer(p *principal) answerTemplate {
 	var t answerTemplate
 	j := []byte(`{"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":`)
 	j = appendJSONString(j, p.account)
@@ -125,7 +125,7 @@ func (s *Server) fail(c *call, e *awsError) {
 	ctx.SetBody(append(b, "</RequestId>\n</ErrorResponse>\n"...))
 }
 
-// checkVersion answers InvalidAction unless the STS API version is 2011-06-15.
+// checkSTSVersion answers InvalidAction unless the STS API version is 2011-06-15.
 func (s *Server) checkSTSVersion(c *call) bool {
 	if string(c.param("Version")) != "2011-06-15" {
 		s.fail(c, errInvalidAction)
@@ -138,7 +138,7 @@ func (s *Server) getCallerIdentity(c *call, p *principal) {
 	if !s.checkSTSVersion(c) {
 		return
 	}
-	s.answer(c, &p.gci)
+	s.answer(c, &p.callerIdentity)
 }
 
 // Alphabets of issued credentials.
