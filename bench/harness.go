@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iamgate/iamgate/fakests"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -453,7 +454,7 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 	return d, &loadtest.Target{
 		WebhookURL:  scheme + "://" + webhookAddr + "/authenticate?timeout=30s",
 		InternalURL: internalURL,
-		STS:         loadtest.FakeSTS{URL: "http://" + stsAddr},
+		STS:         fakests.AdminClient{URL: "http://" + stsAddr},
 		Daemon:      loadtest.Process{PID: d.pid()},
 	}, nil
 }

@@ -99,6 +99,36 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
+// TestAdminClient: AdminClient, from another process's side, changes the faults and reads and
+// zeroes the counters of a running fake, and reports a refused change.
+func TestAdminClient(t *testing.T) {
+	s := startServer(t, testConfig(t), Options{})
+	admin := AdminClient{URL: s.URL()}
+	if err := admin.SetFaults(Faults{ErrorRates: map[string]float64{CodeThrottling: 1}}); err != nil {
+		t.Fatalf("cannot set faults: %s", err)
+	}
+	if got := s.Faults().ErrorRates[CodeThrottling]; got != 1 {
+		t.Fatalf("unexpected throttling rate; got %v; want 1", got)
+	}
+	tryTokenGET(&http.Client{Timeout: 5 * time.Second}, s.Addr(), presignToken(t, "demo"))
+	st, err := admin.Stats()
+	if err != nil {
+		t.Fatalf("cannot read stats: %s", err)
+	}
+	if got := st.Count(ActionGetCallerIdentity, CodeThrottling); got != 1 {
+		t.Errorf("unexpected throttled calls; got %d; want 1", got)
+	}
+	if err := admin.ResetStats(); err != nil {
+		t.Fatalf("cannot reset stats: %s", err)
+	}
+	if got := s.Stats().Total(ActionGetCallerIdentity); got != 0 {
+		t.Errorf("unexpected calls after ResetStats; got %d; want 0", got)
+	}
+	if err := admin.SetFaults(Faults{ResetRate: 2}); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Errorf("unexpected error for a refused fault; got %v; want HTTP 400", err)
+	}
+}
+
 // TestTLS: with Options.TLS the fake serves HTTPS with a leaf for the AWS host names and
 // loopback, signed by the CA of CACertPEM: aws-sdk-go-v2 trusts it through RootCAs, and a
 // token GET dialled to the fake with the token's host as server name verifies.

@@ -230,7 +230,7 @@ type ClusterTarget struct {
 	// kubeconfig names the URL); InternalURL its internal listener (/metrics), or "".
 	WebhookURL  string
 	InternalURL string
-	STS         FakeSTS
+	STS         fakests.AdminClient
 	// Daemon is the daemon's process; PID 0 skips CPU and memory.
 	Daemon Process
 	// ReplicaWebhookURLs, when set, gives each replica its own webhook, DaemonSet-style (one
@@ -325,6 +325,9 @@ func (t *ClusterTarget) RunCluster(ctx context.Context, sc ClusterScenario) (*Cl
 		return nil, err
 	}
 	if err := CheckLoopbackURL(t.WebhookURL); err != nil {
+		return nil, err
+	}
+	if err := CheckLoopbackURL(t.STS.URL); err != nil {
 		return nil, err
 	}
 	if t.InternalURL != "" {

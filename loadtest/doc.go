@@ -13,7 +13,6 @@
 //   - Summary (report.go): percentiles and ratios of a run.
 //   - Process (proc.go): CPU ticks and peak RSS of another process from /proc.
 //   - Metrics (metrics.go): samples of a Prometheus /metrics page (the daemon's).
-//   - FakeSTS (fakests.go): the fake STS's admin endpoints (/admin/faults, /stats).
 //   - Minter (tokens.go): tokens minted in advance with sigv4.Presign.
 //   - TrivialHandler (trivial.go): the limit, a fasthttp server answering a fixed TokenReview.
 //   - Wrk (wrk.go): the hot path measured with wrk when hey saturates first.

@@ -72,7 +72,7 @@ func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Ser
 	return &Target{
 		WebhookURL:  "http://" + webhook.Addr().String() + "/authenticate?timeout=30s",
 		InternalURL: "http://" + internal.Addr().String(),
-		STS:         FakeSTS{URL: "http://" + stsAddr},
+		STS:         fakests.AdminClient{URL: "http://" + stsAddr},
 		Minter:      &Minter{ClusterID: "loadtest", Principals: ps},
 	}, srv
 }

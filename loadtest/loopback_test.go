@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iamgate/iamgate/fakests"
 )
 
 // Load tests must never leave the machine: every target is a loopback IP literal.
@@ -55,8 +57,13 @@ func TestRunRefusesRemoteTargets(t *testing.T) {
 			t.Fatalf("unexpected success of a scenario against %q", u)
 		}
 	}
-	if err := (FakeSTS{URL: "http://203.0.113.5:4566"}).ResetStats(); err == nil {
-		t.Fatalf("unexpected success of a fake STS call to a remote address")
+	remoteSTS := fakests.AdminClient{URL: "http://203.0.113.5:4566"}
+	if _, err := (&Target{WebhookURL: "http://127.0.0.1:1/authenticate", STS: remoteSTS}).Run(context.Background(), Scenario{Kind: KindHot}); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("unexpected error of a scenario whose fake STS is remote; got %v; want a loopback refusal", err)
+	}
+	ct := &ClusterTarget{WebhookURL: "http://127.0.0.1:1/authenticate", STS: remoteSTS, Minter: &Minter{}}
+	if _, err := ct.RunCluster(context.Background(), ClusterStorm("remote", 1, 1, 0, 1, time.Second)); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("unexpected error of a cluster run whose fake STS is remote; got %v; want a loopback refusal", err)
 	}
 	if _, err := ScrapeMetrics("http://203.0.113.5:9100/metrics"); err == nil {
 		t.Fatalf("unexpected success of a scrape of a remote address")

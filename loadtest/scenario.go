@@ -70,7 +70,7 @@ type Target struct {
 	// internal listener (/metrics, and /debug/pprof/ when the daemon runs with -internal.pprof).
 	WebhookURL  string
 	InternalURL string
-	STS         FakeSTS
+	STS         fakests.AdminClient
 	// Daemon is the daemon's process; PID 0 skips CPU and memory (an in-process daemon).
 	Daemon Process
 	Minter *Minter
@@ -134,8 +134,10 @@ type Report struct {
 
 // Run prepares the tokens of sc, runs it against t and measures it.
 func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
-	if err := CheckLoopbackURL(t.WebhookURL); err != nil {
-		return nil, err
+	for _, u := range []string{t.WebhookURL, t.STS.URL} {
+		if err := CheckLoopbackURL(u); err != nil {
+			return nil, err
+		}
 	}
 	load := Load{
 		Name: sc.Name, URL: t.WebhookURL, Concurrency: sc.Concurrency, Requests: sc.Requests,

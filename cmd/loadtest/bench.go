@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iamgate/iamgate/bench"
+	"github.com/iamgate/iamgate/fakests"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -167,7 +168,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		ct := &loadtest.ClusterTarget{
-			WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: loadtest.FakeSTS{URL: strings.TrimSuffix(*stsURL, "/")},
+			WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: fakests.AdminClient{URL: strings.TrimSuffix(*stsURL, "/")},
 			Daemon: loadtest.Process{PID: *pid}, Label: cf.label, Minter: minter, Progress: stderr,
 		}
 		rep, err := ct.RunCluster(ctx, sc)
@@ -179,7 +180,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return enc.Encode(rep)
 	}
 	t := &loadtest.Target{
-		WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: loadtest.FakeSTS{URL: strings.TrimSuffix(*stsURL, "/")},
+		WebhookURL: *webhook, InternalURL: strings.TrimSuffix(*internal, "/"), STS: fakests.AdminClient{URL: strings.TrimSuffix(*stsURL, "/")},
 		Daemon:   loadtest.Process{PID: *pid},
 		Minter:   minter,
 		Progress: stderr,
