@@ -90,8 +90,8 @@ func evaluate(r *Results) []Check {
 		if sc == nil {
 			continue
 		}
-		add(sc, "exactly one STS call per distinct token", fmt.Sprintf("%d calls / %d tokens", sc.STSCalls, sc.DistinctToken),
-			sc.STSCalls == uint64(sc.DistinctToken))
+		add(sc, "exactly one STS call per distinct token", fmt.Sprintf("%d calls / %d tokens", sc.STSCalls, sc.DistinctTokens),
+			sc.STSCalls == uint64(sc.DistinctTokens))
 	}
 	if inv := r.scenario("invalid"); inv != nil {
 		add(inv, "≤ 5 µs daemon CPU per review", fmt.Sprintf("%.1f µs (trivial server under hey: %.1f µs/request)", inv.DaemonCPUPerRevUs, limitCPU(r)), inv.DaemonCPUPerRevUs <= 5)
@@ -99,8 +99,8 @@ func evaluate(r *Results) []Check {
 	}
 	if bad := r.scenario("badsig"); bad != nil {
 		add(bad, "one STS call per distinct rejected token",
-			fmt.Sprintf("%d calls / %d tokens; %.0f cache entries at the end", bad.STSCalls, bad.DistinctToken, bad.CacheEntries),
-			bad.STSCalls == uint64(bad.DistinctToken))
+			fmt.Sprintf("%d calls / %d tokens; %.0f cache entries at the end", bad.STSCalls, bad.DistinctTokens, bad.CacheEntries),
+			bad.STSCalls == uint64(bad.DistinctTokens))
 	}
 	if m := r.Memory; m != nil && len(m.Points) > 0 {
 		p := m.Points[len(m.Points)-1]

@@ -67,7 +67,7 @@ func TestRender(t *testing.T) {
 		return &ScenarioRun{Report: &loadtest.Report{
 			Scenario: loadtest.Scenario{Name: name, Description: name + " things"},
 			Result:   loadtest.Result{Requests: 1000, RPS: rps, Status: map[int]int{200: 1000}, Latency: loadtest.Latency{P50: 1, P99: p99}, Elapsed: time.Second},
-			STSCalls: calls, DistinctToken: tokens, DaemonCPUPerRevUs: cpu,
+			STSCalls: calls, DistinctTokens: tokens, DaemonCPUPerRevUs: cpu,
 		}, LimitRatio: rps / 10000}
 	}
 	r := &Results{

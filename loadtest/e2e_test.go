@@ -116,13 +116,13 @@ func TestScenariosEndToEnd(t *testing.T) {
 	}
 
 	rep, _ = run(Scenario{Name: "cold", Kind: KindCold, Requests: 200})
-	if rep.STSCalls != 200 || rep.DistinctToken != 200 || rep.STSCallsPerToken != 1 || rep.ByResult["allowed"] != 200 {
-		t.Fatalf("cold: unexpected STS calls %d for %d tokens, results %v; want one call per token, all allowed", rep.STSCalls, rep.DistinctToken, rep.ByResult)
+	if rep.STSCalls != 200 || rep.DistinctTokens != 200 || rep.STSCallsPerToken != 1 || rep.ByResult["allowed"] != 200 {
+		t.Fatalf("cold: unexpected STS calls %d for %d tokens, results %v; want one call per token, all allowed", rep.STSCalls, rep.DistinctTokens, rep.ByResult)
 	}
 
 	rep, _ = run(Scenario{Name: "herd", Kind: KindHerd, Requests: 200, Herd: 20, Concurrency: 20, Faults: fakests.Faults{Latency: ms(20)}})
-	if rep.STSCalls != 10 || rep.DistinctToken != 10 || rep.ByResult["allowed"] != 200 {
-		t.Fatalf("herd: unexpected STS calls %d for %d tokens, results %v; want 10 calls for 10 tokens, all allowed", rep.STSCalls, rep.DistinctToken, rep.ByResult)
+	if rep.STSCalls != 10 || rep.DistinctTokens != 10 || rep.ByResult["allowed"] != 200 {
+		t.Fatalf("herd: unexpected STS calls %d for %d tokens, results %v; want 10 calls for 10 tokens, all allowed", rep.STSCalls, rep.DistinctTokens, rep.ByResult)
 	}
 	if rep.Collapsed == 0 {
 		t.Fatalf("herd: no review shared an STS call")

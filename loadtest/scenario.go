@@ -90,10 +90,11 @@ type Report struct {
 	Result
 	// Reviews counts the daemon's answers during the run (iamgate_reviews_total) by result
 	// (allowed, denied, error) and by reason.
-	Reviews       float64            `json:"reviews"`
-	ByResult      map[string]float64 `json:"byResult"`
-	ByReason      map[string]float64 `json:"byReason"`
-	DistinctToken int                `json:"distinctTokens"`
+	Reviews  float64            `json:"reviews"`
+	ByResult map[string]float64 `json:"byResult"`
+	ByReason map[string]float64 `json:"byReason"`
+	// DistinctTokens is the tokens the run presented, each once or more.
+	DistinctTokens int `json:"distinctTokens"`
 	// STSCalls is the fake STS's GetCallerIdentity count during the run, by outcome too.
 	STSCalls         uint64            `json:"stsCalls"`
 	STSByOutcome     map[string]uint64 `json:"stsByOutcome,omitempty"`
@@ -132,6 +133,51 @@ type Report struct {
 	RequestsByProtocol map[string]float64 `json:"requestsByProtocol,omitempty"`
 }
 
+// tokenSupply says which tokens a scenario's requests carry, and so how many distinct tokens a
+// run of n requests presents: the denominator of STS calls per token.
+type tokenSupply struct {
+	kind supplyKind
+	// tokens is the fixed tokens of fixedTokens, the cached ones of cachedAndNew.
+	tokens int
+	// every is the reviews per token of newTokenPerHerd; cachedAndNew puts a new token in
+	// every every-th request.
+	every int
+}
+
+type supplyKind int
+
+const (
+	// fixedTokens: the same tokens in turn (hot, warm, invalid, badsig).
+	fixedTokens supplyKind = iota
+	// newTokenPerRequest: a never-seen token in every request (cold, webhook-cold).
+	newTokenPerRequest
+	// newTokenPerHerd: each new token in every requests in a row (herd).
+	newTokenPerHerd
+	// cachedAndNew: cached tokens in turn, and a new one in every every-th request, at most
+	// maxOutageNew (outage).
+	cachedAndNew
+)
+
+// distinct is the number of distinct tokens presented by a run of n requests.
+func (s tokenSupply) distinct(n int) int {
+	switch s.kind {
+	case newTokenPerRequest:
+		return n
+	case newTokenPerHerd:
+		return (n + s.every - 1) / s.every
+	case cachedAndNew:
+		return min(s.tokens, n) + min(n/s.every, maxOutageNew)
+	}
+	return s.tokens
+}
+
+// preparedLoad is a scenario ready to send: hey's load, or the tokens of the webhook client.
+type preparedLoad struct {
+	load   Load
+	tokens []string // KindWebhookCold's, one per request
+	supply tokenSupply
+}
+
 // Run prepares the tokens of sc, runs it against t and measures it.
 func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	for _, u := range []string{t.WebhookURL, t.STS.URL} {
@@ -139,12 +185,49 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 			return nil, err
 		}
 	}
-	load := Load{
+	pl, err := t.prepare(sc)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.STS.SetFaults(sc.Faults); err != nil {
+		return nil, err
+	}
+	defer func() { _ = t.STS.SetFaults(fakests.Faults{}) }()
+	rep := &Report{Scenario: sc, Generator: "hey"}
+	if sc.Kind == KindWebhookCold {
+		rep.Generator = "k8s.io/apiserver webhook client"
+	}
+	before, err := t.startMeasuring(sc, rep)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Kind == KindWebhookCold {
+		rep.Result, err = RunWebhook(ctx, WebhookLoad{Name: sc.Name, URL: t.WebhookURL, CAFile: t.CAFile, Tokens: pl.tokens,
+			Concurrency: sc.Concurrency, Duration: sc.Duration, Progress: t.Progress})
+	} else {
+		rep.Result, err = Run(ctx, pl.load)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := t.finishMeasuring(rep, before); err != nil {
+		return nil, err
+	}
+	rep.DistinctTokens = pl.supply.distinct(rep.Requests)
+	rep.STSCallsPerRev = Ratio(float64(rep.STSCalls), rep.Reviews)
+	rep.STSCallsPerToken = Ratio(float64(rep.STSCalls), float64(rep.DistinctTokens))
+	rep.DaemonCPUPerRevUs = PerOp(rep.DaemonCPU, rep.Reviews)
+	rep.GeneratorCPUPerReq = PerOp(rep.GeneratorCPU, float64(rep.Requests))
+	return rep, nil
+}
+
+// prepare mints the tokens of sc, reviews once those the run must find cached, and builds
+// the load that sends them.
+func (t *Target) prepare(sc Scenario) (*preparedLoad, error) {
+	pl := &preparedLoad{load: Load{
 		Name: sc.Name, URL: t.WebhookURL, Concurrency: sc.Concurrency, Requests: sc.Requests,
 		Duration: sc.Duration, Progress: t.Progress, QPS: sc.QPS,
-	}
-	distinct := 0
-	var tokens []string // of a webhook client run
+	}}
 	switch sc.Kind {
 	case KindHot, KindWarm:
 		n := 1
@@ -155,138 +238,144 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		load.Bodies = ReviewBodies(toks)
-		if err := t.warm(load.Bodies); err != nil {
+		pl.load.Bodies = ReviewBodies(toks)
+		if err := t.warm(pl.load.Bodies); err != nil {
 			return nil, err
 		}
-		distinct = n
+		pl.supply = tokenSupply{kind: fixedTokens, tokens: n}
 	case KindCold, KindWebhookCold:
 		toks, err := t.Minter.Fresh(sc.Requests, false)
 		if err != nil {
 			return nil, err
 		}
-		tokens = toks
-		load.Bodies = ReviewBodies(toks)
-		distinct = -1 // as many as requests sent
+		pl.tokens = toks
+		pl.load.Bodies = ReviewBodies(toks)
+		pl.supply = tokenSupply{kind: newTokenPerRequest}
 	case KindHerd:
 		herd := max(1, sc.Herd)
 		toks, err := t.Minter.Fresh((sc.Requests+herd-1)/herd, false)
 		if err != nil {
 			return nil, err
 		}
-		load.Bodies = ReviewBodies(toks)
-		load.Pick = func(i int) int { return i / herd }
-		distinct = -herd
+		pl.load.Bodies = ReviewBodies(toks)
+		pl.load.Pick = func(i int) int { return i / herd }
+		pl.supply = tokenSupply{kind: newTokenPerHerd, every: herd}
 	case KindInvalid:
 		toks, err := t.Minter.Expired(max(1, sc.Tokens))
 		if err != nil {
 			return nil, err
 		}
-		load.Bodies = ReviewBodies(toks)
-		distinct = len(toks)
+		pl.load.Bodies = ReviewBodies(toks)
+		pl.supply = tokenSupply{kind: fixedTokens, tokens: len(toks)}
 	case KindBadSignature:
 		toks, err := t.Minter.Fresh(max(1, sc.Tokens), true)
 		if err != nil {
 			return nil, err
 		}
-		load.Bodies = ReviewBodies(toks)
-		distinct = len(toks)
+		pl.load.Bodies = ReviewBodies(toks)
+		pl.supply = tokenSupply{kind: fixedTokens, tokens: len(toks)}
 	case KindOutage:
-		every := max(2, sc.NewEvery)
-		cached, err := t.Minter.Fresh(max(1, sc.Tokens), false)
-		if err != nil {
+		if err := t.prepareOutage(sc, pl); err != nil {
 			return nil, err
 		}
-		// At most maxOutageNew new tokens; a longer run cycles through them (then they are
-		// cached, or not when STS was down for them).
-		fresh, err := t.Minter.Fresh(min(sc.Requests/every+1, maxOutageNew), false)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.warm(ReviewBodies(cached)); err != nil {
-			return nil, err
-		}
-		load.Bodies = append(ReviewBodies(cached), ReviewBodies(fresh)...)
-		nc := len(cached)
-		load.Pick = func(i int) int {
-			if i%every == every-1 {
-				return nc + (i/every)%len(fresh)
-			}
-			return i % nc
-		}
-		load.Midway = func() {
-			f := sc.Faults
-			f.Outage = true
-			if err := t.STS.SetFaults(f); err != nil && t.Progress != nil {
-				fmt.Fprintf(t.Progress, "loadtest: %s: %s\n", sc.Name, err)
-			}
-		}
-		distinct = -every
 	default:
 		return nil, fmt.Errorf("cannot run scenario %q: unknown kind %q", sc.Name, sc.Kind)
 	}
+	return pl, nil
+}
 
-	if err := t.STS.SetFaults(sc.Faults); err != nil {
-		return nil, err
+// prepareOutage builds an outage run: cached tokens in turn, a new token every NewEvery-th
+// request, and the fake STS down from halfway through.
+func (t *Target) prepareOutage(sc Scenario, pl *preparedLoad) error {
+	every := max(2, sc.NewEvery)
+	cached, err := t.Minter.Fresh(max(1, sc.Tokens), false)
+	if err != nil {
+		return err
 	}
-	defer func() { _ = t.STS.SetFaults(fakests.Faults{}) }()
-	rep := &Report{Scenario: sc, Generator: "hey"}
-	if sc.Kind == KindWebhookCold {
-		rep.Generator = "k8s.io/apiserver webhook client"
+	// At most maxOutageNew new tokens; a longer run cycles through them (then they are
+	// cached, or not when STS was down for them).
+	fresh, err := t.Minter.Fresh(min(sc.Requests/every+1, maxOutageNew), false)
+	if err != nil {
+		return err
 	}
+	if err := t.warm(ReviewBodies(cached)); err != nil {
+		return err
+	}
+	pl.load.Bodies = append(ReviewBodies(cached), ReviewBodies(fresh)...)
+	nc := len(cached)
+	pl.load.Pick = func(i int) int {
+		if i%every == every-1 {
+			return nc + (i/every)%len(fresh)
+		}
+		return i % nc
+	}
+	pl.load.Midway = func() {
+		f := sc.Faults
+		f.Outage = true
+		if err := t.STS.SetFaults(f); err != nil && t.Progress != nil {
+			fmt.Fprintf(t.Progress, "loadtest: %s: %s\n", sc.Name, err)
+		}
+	}
+	pl.supply = tokenSupply{kind: cachedAndNew, tokens: nc, every: every}
+	return nil
+}
+
+// measurement is what a run's figures are differences from: the daemon's metrics and CPU
+// time before it, and the CPU profile taken during it.
+type measurement struct {
+	metrics    Metrics
+	user, sys  time.Duration
+	profileOut chan string
+}
+
+// startMeasuring resets the daemon's peak RSS and the fake STS's counters, reads the daemon's
+// metrics and CPU time, and starts the CPU profile sc asks for.
+func (t *Target) startMeasuring(sc Scenario, rep *Report) (*measurement, error) {
 	if t.Daemon.PID != 0 {
 		rep.PeakReset = t.Daemon.ResetPeak() == nil
 	}
 	if err := t.STS.ResetStats(); err != nil {
 		return nil, err
 	}
-	before, err := ScrapeMetrics(t.InternalURL + "/metrics")
-	if err != nil {
+	m := &measurement{profileOut: make(chan string, 1)}
+	var err error
+	if m.metrics, err = ScrapeMetrics(t.InternalURL + "/metrics"); err != nil {
 		return nil, err
 	}
-	var user0, sys0 time.Duration
 	if t.Daemon.PID != 0 {
-		if user0, sys0, err = t.Daemon.CPUSplit(); err != nil {
+		if m.user, m.sys, err = t.Daemon.CPUSplit(); err != nil {
 			return nil, err
 		}
 	}
-	profDone := make(chan string, 1)
 	if sc.Profile && t.ProfileDir != "" {
-		go func() { profDone <- t.Profile(sc) }()
+		go func() { m.profileOut <- t.Profile(sc) }()
 	} else {
-		profDone <- ""
+		m.profileOut <- ""
 	}
+	return m, nil
+}
 
-	var res Result
-	if sc.Kind == KindWebhookCold {
-		res, err = RunWebhook(ctx, WebhookLoad{Name: sc.Name, URL: t.WebhookURL, CAFile: t.CAFile, Tokens: tokens,
-			Concurrency: sc.Concurrency, Duration: sc.Duration, Progress: t.Progress})
-	} else {
-		res, err = Run(ctx, load)
-	}
-	if err != nil {
-		return nil, err
-	}
-	rep.Result = res
+// finishMeasuring fills rep with what the daemon and the fake STS did since before.
+func (t *Target) finishMeasuring(rep *Report, before *measurement) error {
 	if t.Daemon.PID != 0 {
-		user1, sys1, err := t.Daemon.CPUSplit()
+		user, sys, err := t.Daemon.CPUSplit()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		rep.DaemonCPU = user1 - user0 + sys1 - sys0
-		rep.DaemonSysShare = Ratio(float64(sys1-sys0), float64(rep.DaemonCPU))
+		rep.DaemonCPU = user - before.user + sys - before.sys
+		rep.DaemonSysShare = Ratio(float64(sys-before.sys), float64(rep.DaemonCPU))
 		_, rep.DaemonPeakRSS, _ = t.Daemon.Memory()
 	}
-	rep.Profile = <-profDone
+	rep.Profile = <-before.profileOut
 	after, err := ScrapeMetrics(t.InternalURL + "/metrics")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	st, err := t.STS.Stats()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d := after.Delta(before)
+	d := after.Delta(before.metrics)
 	rep.Reviews = d.Sum("iamgate_reviews_total")
 	rep.ByResult = d.Labeled("iamgate_reviews_total", "result")
 	rep.ByReason = d.Labeled("iamgate_reviews_total", "reason")
@@ -306,20 +395,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 	rep.CacheHitRatio = Ratio(hits, hits+misses)
 	rep.STSCalls = st.Total(fakests.ActionGetCallerIdentity)
 	rep.STSByOutcome = st.Calls[fakests.ActionGetCallerIdentity]
-	switch {
-	case distinct == -1:
-		distinct = res.Requests
-	case distinct < -1 && sc.Kind == KindHerd:
-		distinct = (res.Requests + sc.Herd - 1) / sc.Herd
-	case distinct < -1: // outage: the cached tokens and the new ones
-		distinct = min(sc.Tokens, res.Requests) + min(res.Requests/(-distinct), maxOutageNew)
-	}
-	rep.DistinctToken = distinct
-	rep.STSCallsPerRev = Ratio(float64(rep.STSCalls), rep.Reviews)
-	rep.STSCallsPerToken = Ratio(float64(rep.STSCalls), float64(distinct))
-	rep.DaemonCPUPerRevUs = PerOp(rep.DaemonCPU, rep.Reviews)
-	rep.GeneratorCPUPerReq = PerOp(res.GeneratorCPU, float64(res.Requests))
-	return rep, nil
+	return nil
 }
 
 // warm reviews each body once, one at a time, so that the run starts with them cached.
