@@ -376,10 +376,15 @@ func reasonsText(rep *loadtest.ClusterReport) string {
 	return strings.Join(parts, "; ")
 }
 
-// runCluster runs the named cluster scenarios, each against the bench's iamgate and then
-// against its baseline daemon (clusterBaseline), started for them and stopped after.
-func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...string) (*child, error), bin, stsAddr string,
-	gateChild *child, gate *loadtest.Target, say func(string, ...any)) ([]*ClusterRun, error) {
+// runClusterModel runs the cluster scenarios of the run, each against the daemon under test
+// and then against its baseline daemon (clusterBaseline), started for them and stopped after.
+func (b *benchRun) runClusterModel(ctx context.Context) error {
+	runs, err := b.clusterRuns(ctx)
+	b.res.Cluster = runs
+	return err
+}
+
+func (b *benchRun) clusterRuns(ctx context.Context) ([]*ClusterRun, error) {
 	var stops []func()
 	defer func() {
 		for _, stop := range stops {
@@ -387,7 +392,7 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 		}
 	}()
 	var scs []loadtest.ClusterScenario
-	for _, n := range cfg.Cluster {
+	for _, n := range b.cfg.Cluster {
 		sc, err := clusterScenario(n)
 		if err != nil {
 			return nil, err
@@ -403,8 +408,8 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 			return loadtest.Process{PID: c.pid()}, nil
 		}
 	}
-	gateTarget := &loadtest.ClusterTarget{WebhookURL: gate.WebhookURL, InternalURL: gate.InternalURL, STS: gate.STS, Daemon: gate.Daemon, Label: "iamgate",
-		Minter: gate.Minter, Progress: gate.Progress, RestartDaemon: restart(gateChild, gate.InternalURL)}
+	gateTarget := &loadtest.ClusterTarget{WebhookURL: b.target.WebhookURL, InternalURL: b.target.InternalURL, STS: b.target.STS, Daemon: b.target.Daemon, Label: "iamgate",
+		Minter: b.target.Minter, Progress: b.target.Progress, RestartDaemon: restart(b.daemon, b.target.InternalURL)}
 	// The baseline daemons, started when a scenario first needs one and stopped at the end.
 	baselines := map[string]*loadtest.ClusterTarget{}
 	baseline := func(sc loadtest.ClusterScenario) (*loadtest.ClusterTarget, error) {
@@ -412,14 +417,14 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 		if t := baselines[label]; t != nil {
 			return t, nil
 		}
-		say("cluster: starting the %s baseline (iamgate server %s)", label, strings.Join(flags, " "))
-		d, bt, err := startDaemon(ctx, start1, "iamgate-"+label, cfg, bin, stsAddr, nil, flags...)
+		b.say("cluster: starting the %s baseline (iamgate server %s)", label, strings.Join(flags, " "))
+		d, bt, err := b.startDaemon(ctx, "iamgate-"+label, "", flags...)
 		if err != nil {
 			return nil, err
 		}
 		stops = append(stops, d.stop)
 		t := &loadtest.ClusterTarget{WebhookURL: bt.WebhookURL, InternalURL: bt.InternalURL, STS: bt.STS, Daemon: bt.Daemon, Label: label,
-			Minter: gate.Minter, Progress: gate.Progress, RestartDaemon: restart(d, bt.InternalURL)}
+			Minter: b.target.Minter, Progress: b.target.Progress, RestartDaemon: restart(d, bt.InternalURL)}
 		baselines[label] = t
 		return t, nil
 	}
@@ -428,10 +433,10 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 		t := *gateTarget
 		t.Label = "iamgate per replica"
 		t.RestartDaemon = nil
-		t.ReplicaWebhookURLs = []string{gate.WebhookURL}
+		t.ReplicaWebhookURLs = []string{b.target.WebhookURL}
 		for i := 2; i <= sc.Replicas; i++ {
-			say("cluster: starting iamgate %d of %d, one per replica", i, sc.Replicas)
-			d, dt, err := startDaemon(ctx, start1, fmt.Sprintf("iamgate-%d", i), cfg, bin, stsAddr, nil)
+			b.say("cluster: starting iamgate %d of %d, one per replica", i, sc.Replicas)
+			d, dt, err := b.startDaemon(ctx, fmt.Sprintf("iamgate-%d", i), "")
 			if err != nil {
 				return nil, err
 			}
@@ -462,7 +467,7 @@ func runCluster(ctx context.Context, cfg Config, start1 func(string, string, ...
 			if ctx.Err() != nil {
 				return runs, ctx.Err()
 			}
-			say("cluster %s against %s: %s", sc.Name, t.Label, sc.Description)
+			b.say("cluster %s against %s: %s", sc.Name, t.Label, sc.Description)
 			rep, err := t.RunCluster(ctx, sc)
 			if err != nil {
 				return runs, fmt.Errorf("cannot run cluster scenario %s against %s: %w", sc.Name, t.Label, err)

@@ -2,14 +2,10 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iamgate/iamgate/fakests"
@@ -140,46 +136,119 @@ type WrkRun struct {
 // principals is the number of fake STS users tokens are minted for.
 const principals = 2000
 
-// Run runs the whole benchmark.
-func Run(ctx context.Context, cfg Config) (*Results, error) {
-	start := time.Now()
-	if cfg.Duration == 0 {
-		cfg.Duration = 10 * time.Second
-		if cfg.Quick {
-			cfg.Duration = 1500 * time.Millisecond
-		}
-	}
-	if cfg.MemoryPoints == nil {
-		cfg.MemoryPoints = []int{100_000, 1_000_000}
-		if cfg.Quick {
-			cfg.MemoryPoints = []int{20_000}
-		}
-	}
-	progress := cfg.Progress
-	if progress == nil {
-		progress = io.Discard
-	}
-	say := func(format string, args ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
+// clusterID is the daemons' -cluster.id, which the tokens are minted for.
+const clusterID = "bench"
 
+// phase is one step of a run. A required phase (failed empty) ends the run with its error;
+// after any other, an error becomes a note of the report, "<failed>: <error>", and the run
+// goes on with what the phase recorded.
+type phase struct {
+	name   string // names the phase in NOTICE lines
+	runsIn func(Config) bool
+	run    func(*benchRun, context.Context) error
+	failed string
+}
+
+// phases are the steps of a run, in order; a phase may use what the ones before it started
+// or measured (the benchRun fields). A new phase is a benchRun method that stores what it
+// measures in b.res, and a line here.
+var phases = []phase{
+	{name: "fake STS", runsIn: always, run: (*benchRun).startFakeSTS},
+	{name: "trivial server", runsIn: always, run: (*benchRun).startTrivialServer},
+	{name: "daemon", runsIn: always, run: (*benchRun).startDaemonUnderTest},
+	{name: "limit", runsIn: loadTests, run: (*benchRun).measureLimit},
+	{name: "scenarios", runsIn: loadTests, run: (*benchRun).runScenarios},
+	{name: "wrk", runsIn: loadTests, run: (*benchRun).runWrk},
+	{name: "TLS", runsIn: loadTests, run: (*benchRun).runTLSHotPath, failed: "the TLS hot path could not be measured"},
+	{name: "production path", runsIn: productionPath, run: (*benchRun).runProductionPath, failed: "the production path failed"},
+	{name: "cluster", runsIn: clusterModel, run: (*benchRun).runClusterModel, failed: "the cluster model failed"},
+	{name: "memory", runsIn: loadTests, run: (*benchRun).measureMemory, failed: "the memory step failed"},
+	{name: "micro-benchmarks", runsIn: func(c Config) bool { return c.Micro }, run: (*benchRun).runMicro, failed: "the micro-benchmarks failed"},
+}
+
+func always(Config) bool { return true }
+
+// loadTests: the scenarios, wrk, TLS and memory, which a cluster-only or webhook-only run
+// skips.
+func loadTests(c Config) bool { return !c.ClusterOnly && !c.WebhookOnly }
+
+func productionPath(c Config) bool { return !c.ClusterOnly }
+
+func clusterModel(c Config) bool { return len(c.Cluster) > 0 && !c.WebhookOnly }
+
+// Run runs the phases cfg selects, then compares the results with the targets and writes
+// them.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	b, err := newBenchRun(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	for _, ph := range phases {
+		if !ph.runsIn(b.cfg) {
+			continue
+		}
+		if err := ph.run(b, ctx); err != nil {
+			if ph.failed == "" {
+				return nil, err
+			}
+			b.res.Notes = append(b.res.Notes, ph.failed+": "+err.Error())
+			b.say("NOTICE: %s: %s", ph.name, err)
+		}
+	}
+	return b.finish()
+}
+
+// benchRun is one run: its settings, the processes it started, and its results so far.
+type benchRun struct {
+	cfg      Config
+	start    time.Time
+	res      *Results
+	progress io.Writer
+	// tmp holds the processes' logs, the fake's config and the key pairs; profileDir the
+	// profiles until keepProfiles saves those of missed targets. Both go at the end.
+	tmp, profileDir string
+	principals      []loadtest.Principal
+	children        []*child
+
+	// What the first phases start, for the others.
+	stsAddr    string
+	sts        *child
+	trivial    *child
+	trivialURL string
+	daemon     *child
+	target     *loadtest.Target // the daemon under test, plain HTTP
+}
+
+// newBenchRun fills in cfg's defaults and creates the results and temporary directories.
+func newBenchRun(cfg Config) (*benchRun, error) {
+	b := &benchRun{cfg: cfg, start: time.Now(), progress: cfg.Progress, principals: loadtest.Principals(principals)}
+	if b.cfg.Duration == 0 {
+		b.cfg.Duration = 10 * time.Second
+		if cfg.Quick {
+			b.cfg.Duration = 1500 * time.Millisecond
+		}
+	}
+	if b.cfg.MemoryPoints == nil {
+		b.cfg.MemoryPoints = []int{100_000, 1_000_000}
+		if cfg.Quick {
+			b.cfg.MemoryPoints = []int{20_000}
+		}
+	}
+	if b.progress == nil {
+		b.progress = io.Discard
+	}
 	commit := currentCommit()
-	res := &Results{
-		Date:      start.UTC().Truncate(time.Second),
-		Commit:    commit,
-		Quick:     cfg.Quick,
-		Machine:   machine(),
-		LoadStart: loadAverage(),
+	b.res = &Results{
+		Date:        b.start.UTC().Truncate(time.Second),
+		Commit:      commit,
+		Quick:       cfg.Quick,
+		ClusterOnly: cfg.ClusterOnly,
+		WebhookOnly: cfg.WebhookOnly,
+		Machine:     machine(),
+		LoadStart:   loadAverage(),
 	}
-	res.RunID = res.Date.Format("2006-01-02T1504Z") + "-" + commit
-	res.ClusterOnly, res.WebhookOnly = cfg.ClusterOnly, cfg.WebhookOnly
-	switch {
-	case cfg.ClusterOnly:
-		res.RunID = "cluster-" + res.RunID
-	case cfg.WebhookOnly:
-		res.RunID = "webhook-" + res.RunID
-	}
-	if cfg.Quick {
-		res.RunID = "quick-" + res.RunID
-	}
+	b.res.RunID = runID(b.res)
 	if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %s: %w", cfg.ResultsDir, err)
 	}
@@ -187,243 +256,74 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create a temporary directory: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	profileDir := filepath.Join(tmp, "profiles")
-	_ = os.MkdirAll(profileDir, 0o755)
+	b.tmp, b.profileDir = tmp, filepath.Join(tmp, "profiles")
+	_ = os.MkdirAll(b.profileDir, 0o755)
+	return b, nil
+}
 
-	// The fake STS knows `principals` users; tokens are minted for them.
-	ps := loadtest.Principals(principals)
-	stsConfig := filepath.Join(tmp, "fakests.yaml")
-	// JSON is YAML: the fake's config format, with the field names of its JSON tags.
-	cfgYAML, err := json.Marshal(loadtest.FakeSTSConfig(ps))
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode the fake STS config: %w", err)
+// runID names a run's files: its date and commit, after what it ran alone and whether quick.
+func runID(r *Results) string {
+	id := r.Date.Format("2006-01-02T1504Z") + "-" + r.Commit
+	switch {
+	case r.ClusterOnly:
+		id = "cluster-" + id
+	case r.WebhookOnly:
+		id = "webhook-" + id
 	}
-	if err := os.WriteFile(stsConfig, cfgYAML, 0o644); err != nil {
-		return nil, fmt.Errorf("cannot write the fake STS config: %w", err)
+	if r.Quick {
+		id = "quick-" + id
 	}
-	loadtestBin := filepath.Join(cfg.Bin, "loadtest")
-	iamgateBin := filepath.Join(cfg.Bin, "iamgate")
+	return id
+}
 
-	var children []*child
-	defer func() {
-		for _, c := range children {
-			c.stop()
-		}
-	}()
-	start1 := func(name, cpus string, args ...string) (*child, error) {
-		c, err := startChild(name, tmp, cpus, nil, args...)
-		if err != nil {
-			return nil, err
-		}
-		children = append(children, c)
-		res.Commands = append(res.Commands, strings.Join(c.args, " "))
-		return c, nil
+// close stops every process the run started and removes the temporary directory.
+func (b *benchRun) close() {
+	for _, c := range b.children {
+		c.stop()
 	}
+	os.RemoveAll(b.tmp)
+}
 
-	stsAddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	say("starting the fake STS (%d principals) on %s", principals, stsAddr)
-	sts, err := start1("fakests", cfg.GeneratorCPUs, filepath.Join(cfg.Bin, "fakests"), "-listen", stsAddr, "-config", stsConfig, "-log.level", "warn")
-	if err != nil {
-		return nil, err
-	}
-	if err := sts.waitHTTP(ctx, "http://"+stsAddr+"/healthz"); err != nil {
-		return nil, err
-	}
-
-	trivialAddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	trivial, err := start1("trivial", cfg.DaemonCPUs, loadtestBin, "trivial", "-listen", trivialAddr)
-	if err != nil {
-		return nil, err
-	}
-	if err := trivial.waitHTTP(ctx, "http://"+trivialAddr+"/healthz"); err != nil {
-		return nil, err
-	}
-
-	daemon, target, err := startDaemon(ctx, start1, "iamgate", cfg, iamgateBin, stsAddr, nil)
-	if err != nil {
-		return nil, err
-	}
-	target.Minter = &loadtest.Minter{ClusterID: clusterID, Principals: ps}
-	target.Progress = progress
-	target.ProfileDir = profileDir
-	res.Pinning = Pinning{
-		Daemon: loadtest.Process{PID: daemon.pid()}.CPUs(), Trivial: loadtest.Process{PID: trivial.pid()}.CPUs(),
-		Generator: loadtest.SelfCPUs(), FakeSTS: loadtest.Process{PID: sts.pid()}.CPUs(),
-	}
-	say("pinning: daemon and trivial server on CPUs %s; generator, fake STS and wrk on CPUs %s", res.Pinning.Daemon, res.Pinning.Generator)
-
-	// The load scenarios, wrk and TLS; a cluster-only or webhook-only run skips them.
-	if !cfg.ClusterOnly && !cfg.WebhookOnly {
-		// The limit: the trivial server with the hot scenario's generator settings.
-		hotBody, err := target.Minter.Fresh(1, false)
-		if err != nil {
-			return nil, err
-		}
-		trivialURL := "http://" + trivialAddr + "/authenticate"
-		say("limit: the trivial server under hey, c=%d, %s", concurrency, cfg.Duration)
-		trivialProc := loadtest.Process{PID: trivial.pid()}
-		cpu0, _ := trivialProc.CPU()
-		lim, err := loadtest.Run(ctx, loadtest.Load{
-			Name: "limit", URL: trivialURL, Bodies: loadtest.ReviewBodies(hotBody), Concurrency: concurrency,
-			Requests: 10_000_000, Duration: cfg.Duration, Progress: progress,
-		})
-		if err != nil {
-			return nil, err
-		}
-		cpu1, _ := trivialProc.CPU()
-		res.Limit = &LimitRun{Result: lim, ServerCPUPerReqUs: loadtest.PerOp(cpu1-cpu0, float64(lim.Requests)),
-			GenCPUPerReqUs: loadtest.PerOp(lim.GeneratorCPU, float64(lim.Requests))}
-		say("limit: %.0f rps, p50 %.3f ms, p99 %.3f ms", lim.RPS, lim.Latency.P50, lim.Latency.P99)
-
-		scale := 1
-		if cfg.Quick {
-			scale = 20
-		}
-		for _, sc := range scenarios(cfg.Duration, scale) {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			say("scenario %s: %s", sc.Name, sc.Description)
-			rep, err := target.Run(ctx, sc)
-			if err != nil {
-				return nil, fmt.Errorf("cannot run scenario %s: %w", sc.Name, err)
-			}
-			run := &ScenarioRun{Report: rep, LimitRatio: loadtest.Ratio(rep.RPS, lim.RPS)}
-			res.Scenarios = append(res.Scenarios, run)
-			say("scenario %s: %.0f rps (%.2f of the limit), p50 %.3f ms, p99 %.3f ms, daemon %.1f µs/review, %d STS calls, status %v",
-				sc.Name, rep.RPS, run.LimitRatio, rep.Latency.P50, rep.Latency.P99, rep.DaemonCPUPerRevUs, rep.STSCalls, rep.Status)
-		}
-
-		// wrk: the hot path and the limit with a generator that costs far less per request.
-		if _, err := loadtest.EnsureWrk(); err != nil {
-			note := "wrk is missing and could not be installed, so hot-path capacity comes from hey only: " + err.Error()
-			res.Notes = append(res.Notes, note)
-			say("NOTICE: %s", note)
-		} else {
-			hotTok, err := target.Minter.Fresh(1, false)
-			if err != nil {
-				return nil, err
-			}
-			hot := loadtest.ReviewBody(hotTok[0])
-			if _, err := loadtest.Run(ctx, loadtest.Load{Name: "warm-up", URL: target.WebhookURL, Bodies: [][]byte{hot}, Concurrency: 1, Requests: 1, Duration: time.Minute}); err != nil {
-				return nil, err
-			}
-			for _, w := range []struct {
-				name, url string
-				pid       int
-			}{{"wrk-limit", trivialURL, trivial.pid()}, {"wrk-hot", target.WebhookURL, daemon.pid()}} {
-				say("%s: wrk -t1 -c%d -d%s", w.name, concurrency, cfg.Duration)
-				p := loadtest.Process{PID: w.pid}
-				profDone := make(chan string, 1)
-				if w.pid == daemon.pid() {
-					go func() {
-						profDone <- target.Profile(loadtest.Scenario{Name: w.name, Duration: cfg.Duration})
-					}()
-				} else {
-					profDone <- ""
-				}
-				c0, _ := p.CPU()
-				wr, err := loadtest.Wrk{URL: w.url, Body: hot, Threads: 1, Connections: concurrency, Duration: cfg.Duration, Dir: tmp}.Run(ctx)
-				if err != nil {
-					return nil, err
-				}
-				c1, _ := p.CPU()
-				run := &WrkRun{Name: w.name, Target: w.url, Result: wr, ServerCPUPerReqUs: loadtest.PerOp(c1-c0, float64(wr.Requests)), profile: <-profDone}
-				if len(res.Wrk) > 0 {
-					run.LimitRatio = loadtest.Ratio(wr.RPS, res.Wrk[0].Result.RPS)
-				}
-				res.Wrk = append(res.Wrk, run)
-				say("%s: %.0f rps, p50 %.3f ms, p99 %.3f ms, server %.1f µs/request, errors %d, non-2xx %d",
-					w.name, wr.RPS, wr.Latency.P50, wr.Latency.P99, run.ServerCPUPerReqUs, wr.Errors, wr.Non2xx)
-			}
-		}
-
-		// TLS: the hot path once more, with the webhook over TLS (iamgate init's key pair).
-		if run, err := runTLS(ctx, cfg, start1, iamgateBin, stsAddr, tmp, target, lim.RPS, say); err != nil {
-			res.Notes = append(res.Notes, "the TLS hot path could not be measured: "+err.Error())
-			say("NOTICE: TLS: %s", err)
-		} else {
-			res.TLS = run
-		}
-	}
-
-	// The production path: kube-apiserver's webhook client over HTTP/2 and HTTP/1.1.
-	if !cfg.ClusterOnly {
-		w, err := runWebhook(ctx, cfg, start1, iamgateBin, stsAddr, tmp, target.Minter, profileDir, say)
-		if err != nil {
-			res.Notes = append(res.Notes, "the production path failed: "+err.Error())
-			say("NOTICE: production path: %s", err)
-		}
-		if w != nil && len(w.Rounds) > 0 {
-			w.summarize()
-			res.Webhook = w
-		}
-	}
-
-	// The cluster model: restart storms and STS faults, iamgate and the passthrough baseline.
-	if len(cfg.Cluster) > 0 && !cfg.WebhookOnly {
-		runs, err := runCluster(ctx, cfg, start1, iamgateBin, stsAddr, daemon, target, say)
-		if err != nil {
-			res.Notes = append(res.Notes, "the cluster model failed: "+err.Error())
-			say("NOTICE: cluster: %s", err)
-		}
-		res.Cluster = runs
-	}
-
-	// Memory, in its own process so that nothing else lives in its heap.
-	if !cfg.ClusterOnly && !cfg.WebhookOnly {
-		say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
-		mem, err := runMemory(ctx, loadtestBin, cfg, filepath.Join(profileDir, "memory-heap.pb.gz"), progress)
-		if err != nil {
-			res.Notes = append(res.Notes, "the memory step failed: "+err.Error())
-			say("NOTICE: memory: %s", err)
-		} else {
-			res.Memory = mem
-		}
-	}
-
-	if cfg.Micro {
-		say("micro-benchmarks: go test -bench (sigv4, daemon, mapping)")
-		cpus := ""
-		if cfg.DaemonCPUs != "" {
-			cpus = "0-" + cfg.DaemonCPUs // the daemon is idle by now
-		}
-		res.MicroCPUs = cpus
-		micro, err := runMicro(ctx, progress, cpus)
-		if err != nil {
-			res.Notes = append(res.Notes, "the micro-benchmarks failed: "+err.Error())
-			say("NOTICE: micro-benchmarks: %s", err)
-		}
-		res.Micro = micro
-	}
-
+// finish compares the results with the targets, keeps the profiles of missed ones and
+// writes the results.
+func (b *benchRun) finish() (*Results, error) {
+	res := b.res
 	res.LoadEnd = loadAverage()
 	res.Targets = append(evaluate(res), evaluateWebhook(res.Webhook)...)
 	res.ClusterTargets = evaluateCluster(res.Cluster)
-	if err := keepProfiles(res, cfg.ResultsDir, iamgateBin); err != nil {
+	if err := keepProfiles(res, b.cfg.ResultsDir, b.binary("iamgate")); err != nil {
 		return nil, err
 	}
-	res.Elapsed = time.Since(start).Round(time.Second).String()
-	if err := write(res, cfg); err != nil {
+	res.Elapsed = time.Since(b.start).Round(time.Second).String()
+	if err := write(res, b.cfg); err != nil {
 		return nil, err
 	}
-	say("done in %s: %s", res.Elapsed, filepath.Join(cfg.ResultsDir, res.RunID+".json"))
+	b.say("done in %s: %s", res.Elapsed, filepath.Join(b.cfg.ResultsDir, res.RunID+".json"))
 	return res, nil
 }
 
-const clusterID = "bench"
+func (b *benchRun) say(format string, args ...any) {
+	fmt.Fprintf(b.progress, "bench: "+format+"\n", args...)
+}
 
-// startDaemon starts bin/iamgate server against the fake STS, with TLS when pki is set
-// (cert.pem and key.pem of iamgate init), and waits until it is ready.
-func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*child, error), name string, cfg Config,
-	bin, stsAddr string, pki *string, extra ...string) (*child, *loadtest.Target, error) {
+// binary is the path of one of the binaries `make build` writes.
+func (b *benchRun) binary(name string) string { return filepath.Join(b.cfg.Bin, name) }
+
+// startProcess starts args as a child pinned to cpus (none when empty), logging to the
+// temporary directory; the run stops it at the end and reports its command line.
+func (b *benchRun) startProcess(name, cpus string, args ...string) (*child, error) {
+	c, err := startChild(name, b.tmp, cpus, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	b.children = append(b.children, c)
+	b.res.Commands = append(b.res.Commands, c.commandLine())
+	return c, nil
+}
+
+// startDaemon starts bin/iamgate server against the fake STS, with TLS when pki is set (the
+// directory of iamgate init's cert.pem and key.pem), and waits until it is ready.
+func (b *benchRun) startDaemon(ctx context.Context, name, pki string, extra ...string) (*child, *loadtest.Target, error) {
 	webhookAddr, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -432,18 +332,18 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 	if err != nil {
 		return nil, nil, err
 	}
-	args := []string{bin, "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
-		"-internal.listenAddr", internalAddr, "-internal.pprof", "-mapping.file", cfg.MappingFile,
-		"-sts.dialOverride", stsAddr, "-sts.insecureHTTP", "-log.level", "warn"}
+	args := []string{b.binary("iamgate"), "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
+		"-internal.listenAddr", internalAddr, "-internal.pprof", "-mapping.file", b.cfg.MappingFile,
+		"-sts.dialOverride", b.stsAddr, "-sts.insecureHTTP", "-log.level", "warn"}
 	scheme := "http"
-	if pki == nil {
+	if pki == "" {
 		args = append(args, "-webhook.insecureNoTLS")
 	} else {
 		scheme = "https"
-		args = append(args, "-tls.certFile", filepath.Join(*pki, "cert.pem"), "-tls.keyFile", filepath.Join(*pki, "key.pem"))
+		args = append(args, "-tls.certFile", filepath.Join(pki, "cert.pem"), "-tls.keyFile", filepath.Join(pki, "key.pem"))
 	}
 	args = append(args, extra...)
-	d, err := start1(name, cfg.DaemonCPUs, args...)
+	d, err := b.startProcess(name, b.cfg.DaemonCPUs, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -454,97 +354,15 @@ func startDaemon(ctx context.Context, start1 func(string, string, ...string) (*c
 	return d, &loadtest.Target{
 		WebhookURL:  scheme + "://" + webhookAddr + "/authenticate?timeout=30s",
 		InternalURL: internalURL,
-		STS:         fakests.AdminClient{URL: "http://" + stsAddr},
+		STS:         fakests.AdminClient{URL: "http://" + b.stsAddr},
 		Daemon:      loadtest.Process{PID: d.pid()},
 	}, nil
 }
 
-func runTLS(ctx context.Context, cfg Config, start1 func(string, string, ...string) (*child, error), bin, stsAddr, tmp string,
-	plain *loadtest.Target, limitRPS float64, say func(string, ...any)) (*ScenarioRun, error) {
-	pki, err := ensurePKI(bin, tmp)
-	if err != nil {
-		return nil, err
+// scale divides the request bounds that size the tokens minted in advance (quick: 20).
+func (b *benchRun) scale() int {
+	if b.cfg.Quick {
+		return 20
 	}
-	_, target, err := startDaemon(ctx, start1, "iamgate-tls", cfg, bin, stsAddr, &pki)
-	if err != nil {
-		return nil, err
-	}
-	target.Minter, target.Progress = plain.Minter, plain.Progress
-	sc := scenarios(cfg.Duration, 1)[0]
-	sc.Name, sc.Description, sc.Profile = "hot-tls", "one cached token, webhook over TLS (keep-alive)", false
-	say("scenario %s: %s", sc.Name, sc.Description)
-	rep, err := target.Run(ctx, sc)
-	if err != nil {
-		return nil, err
-	}
-	say("scenario %s: %.0f rps, p50 %.3f ms, p99 %.3f ms, daemon %.1f µs/review", sc.Name, rep.RPS, rep.Latency.P50, rep.Latency.P99, rep.DaemonCPUPerRevUs)
-	return &ScenarioRun{Report: rep, LimitRatio: loadtest.Ratio(rep.RPS, limitRPS)}, nil
-}
-
-// runMemory runs `loadtest memory` and decodes its JSON.
-func runMemory(ctx context.Context, bin string, cfg Config, heapProfile string, progress io.Writer) (*MemoryResult, error) {
-	pts := make([]string, len(cfg.MemoryPoints))
-	for i, p := range cfg.MemoryPoints {
-		pts[i] = strconv.Itoa(p)
-	}
-	args := []string{"memory", "-memory.points", strings.Join(pts, ","), "-memory.heapProfile", heapProfile}
-	out, err := commandOutput(ctx, progress, bin, args...)
-	if err != nil {
-		return nil, err
-	}
-	var m MemoryResult
-	if err := json.Unmarshal(out, &m); err != nil {
-		return nil, fmt.Errorf("cannot decode the memory result: %w", err)
-	}
-	return &m, nil
-}
-
-// currentCommit is HEAD's short hash, with -dirty when the code differs from it (the
-// harnesses' own outputs do not count), from any folder of the repository.
-func currentCommit() string {
-	commit := runOutput("git", "rev-parse", "--short=12", "HEAD")
-	if commit == "" {
-		return "unknown"
-	}
-	if runOutput("git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)bench/results", ":(top,exclude)BENCHMARKS.md") != "" {
-		commit += "-dirty"
-	}
-	return commit
-}
-
-func machine() Machine {
-	// runtime.NumCPU sees only this process's affinity (pinned): ask for the online CPUs.
-	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Kernel: runOutput("uname", "-sr")}
-	if n, err := strconv.Atoi(runOutput("getconf", "_NPROCESSORS_ONLN")); err == nil && n > 0 {
-		m.CPUs = n
-	}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				m.MemoryMiB = kb / 1024
-			}
-		}
-	}
-	return m
-}
-
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	return 1
 }

@@ -32,10 +32,10 @@ var microBenchmarks = []struct{ pkg, pattern string }{
 	{"./mapping", "^BenchmarkMap$"},
 }
 
-// runMicro runs the micro-benchmarks with go test and parses the standard benchmark lines.
+// runGoBenchmarks runs the micro-benchmarks with go test and parses the standard benchmark lines.
 // cpus, when not empty, is the taskset CPU list to run them on (every CPU: the harness itself
 // is pinned to one, and its children inherit that).
-func runMicro(ctx context.Context, progress io.Writer, cpus string) ([]Micro, error) {
+func runGoBenchmarks(ctx context.Context, progress io.Writer, cpus string) ([]Micro, error) {
 	var all []Micro
 	for _, b := range microBenchmarks {
 		args := []string{"test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "3", "-benchtime", "300ms", b.pkg}

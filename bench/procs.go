@@ -49,6 +49,9 @@ func startChild(name, dir, cpus string, env []string, args ...string) (*child, e
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// commandLine is the command as run, for the report.
+func (c *child) commandLine() string { return strings.Join(c.args, " ") }
+
 // stop sends SIGTERM and waits up to 10 s, then kills.
 func (c *child) stop() {
 	if c == nil || c.cmd.Process == nil {
@@ -138,7 +141,7 @@ func runOutput(name string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// copyTail is io.Copy of the last n bytes of r.
+// readAllString is what r has left to read, as a string; errors end it early.
 func readAllString(r io.Reader) string {
 	data, _ := io.ReadAll(r)
 	return string(data)

@@ -140,42 +140,46 @@ func ensurePKI(bin, tmp string) (string, error) {
 	return pki, nil
 }
 
-// webhookRounds is the number of interleaved rounds (quick: 2).
-func webhookRounds(quick bool) int {
+// webhookRoundCount is the number of interleaved rounds (quick: 2).
+func webhookRoundCount(quick bool) int {
 	if quick {
 		return 2
 	}
 	return 5
 }
 
-// runWebhook runs the production-path comparison against two daemons it starts (and stops).
-func runWebhook(ctx context.Context, cfg Config, startOuter func(string, string, ...string) (*child, error), bin, stsAddr, tmp string,
-	minter *loadtest.Minter, profileDir string, say func(string, ...any)) (*WebhookResult, error) {
-	pki, err := ensurePKI(bin, tmp)
+// runProductionPath runs the production-path comparison against two daemons it starts (and
+// stops), and keeps the rounds that ran, even when a later one failed.
+func (b *benchRun) runProductionPath(ctx context.Context) error {
+	w, err := b.webhookRounds(ctx)
+	if w != nil && len(w.Rounds) > 0 {
+		w.summarize()
+		b.res.Webhook = w
+	}
+	return err
+}
+
+func (b *benchRun) webhookRounds(ctx context.Context) (*WebhookResult, error) {
+	pki, err := ensurePKI(b.binary("iamgate"), b.tmp)
 	if err != nil {
 		return nil, err
 	}
 	ca := filepath.Join(pki, "ca.pem")
 	res := &WebhookResult{}
-	start1 := func(name, cpus string, args ...string) (*child, error) {
-		c, err := startOuter(name, cpus, args...)
-		if err == nil {
-			res.Commands = append(res.Commands, strings.Join(c.args, " "))
-		}
-		return c, err
-	}
-	h2Child, h2, err := startDaemon(ctx, start1, "iamgate-tls-h2", cfg, bin, stsAddr, &pki)
+	h2Child, h2, err := b.startDaemon(ctx, "iamgate-tls-h2", pki)
 	if err != nil {
 		return nil, err
 	}
 	defer h2Child.stop()
-	h1Child, h1, err := startDaemon(ctx, start1, "iamgate-tls-http1", cfg, bin, stsAddr, &pki, "-webhook.http2=false")
+	res.Commands = append(res.Commands, h2Child.commandLine())
+	h1Child, h1, err := b.startDaemon(ctx, "iamgate-tls-http1", pki, "-webhook.http2=false")
 	if err != nil {
 		return nil, err
 	}
 	defer h1Child.stop()
+	res.Commands = append(res.Commands, h1Child.commandLine())
 	for _, t := range []*loadtest.Target{h2, h1} {
-		t.Minter, t.Progress, t.CAFile, t.ProfileDir = minter, cfg.Progress, ca, profileDir
+		t.Minter, t.Progress, t.CAFile, t.ProfileDir = b.target.Minter, b.cfg.Progress, ca, b.profileDir
 	}
 	targets := map[string]*loadtest.Target{pathDirect: h2, pathH2: h2, pathDirectH2: h2, pathHTTP1: h1, pathDirectHTTP1: h1}
 	kinds := map[string]string{pathDirect: loadtest.KindCold, pathH2: loadtest.KindWebhookCold, pathDirectH2: loadtest.KindCold,
@@ -187,11 +191,7 @@ func runWebhook(ctx context.Context, cfg Config, startOuter func(string, string,
 		pathHTTP1:       "a new token every request, through kube-apiserver's webhook client; the daemon runs with -webhook.http2=false",
 		pathDirectHTTP1: "as direct, paced at the rate " + pathHTTP1 + " reached",
 	}
-	scale := 1
-	if cfg.Quick {
-		scale = 20
-	}
-	rounds := webhookRounds(cfg.Quick)
+	rounds := webhookRoundCount(b.cfg.Quick)
 	for r := range rounds {
 		rd := &WebhookRound{Reports: map[string]*loadtest.Report{}}
 		var order []string
@@ -203,18 +203,18 @@ func runWebhook(ctx context.Context, cfg Config, startOuter func(string, string,
 				return res, ctx.Err()
 			}
 			sc := loadtest.Scenario{Name: path, Kind: kinds[path], Description: descriptions[path], Concurrency: concurrency,
-				Requests: max(concurrency*4, 60_000/scale), Duration: cfg.Duration,
+				Requests: max(concurrency*4, 60_000/b.scale()), Duration: b.cfg.Duration,
 				// The last round profiles the daemon on the two paths of the target, for a missed one.
 				Profile: r == rounds-1 && (path == pathH2 || path == pathDirectH2)}
 			if by := pacedBy[path]; by != "" {
 				sc.QPS = rd.Reports[by].RPS
 			}
-			say("production path, round %d/%d: %s: %s", r+1, rounds, path, sc.Description)
+			b.say("production path, round %d/%d: %s: %s", r+1, rounds, path, sc.Description)
 			rep, err := targets[path].Run(ctx, sc)
 			if err != nil {
 				return res, fmt.Errorf("cannot run %s: %w", path, err)
 			}
-			say("production path, round %d/%d: %s: %.0f reviews/s, daemon %.1f µs/review, %.4f connections/review (by protocol %v), client errors %v",
+			b.say("production path, round %d/%d: %s: %.0f reviews/s, daemon %.1f µs/review, %.4f connections/review (by protocol %v), client errors %v",
 				r+1, rounds, path, rep.RPS, rep.DaemonCPUPerRevUs, rep.ConnectionsPerReview, rep.ConnectionsByProtocol, rep.Errors)
 			rd.Order = append(rd.Order, path)
 			rd.Reports[path] = rep
