@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,39 +125,6 @@ func newReplicaFactory(dir string, i int, webhookURL string, cacheTTL time.Durat
 		return nil, err
 	}
 	return &replicaFactory{kubeconfig: path, cacheTTL: cacheTTL, counts: counts}, nil
-}
-
-// writeWebhookKubeconfig writes, at path, the kubeconfig of --authentication-token-webhook-
-// config-file for a loopback webhook URL, trusting caFile (PEM) when it is not empty, and
-// returns path.
-func writeWebhookKubeconfig(path, webhookURL, caFile string) (string, error) {
-	if err := CheckLoopbackURL(webhookURL); err != nil {
-		return "", err
-	}
-	ca := ""
-	if caFile != "" {
-		ca = "\n    certificate-authority: " + strconv.Quote(caFile)
-	}
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: iamgate
-  cluster:
-    server: %s%s
-users:
-- name: kube-apiserver
-  user: {}
-contexts:
-- name: webhook
-  context:
-    cluster: iamgate
-    user: kube-apiserver
-current-context: webhook
-`, strconv.Quote(webhookURL), ca)
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		return "", fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
-	}
-	return path, nil
 }
 
 // loopbackDial refuses every address but a loopback IP literal.

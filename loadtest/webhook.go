@@ -16,6 +16,8 @@ import (
 	tokencache "k8s.io/apiserver/pkg/authentication/token/cache"
 	utilwebhook "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
+
+	"github.com/iamgate/iamgate/internal/kubeconfig"
 )
 
 // WebhookLoad is a closed-loop run through kube-apiserver's own webhook client: the token
@@ -56,7 +58,7 @@ func RunWebhook(ctx context.Context, l WebhookLoad) (Result, error) {
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	kubeconfig, err := writeWebhookKubeconfig(filepath.Join(dir, "webhook-kubeconfig.yaml"), l.URL, l.CAFile)
+	kubeconfigPath, err := writeWebhookKubeconfig(filepath.Join(dir, "webhook-kubeconfig.yaml"), l.URL, l.CAFile)
 	if err != nil {
 		return Result{}, err
 	}
@@ -65,7 +67,7 @@ func RunWebhook(ctx context.Context, l WebhookLoad) (Result, error) {
 		dials.Add(1)
 		return loopbackDial(ctx, network, addr)
 	}
-	cfg, err := utilwebhook.LoadKubeconfig(kubeconfig, dial)
+	cfg, err := utilwebhook.LoadKubeconfig(kubeconfigPath, dial)
 	if err != nil {
 		return Result{}, fmt.Errorf("cannot load the webhook kubeconfig: %w", err)
 	}
@@ -179,4 +181,24 @@ func (c statusCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.status[code]++
 	c.mu.Unlock()
 	return resp, err
+}
+
+// writeWebhookKubeconfig writes, at path, the kubeconfig of --authentication-token-webhook-
+// config-file for a loopback webhook URL, trusting caFile (PEM) when it is not empty, and
+// returns path.
+func writeWebhookKubeconfig(path, webhookURL, caFile string) (string, error) {
+	if err := CheckLoopbackURL(webhookURL); err != nil {
+		return "", err
+	}
+	var caPEM []byte
+	if caFile != "" {
+		var err error
+		if caPEM, err = os.ReadFile(caFile); err != nil {
+			return "", fmt.Errorf("cannot read the webhook CA: %w", err)
+		}
+	}
+	if err := os.WriteFile(path, kubeconfig.Webhook(webhookURL, caPEM), 0o600); err != nil {
+		return "", fmt.Errorf("cannot write the webhook kubeconfig: %w", err)
+	}
+	return path, nil
 }

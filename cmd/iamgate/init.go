@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iamgate/iamgate/internal/kubeconfig"
 	"github.com/iamgate/iamgate/internal/pki"
 )
 
@@ -54,7 +54,7 @@ func runInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	files["ca.pem"], files["cert.pem"], files["key.pem"] = caPEM, certPEM, keyPEM
-	files["webhook-kubeconfig.yaml"] = webhookKubeconfig(*serverURL, caPEM)
+	files["webhook-kubeconfig.yaml"] = kubeconfig.Webhook(*serverURL, caPEM)
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("cannot create -out=%q: %w", *out, err)
@@ -106,26 +106,4 @@ func newServingPKI(names []string, now time.Time, validity time.Duration) (caPEM
 		return nil, nil, nil, err
 	}
 	return ca.CertPEM(), leaf.CertPEM(), keyPEM, nil
-}
-
-// webhookKubeconfig is the file of --authentication-token-webhook-config-file: the cluster
-// is iamgate, the user is kube-apiserver itself (no client credentials).
-func webhookKubeconfig(serverURL string, caPEM []byte) []byte {
-	return fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-clusters:
-- name: iamgate
-  cluster:
-    server: %q
-    certificate-authority-data: %s
-users:
-- name: kube-apiserver
-  user: {}
-contexts:
-- name: webhook
-  context:
-    cluster: iamgate
-    user: kube-apiserver
-current-context: webhook
-`, serverURL, base64.StdEncoding.EncodeToString(caPEM))
 }
