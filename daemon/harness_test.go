@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/iamgate/iamgate/fakests"
-	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/internal/mappingtest"
 	"github.com/iamgate/iamgate/sigv4"
 )
 
@@ -66,28 +66,6 @@ mapUsers:
     groups: [system:masters, dev]
 `
 
-// tableMapper applies one compiled mapping table (the Store adds reloads around the same).
-type tableMapper struct{ t *mapping.Table }
-
-func (m tableMapper) Ready() bool { return m.t != nil }
-
-func (m tableMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
-	return m.t.Render(ctx, id, nil)
-}
-
-func compileMapping(t testing.TB, yaml string) *mapping.Table {
-	t.Helper()
-	doc, err := mapping.ParseDocument("test", []byte(yaml))
-	if err != nil {
-		t.Fatalf("cannot parse mapping: %s", err)
-	}
-	table, err := mapping.Compile(doc)
-	if err != nil {
-		t.Fatalf("cannot compile mapping: %s", err)
-	}
-	return table
-}
-
 type harness struct {
 	t      testing.TB
 	clock  *testClock
@@ -130,7 +108,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := New(cfg, tableMapper{compileMapping(t, testMapping)})
+	srv, err := New(cfg, mappingtest.Mapper{Table: mappingtest.Compile(t, testMapping)})
 	if err != nil {
 		t.Fatalf("cannot create daemon: %s", err)
 	}

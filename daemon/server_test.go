@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/mappingtest"
 	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/sigv4"
 )
@@ -116,7 +117,7 @@ func TestRealClientTokensEndToEnd(t *testing.T) {
 			t.Fatalf("cannot add principal: %s", err)
 		}
 	}
-	h.srv.mapper = tableMapper{compileMapping(t, `
+	h.srv.mapper = mappingtest.Mapper{Table: mappingtest.Compile(t, `
 mapUsers:
   - userarn: arn:aws:iam::123456789012:user/real
     username: real-user
@@ -423,11 +424,11 @@ func TestMappingAppliesToCachedIdentities(t *testing.T) {
 	if a := h.review(token); a.Review.User.Username != "alice" {
 		t.Fatalf("unexpected answer: %+v", a)
 	}
-	h.srv.mapper = tableMapper{compileMapping(t, "mapUsers:\n  - userarn: "+alice.arn+"\n    username: alice-renamed\n")}
+	h.srv.mapper = mappingtest.Mapper{Table: mappingtest.Compile(t, "mapUsers:\n  - userarn: "+alice.arn+"\n    username: alice-renamed\n")}
 	if a := h.review(token); a.Review.User.Username != "alice-renamed" || len(a.Review.User.Groups) != 0 {
 		t.Fatalf("unexpected answer after a mapping change: %+v", a)
 	}
-	h.srv.mapper = tableMapper{}
+	h.srv.mapper = mappingtest.Mapper{}
 	if a := h.review(token); a.Status != 500 {
 		t.Fatalf("unexpected answer without a mapping; got %+v; want 500", a)
 	}
@@ -573,7 +574,7 @@ func TestInternalEndpoints(t *testing.T) {
 			t.Fatalf("unexpected: %s answers %d on the webhook listener", path, got)
 		}
 	}
-	h.srv.mapper = tableMapper{}
+	h.srv.mapper = mappingtest.Mapper{}
 	if got := get(h.admin + "/readyz"); got != 503 {
 		t.Fatalf("unexpected /readyz without a mapping; got %d; want 503", got)
 	}

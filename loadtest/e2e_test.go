@@ -9,20 +9,12 @@ import (
 
 	"github.com/iamgate/iamgate/daemon"
 	"github.com/iamgate/iamgate/fakests"
-	"github.com/iamgate/iamgate/mapping"
+	"github.com/iamgate/iamgate/internal/mappingtest"
 )
 
 // The end-to-end test runs tiny scenarios against the real daemon and the real fake STS,
 // in-process on loopback, and asserts the STS calls each one must make. Timing is never
 // asserted here: it belongs in the report.
-
-type tableMapper struct{ t *mapping.Table }
-
-func (m tableMapper) Ready() bool { return true }
-
-func (m tableMapper) Map(ctx context.Context, id *mapping.Identity) (mapping.User, error) {
-	return m.t.Render(ctx, id, nil)
-}
 
 func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Server) {
 	t.Helper()
@@ -38,14 +30,6 @@ func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Ser
 	}
 	t.Cleanup(func() { _ = sts.Close() })
 
-	doc, err := mapping.ParseDocument("test", []byte("mapAccounts:\n  - \""+BenchAccount+"\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := mapping.Compile(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := daemon.DefaultConfig()
 	cfg.ClusterID, cfg.Version, cfg.Logger = "loadtest", "test", quiet
 	cfg.STS.DialOverride, cfg.STS.InsecureHTTP = stsAddr, true
@@ -53,7 +37,7 @@ func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Ser
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := daemon.New(cfg, tableMapper{table})
+	srv, err := daemon.New(cfg, mappingtest.Mapper{Table: mappingtest.Compile(t, "mapAccounts:\n  - \""+BenchAccount+"\"\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
