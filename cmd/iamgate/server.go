@@ -55,37 +55,39 @@ type serverFlags struct {
 	certReloader *certReloader // set by config when TLS is on
 }
 
+// register defines the flags, their defaults those of daemon.DefaultConfig.
 func (f *serverFlags) register(fs *flag.FlagSet) {
+	d := daemon.DefaultConfig()
 	fs.StringVar(&f.clusterID, "cluster.id", "", "the cluster ID tokens must be signed for (x-k8s-aws-id); `iamgate token -i` and `aws eks get-token --cluster-name` use the same value. Required")
 	fs.StringVar(&f.webhookAddr, "webhook.listenAddr", "127.0.0.1:21362", "TLS address of POST /authenticate for kube-apiserver. Loopback by default: on a control-plane node kube-apiserver is local")
 	fs.StringVar(&f.internalAddr, "internal.listenAddr", "127.0.0.1:21363", "plain-HTTP address of /metrics, /healthz and /readyz (and /debug/pprof/ with -internal.pprof); empty disables it. Keep it off the webhook port")
-	fs.BoolVar(&f.pprof, "internal.pprof", false, "also serve /debug/pprof/ on -internal.listenAddr, for profiling. Off by default: profiles and traces are for whoever debugs, not for every host that may scrape metrics")
+	fs.BoolVar(&f.pprof, "internal.pprof", d.Pprof, "also serve /debug/pprof/ on -internal.listenAddr, for profiling. Off by default: profiles and traces are for whoever debugs, not for every host that may scrape metrics")
 	fs.StringVar(&f.certFile, "tls.certFile", "", "PEM certificate (chain) of the webhook listener; `iamgate init` writes one. Required")
 	fs.StringVar(&f.keyFile, "tls.keyFile", "", "PEM private key of -tls.certFile. Required")
 
 	f.stsFlags.register(fs)
-	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", 64, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
-	fs.IntVar(&f.stsQueue, "sts.maxQueue", 2048, "reviews waiting for an STS slot or rate token at most, per class of access key (verified before, new); beyond it reviews fail fast with 429 instead of piling up")
-	fs.BoolVar(&f.stsAdaptive, "sts.adaptiveRate", true, "once STS answers Throttling, pace STS calls at the rate it accepts and probe back up, answering the reviews that cannot wait with 429 (kube-apiserver retries them); false only to measure its effect")
-	fs.BoolVar(&f.stsKeyPriority, "sts.keyPriority", true, "when STS calls must wait, start those for access keys STS verified in the last hour or two before those for never-seen keys (which still get 1 start in 4), so that a flood of forged tokens cannot starve known nodes and users; false only to measure its effect")
-	fs.IntVar(&f.stsKeys, "sts.verifiedKeys", 100_000, "access keys remembered for -sts.keyPriority, per generation of one hour (about 40 bytes each, two generations)")
-	fs.DurationVar(&f.cacheTTL, "cache.ttl", 2*time.Minute, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
-	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", 30*time.Second, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
-	f.cacheBytes = 64 << 20
+	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", d.STS.MaxConcurrency, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
+	fs.IntVar(&f.stsQueue, "sts.maxQueue", d.STS.MaxQueue, "reviews waiting for an STS slot or rate token at most, per class of access key (verified before, new); beyond it reviews fail fast with 429 instead of piling up")
+	fs.BoolVar(&f.stsAdaptive, "sts.adaptiveRate", !d.STS.NoAdaptiveRate, "once STS answers Throttling, pace STS calls at the rate it accepts and probe back up, answering the reviews that cannot wait with 429 (kube-apiserver retries them); false only to measure its effect")
+	fs.BoolVar(&f.stsKeyPriority, "sts.keyPriority", !d.STS.NoKeyPriority, "when STS calls must wait, start those for access keys STS verified in the last hour or two before those for never-seen keys (which still get 1 start in 4), so that a flood of forged tokens cannot starve known nodes and users; false only to measure its effect")
+	fs.IntVar(&f.stsKeys, "sts.verifiedKeys", d.STS.VerifiedKeys, "access keys remembered for -sts.keyPriority, per generation of one hour (about 40 bytes each, two generations)")
+	fs.DurationVar(&f.cacheTTL, "cache.ttl", d.CacheTTL, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
+	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", d.CacheNegativeTTL, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
+	f.cacheBytes = byteSize(d.CacheMaxBytes)
 	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 700 bytes per cached token (BenchmarkCachedIdentityMemory)")
 
 	f.mapping.register(fs, true)
 
-	fs.BoolVar(&f.reportErrors, "review.reportErrors", false, "put the denial reason in status.error; kube-apiserver then does not cache denials (more webhook traffic, clearer audit logs)")
-	fs.DurationVar(&f.readTimeout, "webhook.readTimeout", 10*time.Second, "time to read a whole request; cuts off slow clients")
-	fs.DurationVar(&f.writeTimeout, "webhook.writeTimeout", 10*time.Second, "time to write an answer")
-	fs.DurationVar(&f.idleTimeout, "webhook.idleTimeout", 90*time.Second, "how long an idle keep-alive connection from kube-apiserver stays open")
+	fs.BoolVar(&f.reportErrors, "review.reportErrors", d.ReportErrors, "put the denial reason in status.error; kube-apiserver then does not cache denials (more webhook traffic, clearer audit logs)")
+	fs.DurationVar(&f.readTimeout, "webhook.readTimeout", d.ReadTimeout, "time to read a whole request; cuts off slow clients")
+	fs.DurationVar(&f.writeTimeout, "webhook.writeTimeout", d.WriteTimeout, "time to write an answer")
+	fs.DurationVar(&f.idleTimeout, "webhook.idleTimeout", d.IdleTimeout, "how long an idle keep-alive connection from kube-apiserver stays open")
 	fs.StringVar(&f.logLevel, "log.level", "info", "debug, info, warn or error. warn logs the canonical ARN of each unmapped identity and STS and EC2 failures, info adds why tokens were denied, debug per-connection messages; never a token (docs/design.md: Logs)")
 	fs.StringVar(&f.logFormat, "log.format", "text", "text or json")
 	fs.BoolVar(&f.dryRun, "dryRun", false, "check flags, TLS files and mapping sources, print what would run, and exit")
-	fs.BoolVar(&f.http2, "webhook.http2", true, "offer HTTP/2 by ALPN on the TLS webhook listener: kube-apiserver then sends every review over one multiplexed connection instead of opening (and handshaking) new HTTP/1.1 connections whenever more reviews are in flight than its idle pool keeps. false serves HTTP/1.1 only")
+	fs.BoolVar(&f.http2, "webhook.http2", d.HTTP2, "offer HTTP/2 by ALPN on the TLS webhook listener: kube-apiserver then sends every review over one multiplexed connection instead of opening (and handshaking) new HTTP/1.1 connections whenever more reviews are in flight than its idle pool keeps. false serves HTTP/1.1 only")
 	fs.BoolVar(&f.insecureNoTLS, "webhook.insecureNoTLS", false, "serve the webhook over plain HTTP on a loopback address. Local demos and benchmarks ONLY; kube-apiserver requires TLS")
-	fs.BoolVar(&f.passthrough, "baseline.passthrough", false, "switch off the identity cache, the rejection cache and the collapsing of STS calls: one STS call per review, like a webhook without them. Benchmarking baseline ONLY (make bench measures iamgate against it); never in production")
+	fs.BoolVar(&f.passthrough, "baseline.passthrough", d.BaselinePassthrough, "switch off the identity cache, the rejection cache and the collapsing of STS calls: one STS call per review, like a webhook without them. Benchmarking baseline ONLY (make bench measures iamgate against it); never in production")
 }
 
 // config validates the flags and turns them into daemon settings.

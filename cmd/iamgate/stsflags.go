@@ -23,14 +23,16 @@ type stsFlags struct {
 	maxClockSkew time.Duration
 }
 
+// register defines the flags, their defaults those of daemon.DefaultConfig.
 func (f *stsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.partitions, "sts.partitions", "aws", "comma-separated AWS partitions whose STS hosts tokens may name ("+strings.Join(sigv4.PartitionIDs(), ", ")+"). See also -sts.extraRegions")
+	d := daemon.DefaultConfig()
+	fs.StringVar(&f.partitions, "sts.partitions", strings.Join(d.Partitions, ","), "comma-separated AWS partitions whose STS hosts tokens may name ("+strings.Join(sigv4.PartitionIDs(), ", ")+"). See also -sts.extraRegions")
 	fs.StringVar(&f.extraRegions, "sts.extraRegions", "", "comma-separated regions to allow beyond the built-in list (a region newer than this build); each must match one of -sts.partitions")
-	fs.DurationVar(&f.stsTimeout, "sts.timeout", 5*time.Second, "bound on one STS call, including the wait for a slot; kube-apiserver's own webhook timeout is 30s and it retries 5xx")
+	fs.DurationVar(&f.stsTimeout, "sts.timeout", d.STS.Timeout, "bound on one STS call, including the wait for a slot; kube-apiserver's own webhook timeout is 30s and it retries 5xx")
 	fs.StringVar(&f.dialOverride, "sts.dialOverride", "", "send every STS call to this host:port, keeping the signed Host header and TLS server name. Tests, benchmarks and local development with fakests ONLY")
 	fs.BoolVar(&f.insecureHTTP, "sts.insecureHTTP", false, "with -sts.dialOverride, speak plain HTTP (fakests without -tls). Never in production")
 	fs.StringVar(&f.stsCAFile, "sts.caFile", "", "PEM CA bundle to verify STS with instead of the system pool (fakests -tls writes one)")
-	fs.DurationVar(&f.maxClockSkew, "token.maxClockSkew", sigv4.DefaultMaxClockSkew, "how far in the future a token's X-Amz-Date may be; tolerates client clocks that run fast")
+	fs.DurationVar(&f.maxClockSkew, "token.maxClockSkew", d.MaxClockSkew, "how far in the future a token's X-Amz-Date may be; tolerates client clocks that run fast")
 }
 
 // apply validates the flags into cfg and returns every problem found.
