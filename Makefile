@@ -60,8 +60,12 @@ fuzz:
 bench: build
 	$(BIN)/loadtest bench
 
-microbench:
-	@bash scripts/microbench.sh
+# microbench runs the Go micro-benchmarks alone, as make bench runs them: 6 interleaved rounds,
+# medians and per-round ratios to their baselines (MICRO_ROUNDS=n for more or fewer), and
+# writes bench/results/micro-*.json and their section of BENCHMARKS.md (~4 min).
+MICRO_ROUNDS ?= 6
+microbench: build
+	$(BIN)/loadtest bench -bench.microOnly -micro.rounds $(MICRO_ROUNDS)
 
 # bench-quick is the same in about 2 minutes (short scenarios, a small time-compressed cluster
 # storm, no micro-benchmarks); it writes

@@ -33,8 +33,9 @@ type Config struct {
 	// MemoryPoints are the identity counts of the memory step; nil means 100k and 1M
 	// (quick: 20k).
 	MemoryPoints []int
-	// Micro runs the Go micro-benchmarks.
-	Micro bool
+	// Micro runs the Go micro-benchmarks, MicroRounds rounds (0 means 6).
+	Micro       bool
+	MicroRounds int
 	// ClusterOnly runs the cluster model alone: no load scenarios, wrk, TLS, memory step or
 	// micro-benchmarks; only the cluster section of the markdown is rewritten.
 	ClusterOnly bool
@@ -42,6 +43,9 @@ type Config struct {
 	// webhook client, over HTTP/2 and HTTP/1.1, against posted directly); only its section
 	// of the markdown is rewritten.
 	WebhookOnly bool
+	// MicroOnly runs the Go micro-benchmarks alone (`make microbench`), and starts no
+	// process; only their section of the markdown is rewritten.
+	MicroOnly bool
 	// Cluster names the cluster model scenarios to run (ClusterNames, QuickClusterNames),
 	// each against iamgate and the passthrough baseline; empty runs none.
 	Cluster []string
@@ -56,9 +60,11 @@ type Results struct {
 	Commit string    `json:"commit"`
 	Quick  bool      `json:"quick"`
 	// ClusterOnly: a run of the cluster model alone (-bench.clusterOnly); WebhookOnly: of the
-	// production path alone (-bench.webhookOnly).
+	// production path alone (-bench.webhookOnly); MicroOnly: of the micro-benchmarks alone
+	// (-bench.microOnly).
 	ClusterOnly bool     `json:"clusterOnly,omitempty"`
 	WebhookOnly bool     `json:"webhookOnly,omitempty"`
+	MicroOnly   bool     `json:"microOnly,omitempty"`
 	Machine     Machine  `json:"machine"`
 	Pinning     Pinning  `json:"pinning"`
 	Commands    []string `json:"commands"`
@@ -83,7 +89,13 @@ type Results struct {
 	ClusterTargets []Check       `json:"clusterTargets,omitempty"`
 
 	Memory *MemoryResult `json:"memory,omitempty"`
-	Micro  []Micro       `json:"micro,omitempty"`
+	// Micro are the Go micro-benchmarks, MicroRatios their ratios to their baselines, over
+	// MicroRounds rounds of MicroBenchtime each (none in results older than the rounds: 3
+	// runs of 300 ms in a row).
+	Micro          []Micro      `json:"micro,omitempty"`
+	MicroRatios    []MicroRatio `json:"microRatios,omitempty"`
+	MicroRounds    int          `json:"microRounds,omitempty"`
+	MicroBenchtime string       `json:"microBenchtime,omitempty"`
 	// MicroCPUs is the taskset CPU list of the micro-benchmarks; empty means unpinned.
 	MicroCPUs string   `json:"microCpus,omitempty"`
 	Targets   []Check  `json:"targets"`
@@ -153,9 +165,9 @@ type phase struct {
 // or measured (the benchRun fields). A new phase is a benchRun method that stores what it
 // measures in b.res, and a line here.
 var phases = []phase{
-	{name: "fake STS", runsIn: always, run: (*benchRun).startFakeSTS},
-	{name: "trivial server", runsIn: always, run: (*benchRun).startTrivialServer},
-	{name: "daemon", runsIn: always, run: (*benchRun).startDaemonUnderTest},
+	{name: "fake STS", runsIn: servers, run: (*benchRun).startFakeSTS},
+	{name: "trivial server", runsIn: servers, run: (*benchRun).startTrivialServer},
+	{name: "daemon", runsIn: servers, run: (*benchRun).startDaemonUnderTest},
 	{name: "limit", runsIn: loadTests, run: (*benchRun).measureLimit},
 	{name: "scenarios", runsIn: loadTests, run: (*benchRun).runScenarios},
 	{name: "wrk", runsIn: loadTests, run: (*benchRun).runWrk},
@@ -163,18 +175,21 @@ var phases = []phase{
 	{name: "production path", runsIn: productionPath, run: (*benchRun).runProductionPath, failed: "the production path failed"},
 	{name: "cluster", runsIn: clusterModel, run: (*benchRun).runClusterModel, failed: "the cluster model failed"},
 	{name: "memory", runsIn: loadTests, run: (*benchRun).measureMemory, failed: "the memory step failed"},
-	{name: "micro-benchmarks", runsIn: func(c Config) bool { return c.Micro }, run: (*benchRun).runMicro, failed: "the micro-benchmarks failed"},
+	{name: "micro-benchmarks", runsIn: microBenchmarksWanted, run: (*benchRun).runMicro, failed: "the micro-benchmarks failed"},
 }
 
-func always(Config) bool { return true }
+// servers: the fake STS, the trivial server and the daemon, which every phase but the
+// micro-benchmarks measures.
+func servers(c Config) bool { return !c.MicroOnly }
 
-// loadTests: the scenarios, wrk, TLS and memory, which a cluster-only or webhook-only run
-// skips.
-func loadTests(c Config) bool { return !c.ClusterOnly && !c.WebhookOnly }
+// loadTests: the scenarios, wrk, TLS and memory, which a run of one part alone skips.
+func loadTests(c Config) bool { return !c.ClusterOnly && !c.WebhookOnly && !c.MicroOnly }
 
-func productionPath(c Config) bool { return !c.ClusterOnly }
+func productionPath(c Config) bool { return !c.ClusterOnly && !c.MicroOnly }
 
-func clusterModel(c Config) bool { return len(c.Cluster) > 0 && !c.WebhookOnly }
+func clusterModel(c Config) bool { return len(c.Cluster) > 0 && !c.WebhookOnly && !c.MicroOnly }
+
+func microBenchmarksWanted(c Config) bool { return c.Micro || c.MicroOnly }
 
 // Run runs the phases cfg selects, then compares the results with the targets and writes
 // them.
@@ -235,6 +250,9 @@ func newBenchRun(cfg Config) (*benchRun, error) {
 			b.cfg.MemoryPoints = []int{20_000}
 		}
 	}
+	if b.cfg.MicroRounds == 0 {
+		b.cfg.MicroRounds = defaultMicroRounds
+	}
 	if b.progress == nil {
 		b.progress = io.Discard
 	}
@@ -245,6 +263,7 @@ func newBenchRun(cfg Config) (*benchRun, error) {
 		Quick:       cfg.Quick,
 		ClusterOnly: cfg.ClusterOnly,
 		WebhookOnly: cfg.WebhookOnly,
+		MicroOnly:   cfg.MicroOnly,
 		Machine:     machine(),
 		LoadStart:   loadAverage(),
 	}
@@ -269,6 +288,8 @@ func runID(r *Results) string {
 		id = "cluster-" + id
 	case r.WebhookOnly:
 		id = "webhook-" + id
+	case r.MicroOnly:
+		id = "micro-" + id
 	}
 	if r.Quick {
 		id = "quick-" + id

@@ -201,15 +201,15 @@ func (b *benchRun) measureMemory(ctx context.Context) error {
 	return nil
 }
 
-// runMicro runs the Go micro-benchmarks on every CPU while the daemon is idle.
+// runMicro runs the Go micro-benchmarks on every CPU while the daemon, if any, is idle.
 func (b *benchRun) runMicro(ctx context.Context) error {
-	b.say("micro-benchmarks: go test -bench (sigv4, daemon, mapping)")
+	b.say("micro-benchmarks: go test -bench (sigv4, sigv4/signature, daemon, mapping), %d rounds", b.cfg.MicroRounds)
 	cpus := ""
 	if b.cfg.DaemonCPUs != "" {
 		cpus = "0-" + b.cfg.DaemonCPUs // the daemon is idle by now
 	}
-	b.res.MicroCPUs = cpus
+	b.res.MicroCPUs, b.res.MicroRounds, b.res.MicroBenchtime = cpus, b.cfg.MicroRounds, microBenchtime
 	var err error
-	b.res.Micro, err = runGoBenchmarks(ctx, b.progress, cpus)
+	b.res.Micro, b.res.MicroRatios, err = runGoBenchmarks(ctx, b.progress, cpus, b.cfg.MicroRounds)
 	return err
 }

@@ -14,12 +14,15 @@ import (
 )
 
 // Markers around the generated sections of BENCHMARKS.md; the prose around them is kept. The
-// cluster model has its own section, so that a cluster-only run leaves the rest alone.
+// cluster model and the micro-benchmarks have their own sections, so that a run of one of
+// them alone leaves the rest alone.
 const (
 	beginMarker        = "<!-- bench:begin -->"
 	endMarker          = "<!-- bench:end -->"
 	clusterBeginMarker = "<!-- bench-cluster:begin -->"
 	clusterEndMarker   = "<!-- bench-cluster:end -->"
+	microBeginMarker   = "<!-- bench-micro:begin -->"
+	microEndMarker     = "<!-- bench-micro:end -->"
 )
 
 // write saves the JSON, the chart and (when configured) the markdown section.
@@ -37,7 +40,7 @@ func write(r *Results, cfg Config) error {
 		svgName = "quick.svg"
 	}
 	svgPath := filepath.Join(cfg.ResultsDir, svgName)
-	if !r.ClusterOnly && !r.WebhookOnly { // such a run has no latency chart: keep the last one
+	if !r.ClusterOnly && !r.WebhookOnly && !r.MicroOnly { // such a run has no latency chart: keep the last one
 		if err := os.WriteFile(svgPath, latencyChart(r), 0o644); err != nil {
 			return fmt.Errorf("cannot write %s: %w", svgPath, err)
 		}
@@ -63,8 +66,13 @@ func write(r *Results, cfg Config) error {
 		}
 		return filepath.ToSlash(p)
 	}
-	if !r.ClusterOnly && !r.WebhookOnly {
+	if !r.ClusterOnly && !r.WebhookOnly && !r.MicroOnly {
 		if err := UpdateMarkdown(cfg.Markdown, Markdown(r, rel(svgPath), rel(jsonPath))); err != nil {
+			return err
+		}
+	}
+	if len(r.Micro) > 0 {
+		if err := updateSection(cfg.Markdown, microBeginMarker, microEndMarker, MicroMarkdown(r, rel(jsonPath)), true); err != nil {
 			return err
 		}
 	}
@@ -219,16 +227,6 @@ func Markdown(r *Results, svg, jsonFile string) string {
 		p("\nReviewing the first %d tokens again cost %d STS calls (each would be a token the cache did not keep).\n\n", m.Rereviewed, m.RereviewSTSCalls)
 	}
 
-	if len(r.Micro) > 0 {
-		p("### Go micro-benchmarks\n\n`go test -run '^$' -bench … -benchmem -count 3 -benchtime 300ms` in sigv4, daemon and mapping, median of 3, "+
-			"on CPUs %s while the daemon is idle. The sections above the generated one compare these with their baselines.\n\n", microCPUs(r.MicroCPUs))
-		p("| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|--:|--:|--:|\n")
-		for _, m := range r.Micro {
-			p("| %s | %s | %.0f | %.0f | %.0f |\n", m.Package, m.Name, m.NsPerOp, m.BytesPerOp, m.AllocsPerOp)
-		}
-		p("\n")
-	}
-
 	missed := false
 	for _, c := range r.Targets {
 		if !c.Met && c.Top != "" {
@@ -262,13 +260,6 @@ func Markdown(r *Results, svg, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
-}
-
-func microCPUs(s string) string {
-	if s == "" {
-		return "(unpinned)"
-	}
-	return s
 }
 
 // busy is the generator's CPU time over the run's wall time, bold from 0.8 on.

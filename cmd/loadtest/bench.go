@@ -29,10 +29,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quick := fs.Bool("bench.quick", false, "short scenarios, a 20k-identity memory step, a small cluster storm, no micro-benchmarks (make bench-quick, about 2 minutes)")
 	bin := fs.String("bench.bin", "bin", "directory of the iamgate and loadtest binaries (make build)")
 	results := fs.String("bench.results", "bench/results", "directory for <date>-<commit>.json, latest.svg and the profiles of missed targets")
-	markdown := fs.String("bench.markdown", "BENCHMARKS.md", "file whose section between <!-- bench:begin --> and <!-- bench:end --> is regenerated; empty for none (quick runs write none unless set)")
+	markdown := fs.String("bench.markdown", "BENCHMARKS.md", "file whose generated sections (between <!-- bench:begin --> and <!-- bench:end -->, and the webhook, cluster and micro-benchmark markers) are regenerated; empty for none (quick runs write none unless set)")
 	mappingFile := fs.String("bench.mappingFile", "bench/mapping.yaml", "the daemon's -mapping.file")
 	duration := fs.Duration("bench.duration", 0, "duration of each scenario; 0 means 10s (quick: 1.5s)")
 	micro := fs.Bool("bench.micro", true, "run the Go micro-benchmarks (never in quick runs)")
+	microRounds := fs.Int("micro.rounds", 6, "interleaved rounds of the Go micro-benchmarks (go test -count 1 each); medians and ratios are over the rounds")
+	microOnly := fs.Bool("bench.microOnly", false, "run the Go micro-benchmarks alone (make microbench), starting no process; rewrite only their section of -bench.markdown")
 	memory := fs.String("memory.points", "", "comma-separated identity counts of the memory step; empty means 100000,1000000 (quick: 20000)")
 	cluster := fs.String("bench.cluster", "default", "comma-separated cluster model scenarios ("+strings.Join(append(append([]string(nil), bench.ClusterNames...), bench.QuickClusterNames...), ", ")+
 		"), each against iamgate and the passthrough baseline; default means "+strings.Join(bench.ClusterNames, ",")+" (quick: "+strings.Join(bench.QuickClusterNames, ",")+"); none skips them")
@@ -48,7 +50,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := bench.Config{
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
-		Micro: *micro && !*quick && !*clusterOnly && !*webhookOnly, Progress: stderr, ClusterOnly: *clusterOnly, WebhookOnly: *webhookOnly,
+		Micro: *micro && !*quick && !*clusterOnly && !*webhookOnly, MicroRounds: *microRounds, Progress: stderr,
+		ClusterOnly: *clusterOnly, WebhookOnly: *webhookOnly, MicroOnly: *microOnly,
 	}
 	switch *cluster {
 	case "default":
@@ -60,10 +63,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		cfg.Cluster = splitNames(*cluster)
 	}
-	if cfg.ClusterOnly && cfg.WebhookOnly {
-		return fmt.Errorf("-bench.clusterOnly and -bench.webhookOnly exclude each other")
+	only := 0
+	for _, o := range []bool{cfg.ClusterOnly, cfg.WebhookOnly, cfg.MicroOnly} {
+		if o {
+			only++
+		}
 	}
-	if cfg.WebhookOnly {
+	if only > 1 {
+		return fmt.Errorf("-bench.clusterOnly, -bench.webhookOnly and -bench.microOnly exclude each other")
+	}
+	if cfg.MicroOnly && *quick {
+		return fmt.Errorf("-bench.microOnly has no quick variant: give fewer -micro.rounds")
+	}
+	if *microRounds < 1 {
+		return fmt.Errorf("-micro.rounds=%d must be at least 1", *microRounds)
+	}
+	if cfg.WebhookOnly || cfg.MicroOnly {
 		cfg.Cluster = nil
 	}
 	if cfg.ClusterOnly && len(cfg.Cluster) == 0 {
