@@ -114,7 +114,7 @@ type ClusterScenario struct {
 	Phases      []ClusterPhase `json:"phases"`
 }
 
-// ClusterScenarioDefaults are the defaults of the fields left zero.
+// clusterDefaults are the defaults of the fields left zero.
 var clusterDefaults = ClusterScenario{
 	Replicas: 3, NodeEvery: 10 * time.Second, UserEvery: 20 * time.Second, RenewEvery: 14 * time.Minute,
 	NodeRetries: 5, UserRetries: 0, RetryBackoff: time.Second, RetryCap: 30 * time.Second,

@@ -64,7 +64,7 @@ func newTarget(t *testing.T, opts ...func(*daemon.Config)) (*Target, *daemon.Ser
 func TestScenariosEndToEnd(t *testing.T) {
 	tg, _ := newTarget(t)
 	ms := func(n int) fakests.Duration { return fakests.Duration(time.Duration(n) * time.Millisecond) }
-	// daemonSTSCalls counts every STS call of a scenario, its warm-up included.
+	// run runs sc and returns its report and the daemon's STS calls, its warm-up's included.
 	run := func(sc Scenario) (*Report, float64) {
 		t.Helper()
 		before, err := ScrapeMetrics(tg.InternalURL + "/metrics")

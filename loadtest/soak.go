@@ -73,7 +73,7 @@ type SoakPrincipal struct {
 	// Session is the role session name of a session; InstanceID and PrivateDNSName are a
 	// node's instance.
 	Session, InstanceID, PrivateDNSName string
-	// Key is its first key (the rotor's later keys: SoakModel.RotorKey).
+	// Key is its first key (the rotor's later keys: SoakModel.RotorKeyFor).
 	Key SoakKey
 }
 
