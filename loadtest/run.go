@@ -39,9 +39,9 @@ type Load struct {
 	// QPS paces the run at about this many requests per second in all (hey's per-worker
 	// rate limit); 0 sends as fast as the workers can.
 	QPS float64
-	// Midway, when set, runs once in its own goroutine after Duration/2 (fault injection in
+	// AtHalfway, when set, runs once in its own goroutine after Duration/2 (fault injection in
 	// the middle of a run).
-	Midway func()
+	AtHalfway func()
 	// Progress receives a progress line every ProgressEvery (default 2s); nil means none.
 	Progress      io.Writer
 	ProgressEvery time.Duration
@@ -124,11 +124,11 @@ func Run(ctx context.Context, l Load) (Result, error) {
 		start := time.Now()
 		deadline := time.NewTimer(l.Duration)
 		defer deadline.Stop()
-		var midway <-chan time.Time
-		if l.Midway != nil {
+		var halfway <-chan time.Time
+		if l.AtHalfway != nil {
 			t := time.NewTimer(l.Duration / 2)
 			defer t.Stop()
-			midway = t.C
+			halfway = t.C
 		}
 		every := l.ProgressEvery
 		if every <= 0 {
@@ -147,8 +147,8 @@ func Run(ctx context.Context, l Load) (Result, error) {
 			case <-deadline.C:
 				stop()
 				return
-			case <-midway:
-				go l.Midway()
+			case <-halfway:
+				go l.AtHalfway()
 			case now := <-tick.C:
 				if l.Progress != nil {
 					cur := sent.Load()

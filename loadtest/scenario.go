@@ -309,7 +309,7 @@ func (t *Target) prepareOutage(sc Scenario, pl *preparedLoad) error {
 		}
 		return i % nc
 	}
-	pl.load.Midway = func() {
+	pl.load.AtHalfway = func() {
 		f := sc.Faults
 		f.Outage = true
 		if err := t.STS.SetFaults(f); err != nil && t.Progress != nil {
