@@ -264,7 +264,7 @@ func MicroMarkdown(r *Results, jsonFile string) string {
 	}
 	vs := map[string]string{}
 	for _, rt := range r.MicroRatios {
-		vs[rt.Package+" "+rt.Name] = fmt.Sprintf("**%.2f×** faster than %s", rt.Ratio, strings.TrimPrefix(rt.Baseline, "Benchmark"))
+		vs[rt.Package+" "+rt.Name] = fmt.Sprintf("**%s×** faster than %s", speedupText(rt.Ratio), strings.TrimPrefix(rt.Baseline, "Benchmark"))
 		vs[rt.Package+" "+rt.Baseline] = "1 (baseline)"
 	}
 	p("| package | benchmark | ns/op | B/op | allocs/op | × baseline |\n|---|---|--:|--:|--:|---|\n")
@@ -280,4 +280,15 @@ func MicroMarkdown(r *Results, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
+}
+
+// speedupText shows a ratio with three significant digits, or whole when larger.
+func speedupText(r float64) string {
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0f", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
 }
