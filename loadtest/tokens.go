@@ -17,9 +17,11 @@ import (
 // BenchAccount is the AWS account of every generated principal.
 const BenchAccount = "123456789012"
 
-// Principal is an IAM user of the fake STS that tokens are minted for.
+// Principal is an IAM user of the fake STS that tokens are minted for, or a session when
+// SessionToken is set.
 type Principal struct {
 	ARN, AccessKeyID, SecretAccessKey string
+	SessionToken                      string
 }
 
 // Principals returns n deterministic IAM users of BenchAccount.
@@ -67,7 +69,7 @@ func (m *Minter) Token(p Principal, at time.Time, wrongSecret string) (string, e
 	}
 	return sigv4.Presign(context.Background(), sigv4.PresignInput{
 		ClusterID:   m.ClusterID,
-		Credentials: aws.Credentials{AccessKeyID: p.AccessKeyID, SecretAccessKey: secret},
+		Credentials: aws.Credentials{AccessKeyID: p.AccessKeyID, SecretAccessKey: secret, SessionToken: p.SessionToken},
 		Region:      m.Region,
 		Time:        at,
 	})

@@ -26,6 +26,11 @@ type Wrk struct {
 	Duration    time.Duration
 	// Dir holds the Lua script and the body while wrk runs.
 	Dir string
+	// Tokens, when set, is a file of tokens, one a line: each request then posts a TokenReview
+	// of the next token instead of Body, from line TokensFrom on (0-based), wrapping at the
+	// end. Distinct tokens keep every review cold.
+	Tokens     string
+	TokensFrom int
 }
 
 // WrkResult is what wrk measured. Latencies come from wrk's own histogram (microseconds).
@@ -47,6 +52,35 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+` + wrkDone
+
+// wrkTokensScript posts a TokenReview of the next token of a file on each request. wrk loads
+// the script in each thread: threads take every threads-th token, so no two send the same.
+const wrkTokensScript = `
+local tokens = {}
+for line in io.lines(%q) do tokens[#tokens + 1] = line end
+local from, n = %d, #tokens
+local step, i = 1, 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local head, tail = '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"', '"}}'
+local threads = 0
+setup = function(thread)
+  thread:set("first", threads)
+  threads = threads + 1
+end
+init = function(args)
+  i = first or 0
+  step = %d
+end
+request = function()
+  local t = tokens[(from + i) %% n + 1]
+  i = i + step
+  return wrk.format(nil, nil, nil, head .. t .. tail)
+end
+` + wrkDone
+
+const wrkDone = `
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRKJSON {"requests":%%d,"durationUs":%%d,"errors":%%d,"non2xx":%%d,"mean":%%f,"p50":%%d,"p90":%%d,"p99":%%d,"p999":%%d,"max":%%d}\n',
@@ -90,7 +124,11 @@ func (w Wrk) Run(ctx context.Context) (WrkResult, error) {
 	if err := os.WriteFile(bodyFile, w.Body, 0o644); err != nil {
 		return WrkResult{}, fmt.Errorf("cannot write wrk body: %w", err)
 	}
-	if err := os.WriteFile(scriptFile, fmt.Appendf(nil, wrkScript, bodyFile), 0o644); err != nil {
+	script := fmt.Appendf(nil, wrkScript, bodyFile)
+	if w.Tokens != "" {
+		script = fmt.Appendf(nil, wrkTokensScript, w.Tokens, w.TokensFrom, max(1, w.Threads))
+	}
+	if err := os.WriteFile(scriptFile, script, 0o644); err != nil {
 		return WrkResult{}, fmt.Errorf("cannot write wrk script: %w", err)
 	}
 	secs := max(1, int(w.Duration/time.Second))
