@@ -289,6 +289,28 @@ func (sc *jsonScanner) skipValue(depth int) error {
 	}
 }
 
+// null skips white space and then a null literal, if one is next.
+func (sc *jsonScanner) null() bool {
+	sc.skipSpace()
+	if sc.literal("null") == nil {
+		return true
+	}
+	return false
+}
+
+// nullableString reads a string value into *v, or leaves *v as it is for null, as
+// encoding/json does for a string field.
+func (sc *jsonScanner) nullableString(v *[]byte) error {
+	if sc.null() {
+		return nil
+	}
+	s, err := sc.stringValue()
+	if err == nil {
+		*v = s
+	}
+	return err
+}
+
 // literal reads s (true, false or null).
 func (sc *jsonScanner) literal(s string) error {
 	if len(sc.buf)-sc.pos < len(s) || string(sc.buf[sc.pos:sc.pos+len(s)]) != s {

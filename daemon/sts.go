@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -279,8 +277,7 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 // record counts the outcome and latency of a call and returns the outcome.
 func (c *stsClient) record(err error, start time.Time) stsOutcome {
 	o := stsIdentity
-	var se *STSError
-	if errors.As(err, &se) {
+	if se, ok := err.(*STSError); ok && se != nil { // no errors.As: its target would escape
 		o = se.outcome
 	}
 	c.metrics.stsRequests[o].Inc()
@@ -332,73 +329,123 @@ var throttleCodes = map[string]bool{
 	"EC2ThrottledException": true,
 }
 
+// decodeCallerIdentity reads GetCallerIdentityResponse.GetCallerIdentityResult's Account, Arn
+// and UserId from a JSON answer with the strict scanner of json.go, as encoding/json would
+// into the fixed shape: keys match case-insensitively, a repeated key's last value wins, null
+// leaves a string as it was and drops an object, other keys are skipped (checked, never kept);
+// unlike encoding/json, a string that is not valid UTF-8 fails the answer.
 func decodeCallerIdentity(body []byte) (callerIdentity, error) {
-	var answer struct {
-		GetCallerIdentityResponse *struct {
-			GetCallerIdentityResult *struct {
-				Account string
-				Arn     string
-				UserID  string `json:"UserId"`
-			}
+	sc := jsonScanner{buf: body}
+	var account, arn, userID []byte
+	var haveResponse, haveResult bool
+	result := func(key []byte) error {
+		switch {
+		case bytes.EqualFold(key, []byte("Account")):
+			return sc.nullableString(&account)
+		case bytes.EqualFold(key, []byte("Arn")):
+			return sc.nullableString(&arn)
+		case bytes.EqualFold(key, []byte("UserId")):
+			return sc.nullableString(&userID)
 		}
+		return sc.skipValue(3)
 	}
-	if err := strictJSON(body, &answer); err != nil {
+	response := func(key []byte) error {
+		if !bytes.EqualFold(key, []byte("GetCallerIdentityResult")) {
+			return sc.skipValue(2)
+		}
+		if sc.null() {
+			haveResult, account, arn, userID = false, nil, nil, nil
+			return nil
+		}
+		haveResult = true
+		return sc.object(2, result)
+	}
+	err := topLevelObject(&sc, func(key []byte) error {
+		if !bytes.EqualFold(key, []byte("GetCallerIdentityResponse")) {
+			return sc.skipValue(1)
+		}
+		if sc.null() {
+			haveResponse, haveResult, account, arn, userID = false, false, nil, nil, nil
+			return nil
+		}
+		haveResponse = true
+		return sc.object(1, response)
+	})
+	if err != nil {
 		return callerIdentity{}, err
 	}
-	if answer.GetCallerIdentityResponse == nil || answer.GetCallerIdentityResponse.GetCallerIdentityResult == nil {
+	if !haveResponse || !haveResult {
 		return callerIdentity{}, errors.New("STS answer lacks GetCallerIdentityResponse.GetCallerIdentityResult")
 	}
-	r := answer.GetCallerIdentityResponse.GetCallerIdentityResult
-	if r.Account == "" || r.Arn == "" || r.UserID == "" {
+	if len(account) == 0 || len(arn) == 0 || len(userID) == 0 {
 		return callerIdentity{}, errors.New("STS answer has an empty Account, Arn or UserId")
 	}
 	// mapping.NewIdentity checks the account as well, as every Identity must hold it; here an
 	// answer that breaks it is malformed (unavailable, never cached: docs/design.md, The STS
 	// call), not an identity to deny.
-	if !mapping.IsAccountID(r.Account) {
+	if !mapping.IsAccountID(string(account)) {
 		return callerIdentity{}, errors.New("STS answer Account is not 12 digits")
 	}
 	// arn:partition:service::account:resource — the account must be the answer's Account.
-	parts := strings.SplitN(r.Arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[4] != r.Account {
+	if !arnOfAccount(arn, account) {
 		return callerIdentity{}, errors.New("STS answer Arn does not belong to its Account")
 	}
-	return callerIdentity{Account: r.Account, Arn: r.Arn, UserID: r.UserID}, nil
+	return callerIdentity{Account: string(account), Arn: string(arn), UserID: string(userID)}, nil
+}
+
+// arnOfAccount reports whether arn has the six colon-separated parts of an ARN (the last may
+// hold more colons), "arn" first and account fifth.
+func arnOfAccount(arn, account []byte) bool {
+	var parts [5][]byte
+	rest := arn
+	for i := range parts {
+		j := bytes.IndexByte(rest, ':')
+		if j < 0 {
+			return false
+		}
+		parts[i], rest = rest[:j], rest[j+1:]
+	}
+	return string(parts[0]) == "arn" && bytes.Equal(parts[4], account)
 }
 
 // decodeErrorCode reads Error.Code from a JSON error answer; "" when there is none or when it
 // is not a plausible code (at most 64 of [A-Za-z0-9._-]), so that no odd bytes reach a log.
 func decodeErrorCode(body []byte) string {
-	var answer struct {
-		Error struct{ Code string }
+	sc := jsonScanner{buf: body}
+	var code []byte
+	errorObject := func(key []byte) error {
+		if bytes.EqualFold(key, []byte("Code")) {
+			return sc.nullableString(&code)
+		}
+		return sc.skipValue(2)
 	}
-	if strictJSON(body, &answer) != nil {
+	err := topLevelObject(&sc, func(key []byte) error {
+		if !bytes.EqualFold(key, []byte("Error")) {
+			return sc.skipValue(1)
+		}
+		if sc.null() {
+			return nil
+		}
+		return sc.object(1, errorObject)
+	})
+	if err != nil || len(code) > 64 {
 		return ""
 	}
-	code := answer.Error.Code
-	if len(code) > 64 {
-		return ""
-	}
-	for i := 0; i < len(code); i++ {
-		c := code[i]
+	for _, c := range code {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return ""
 		}
 	}
-	return code
+	return string(code)
 }
 
-// strictJSON decodes exactly one JSON object with nothing after it.
-func strictJSON(body []byte, v any) error {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return errors.New("STS answer is not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+// topLevelObject reads sc's whole buffer as exactly one JSON object, white space around it
+// allowed, calling member for each of its keys.
+func topLevelObject(sc *jsonScanner, member func(key []byte) error) error {
+	if err := sc.object(0, member); err != nil {
 		return fmt.Errorf("cannot decode STS answer: %w", err)
 	}
-	if dec.More() {
+	if !sc.atEnd() {
 		return errors.New("STS answer has data after the JSON object")
 	}
 	return nil
