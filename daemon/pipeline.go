@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
@@ -78,7 +78,7 @@ type pipeline struct {
 	verifier
 	cache       *identityCache
 	rejections  *rejectionCache
-	flights     singleflight.Group
+	flights     flights
 	keys        *verifiedKeys // access keys STS verified, which go first when calls wait
 	now         func() time.Time
 	ttl         time.Duration // -cache.ttl
@@ -126,36 +126,87 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 }
 
 // collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache
-// and collapsing): a review of a token whose call is in flight waits for that call and shares
-// its answer. The call runs on a goroutine of its own with c, a copy of what it needs, and its
-// own deadline, so it finishes for the others even when the review that started it has
-// returned.
+// and collapsing): the review that finds no call in flight for its key makes it, on its own
+// goroutine, and the reviews of the same key that arrive meanwhile wait for it and share its
+// answer. Nothing cancels a call: callSTS bounds it by -sts.timeout whatever the reviews do.
 func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
-	// started: this review's function ran the flight (no other was in flight for the key);
-	// cached: it found the answer of the flight before it in the caches.
-	started, cached := false, false
-	ch := p.flights.DoChan(string(c.key[:]), func() (any, error) {
-		started = true
-		// A review that missed the caches just before the previous flight of this key stored
-		// its answer starts a flight of its own after that one ended: look again first, so
-		// that one token costs one STS call however the reviews interleave.
-		if fr, ok := p.cachedAnswer(&c.key); ok {
-			cached = true
-			return fr, nil
+	f, started := p.flights.join(&c.key)
+	if !started {
+		p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
+		return f.wait(p.stsTimeout + time.Second)
+	}
+	// A review that missed the caches just before the previous flight of this key stored its
+	// answer starts a flight of its own after that one ended: look again first, so that one
+	// token costs one STS call however the reviews interleave.
+	landed := false
+	defer func() {
+		if !landed { // callSTS panicked: the reviews waiting get an error, not a hang
+			p.flights.land(&c.key, f, flightResult{reason: reasonSTSUnavailable})
 		}
-		return p.callSTS(c), nil
-	})
-	timer := time.NewTimer(p.stsTimeout + time.Second)
+	}()
+	fr, cached := p.cachedAnswer(&c.key)
+	if cached {
+		p.metrics.stsCollapsed.Inc()
+	} else {
+		fr = p.callSTS(c)
+	}
+	p.flights.land(&c.key, f, fr)
+	landed = true
+	return fr.id, fr.reason
+}
+
+// flights are the STS calls in progress, one at most per canonical key. Safe for concurrent
+// use.
+type flights struct {
+	mu    sync.Mutex
+	byKey map[sigv4.Key]*flight // guarded by mu
+}
+
+// flight is one STS call in progress. res is written once, before done is closed.
+type flight struct {
+	done chan struct{} // made by the first review that waits: most flights have none; guarded by flights.mu
+	res  flightResult
+}
+
+// join returns the flight in progress for key, or starts one (started): the caller must then
+// land it.
+func (fs *flights) join(key *sigv4.Key) (f *flight, started bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f = fs.byKey[*key]; f != nil {
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
+		return f, false
+	}
+	if fs.byKey == nil {
+		fs.byKey = make(map[sigv4.Key]*flight)
+	}
+	f = &flight{}
+	fs.byKey[*key] = f
+	return f, true
+}
+
+// land ends the flight f of key with res and wakes the reviews waiting for it.
+func (fs *flights) land(key *sigv4.Key, f *flight, res flightResult) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	delete(fs.byKey, *key)
+	f.res = res
+	if f.done != nil {
+		close(f.done)
+	}
+}
+
+// wait waits for the flight's answer; after timeout (a safety net, not a path: callSTS bounds
+// the call by -sts.timeout) it gives up with reasonSTSTimeout.
+func (f *flight) wait(timeout time.Duration) (*mapping.Identity, reason) {
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case res := <-ch:
-		if !started || cached {
-			p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
-		}
-		fr := res.Val.(flightResult)
-		return fr.id, fr.reason
+	case <-f.done:
+		return f.res.id, f.res.reason
 	case <-timer.C:
-		// callSTS bounds the call by -sts.timeout; this is a safety net, not a path.
 		return nil, reasonSTSTimeout
 	}
 }
@@ -172,8 +223,9 @@ func (p *pipeline) cachedAnswer(key *sigv4.Key) (flightResult, bool) {
 	return flightResult{}, false
 }
 
-// stsCall is what one STS call needs of a validated token, copied out of the review's
-// sigv4.Request so that a shared call can outlive the review that started it.
+// stsCall is what one STS call needs of a validated token. url aliases the review's
+// sigv4.Request: the review that makes the call outlives it (collapse), and the reviews that
+// share it never read it.
 type stsCall struct {
 	key         sigv4.Key
 	host        string // from the allow-list
@@ -186,7 +238,7 @@ func newSTSCall(key sigv4.Key, r *sigv4.Request) stsCall {
 	return stsCall{
 		key:         key,
 		host:        r.Host(),
-		url:         append([]byte(nil), r.URL()...),
+		url:         r.URL(),
 		accessKeyID: string(r.AccessKeyID()),
 		expiresAt:   r.ExpiresAt(),
 	}
