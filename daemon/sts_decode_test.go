@@ -37,7 +37,9 @@ func TestDecodeCallerIdentityAsEncodingJSON(t *testing.T) {
 		arn  = `"Arn":"arn:aws:iam::123456789012:user/alice"`
 		uid  = `"UserId":"AIDAEXAMPLE"`
 	)
-	result := func(fields ...string) string { return `{"GetCallerIdentityResult":{` + strings.Join(fields, ",") + `}}` }
+	result := func(fields ...string) string {
+		return `{"GetCallerIdentityResult":{` + strings.Join(fields, ",") + `}}`
+	}
 	bodies := []string{
 		`{"GetCallerIdentityResponse":` + result(acct, arn, uid) + `}`,
 		`{"getcalleridentityresponse":{"GETCALLERIDENTITYRESULT":{"account":"123456789012","ARN":"arn:aws:iam::123456789012:user/alice","userid":"AIDAEXAMPLE"}}}`,
