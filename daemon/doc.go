@@ -32,8 +32,8 @@
 //
 // Concurrency and retention: a Server is safe for concurrent use. Per-review scratch space
 // (reviewState) is pooled and nothing in it outlives the handler; the identities in the cache
-// are immutable and shared. The shared STS call of singleflight works on its own copies, so a
-// review that goes away never cancels it for the others.
+// are immutable and shared. The review that makes a shared STS call outlives it (collapse), and
+// nothing cancels the call for the reviews that wait for it.
 //
 // The package reads no flags: cmd/iamgate fills Config, starting from DefaultConfig, including
 // the metric registry. Config.Now is the clock of everything a token's validity and the cache
