@@ -25,6 +25,44 @@ type cacheEntry struct {
 type identityCache struct {
 	c       *ristretto.Cache[uint64, *cacheEntry]
 	metrics *metrics
+	recent  recentEntries
+}
+
+// recentEntries holds the entries stored in the last recentFor to 2 × recentFor. ristretto
+// makes a new entry visible only once its policy goroutine has taken it from its buffer, a
+// moment after SetWithTTL: a review of the same token in that gap must find the answer rather
+// than call STS again. Waiting for ristretto on every store (Cache.Wait) did that too, at the
+// price of two goroutine switches and an allocation per cold review.
+type recentEntries struct {
+	mu        sync.Mutex
+	cur, prev map[sigv4.Key]*cacheEntry // guarded by mu
+	turned    time.Time                 // when cur was started; guarded by mu
+}
+
+// recentFor is far longer than ristretto takes to apply a store, even on a busy machine.
+const recentFor = 100 * time.Millisecond
+
+func (r *recentEntries) get(key *sigv4.Key) *cacheEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.cur[*key]; e != nil {
+		return e
+	}
+	return r.prev[*key]
+}
+
+// add remembers e; wall is the wall clock (the entries' lifetimes follow the injected one).
+func (r *recentEntries) add(e *cacheEntry, wall time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil {
+		r.cur, r.prev = make(map[sigv4.Key]*cacheEntry), make(map[sigv4.Key]*cacheEntry)
+	}
+	if wall.Sub(r.turned) >= recentFor {
+		r.prev, r.cur, r.turned = r.cur, r.prev, wall
+		clear(r.cur)
+	}
+	r.cur[e.key] = e
 }
 
 func newIdentityCache(maxBytes int64, m *metrics) (*identityCache, error) {
@@ -51,14 +89,19 @@ func cacheHash(k *sigv4.Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 // get returns the live entry for key at time now.
 func (ic *identityCache) get(key *sigv4.Key, now time.Time) (*cacheEntry, bool) {
 	e, ok := ic.c.Get(cacheHash(key))
-	if !ok || e.key != *key || !now.Before(e.expires) {
+	if !ok || e.key != *key {
+		if e = ic.recent.get(key); e == nil {
+			return nil, false
+		}
+	}
+	if !now.Before(e.expires) {
 		return nil, false
 	}
 	return e, true
 }
 
-// set stores e until e.expires (measured from now) and waits until a get can see it, so
-// that a review arriving right after an STS call finds the answer instead of calling again.
+// set stores e until e.expires (measured from now). A get sees it at once: ristretto a
+// moment later, recent until then.
 func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	ttl := e.expires.Sub(now)
 	if ttl <= 0 {
@@ -66,11 +109,19 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	}
 	h := cacheHash(&e.key)
 	_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
+	if !replaces && ic.recent.get(&e.key) != nil {
+		// The entry it replaces may still be in ristretto's buffer: let ristretto take it
+		// first, so that this store is an update (a second new entry of one key would be
+		// refused and counted out of iamgate_cache_entries). Rare: a token verified again
+		// within moments.
+		ic.c.Wait()
+		_, replaces = ic.c.Get(h)
+	}
 	if ic.c.SetWithTTL(h, e, entryCost(e), ttl) {
 		if !replaces {
 			ic.metrics.cacheEntries.Inc()
 		}
-		ic.c.Wait()
+		ic.recent.add(e, time.Now())
 	}
 }
 

@@ -74,3 +74,41 @@ func TestCacheEntriesGauge(t *testing.T) {
 		t.Fatalf("unexpected iamgate_cache_entries; got %v; want 4", got)
 	}
 }
+
+// TestCacheSetIsVisibleAtOnce: a stored entry is found by the very next get, before ristretto's
+// policy goroutine has taken it, so that a review right after an STS call needs no other call;
+// and without Cache.Wait a store costs no goroutine switch.
+func TestCacheSetIsVisibleAtOnce(t *testing.T) {
+	c, err := newIdentityCache(64<<20, newMetrics("test", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
+	for i := range 10_000 {
+		key := testKey(i)
+		c.set(&cacheEntry{key: key, id: id, expires: testStart.Add(time.Minute)}, testStart)
+		if _, ok := c.get(&key, testStart); !ok {
+			t.Fatalf("entry %d is not visible right after it was stored", i)
+		}
+		if _, ok := c.get(&key, testStart.Add(time.Minute)); ok {
+			t.Fatalf("entry %d is visible after it expired", i)
+		}
+	}
+}
+
+// TestRecentEntriesTurn: an entry stays in recentEntries for recentFor to 2 × recentFor.
+func TestRecentEntriesTurn(t *testing.T) {
+	var r recentEntries
+	start := time.Now()
+	first := &cacheEntry{key: testKey(1)}
+	r.add(first, start)
+	r.add(&cacheEntry{key: testKey(2)}, start.Add(recentFor))
+	if r.get(&first.key) != first {
+		t.Fatal("an entry left after one turn")
+	}
+	r.add(&cacheEntry{key: testKey(3)}, start.Add(2*recentFor))
+	if r.get(&first.key) != nil {
+		t.Fatal("an entry stayed after two turns")
+	}
+}
