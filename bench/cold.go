@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -66,7 +67,12 @@ type ColdConfig struct {
 	MemoryPoints []int
 	// DaemonArgs are extra flags of every iamgate server.
 	DaemonArgs []string
-	Progress   io.Writer
+	// CompareBin, when set, is another iamgate binary (an earlier commit's) measured in every
+	// round too, against the same limit: before and after in the same conditions.
+	CompareBin string
+	// CompareName names it in the report; empty means CompareBin.
+	CompareName string
+	Progress    io.Writer
 }
 
 // ColdVariant is one kind of cold review.
@@ -121,9 +127,14 @@ type ColdRound struct {
 	Order   []string    `json:"order"`
 	Limit   *ColdWindow `json:"limit"`
 	IAMGate *ColdWindow `json:"iamgate"`
-	// CPURatio and RPSRatio are iamgate's over the limit's.
-	CPURatio float64 `json:"cpuRatio"`
-	RPSRatio float64 `json:"rpsRatio"`
+	// Compare is ColdConfig.CompareBin's window, when there is one.
+	Compare *ColdWindow `json:"compare,omitempty"`
+	// CPURatio and RPSRatio are iamgate's over the limit's; CompareCPURatio and
+	// CompareRPSRatio, the compared binary's.
+	CPURatio        float64 `json:"cpuRatio"`
+	RPSRatio        float64 `json:"rpsRatio"`
+	CompareCPURatio float64 `json:"compareCpuRatio,omitempty"`
+	CompareRPSRatio float64 `json:"compareRpsRatio,omitempty"`
 }
 
 // ColdVariantResult is a variant's rounds and medians.
@@ -133,6 +144,8 @@ type ColdVariantResult struct {
 	// Medians over the rounds.
 	LimitCPUUs, LimitRPS, IAMGateCPUUs, IAMGateRPS, CPURatio, RPSRatio float64
 	RSSPer100kMiB                                                      float64
+	// Of the compared binary, when there is one.
+	CompareCPUUs, CompareRPS, CompareCPURatio, CompareRPSRatio float64
 	// Profiles are the files of the profiling window (in ResultsDir), and ProfileTop the top
 	// of the CPU profile.
 	CPUProfile   string `json:"cpuProfile,omitempty"`
@@ -142,22 +155,24 @@ type ColdVariantResult struct {
 
 // ColdResult is the whole cold-path measurement.
 type ColdResult struct {
-	RunID     string               `json:"runId"`
-	Date      time.Time            `json:"date"`
-	Commit    string               `json:"commit"`
-	Machine   Machine              `json:"machine"`
-	Pinning   Pinning              `json:"pinning"`
-	LoadStart string               `json:"loadAverageStart"`
-	LoadEnd   string               `json:"loadAverageEnd"`
-	Elapsed   string               `json:"elapsed"`
-	Duration  time.Duration        `json:"windowNs"`
-	Conc      int                  `json:"concurrency"`
-	Tokens    int                  `json:"tokens"`
-	Commands  []string             `json:"commands"`
-	Variants  []*ColdVariantResult `json:"variants"`
-	Memory    *MemoryResult        `json:"memory,omitempty"`
-	Targets   []Check              `json:"targets"`
-	Notes     []string             `json:"notes,omitempty"`
+	RunID     string        `json:"runId"`
+	Date      time.Time     `json:"date"`
+	Commit    string        `json:"commit"`
+	Machine   Machine       `json:"machine"`
+	Pinning   Pinning       `json:"pinning"`
+	LoadStart string        `json:"loadAverageStart"`
+	LoadEnd   string        `json:"loadAverageEnd"`
+	Elapsed   string        `json:"elapsed"`
+	Duration  time.Duration `json:"windowNs"`
+	Conc      int           `json:"concurrency"`
+	Tokens    int           `json:"tokens"`
+	Commands  []string      `json:"commands"`
+	// Compare describes ColdConfig.CompareBin, when set.
+	Compare  string               `json:"compare,omitempty"`
+	Variants []*ColdVariantResult `json:"variants"`
+	Memory   *MemoryResult        `json:"memory,omitempty"`
+	Targets  []Check              `json:"targets"`
+	Notes    []string             `json:"notes,omitempty"`
 }
 
 // coldNodeRole is the node role of bench/mapping.yaml: system:node:{{EC2PrivateDNSName}}.
@@ -221,6 +236,9 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	res := &ColdResult{Date: start.UTC().Truncate(time.Second), Commit: commit, Machine: machine(), LoadStart: loadAverage(),
 		Duration: cfg.Duration, Conc: cfg.Concurrency, Tokens: cfg.Tokens}
 	res.RunID = "cold-" + res.Date.Format("2006-01-02T1504Z") + "-" + commit
+	if cfg.CompareBin != "" {
+		res.Compare = cmp.Or(cfg.CompareName, cfg.CompareBin)
+	}
 	if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %s: %w", cfg.ResultsDir, err)
 	}
@@ -265,33 +283,27 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		tokenFiles[kind] = path
 		return nil
 	}
-	// Warm-up tokens: signed by other principals than the measured ones' first tokens.
-	warmMinter := &loadtest.Minter{ClusterID: clusterID, Principals: users, Now: func() time.Time { return time.Now().Add(-5 * time.Minute) }}
-	warmToks, err := warmMinter.Fresh(20_000, false)
-	if err != nil {
-		return nil, err
-	}
+	// Each variant mints its tokens when it starts (they are valid 15 minutes), and warm-up
+	// tokens apart: signed 5 minutes earlier, so that none is one of the measured ones.
 	warmFile := filepath.Join(tmp, "warm.tokens")
-	if err := os.WriteFile(warmFile, []byte(strings.Join(warmToks, "\n")+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("cannot write %s: %w", warmFile, err)
-	}
-	for _, v := range variants {
-		if _, ok := tokenFiles[v.tokens]; ok {
-			continue
+	mintFor := func(v ColdVariant) error {
+		warmMinter := &loadtest.Minter{ClusterID: clusterID, Principals: users, Now: func() time.Time { return time.Now().Add(-5 * time.Minute) }}
+		warmToks, err := warmMinter.Fresh(20_000, false)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(warmFile, []byte(strings.Join(warmToks, "\n")+"\n"), 0o644); err != nil {
+			return fmt.Errorf("cannot write %s: %w", warmFile, err)
 		}
 		switch v.tokens {
 		case coldUsers:
-			err = mint(coldUsers, "users", users, cfg.Tokens, false)
+			return mint(coldUsers, "users", users, cfg.Tokens, false)
 		case coldRejected:
-			err = mint(coldRejected, "rejected", users, cfg.Tokens, true)
-		case coldNodes:
-			err = mint(coldNodes, "nodes", nodes, nodeCount, false)
-		}
-		if err != nil {
-			return nil, err
+			return mint(coldRejected, "rejected", users, cfg.Tokens, true)
+		default:
+			return mint(coldNodes, "nodes", nodes, nodeCount, false)
 		}
 	}
-	mintedAt := time.Now()
 
 	var children []*child
 	defer func() {
@@ -358,7 +370,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	ec2Env := []string{"AWS_ACCESS_KEY_ID=" + users[0].AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + users[0].SecretAccessKey,
 		"AWS_CA_BUNDLE=" + ca, "AWS_EC2_METADATA_DISABLED=true", "AWS_REGION=us-east-1"}
 	recorded := false
-	daemon := func() (*child, string, string, error) {
+	daemon := func(bin string) (*child, string, string, error) {
 		webhookAddr, err := freePort()
 		if err != nil {
 			return nil, "", "", err
@@ -367,7 +379,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		if err != nil {
 			return nil, "", "", err
 		}
-		args := []string{iamgateBin, "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
+		args := []string{bin, "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
 			"-internal.listenAddr", internalAddr, "-internal.pprof", "-mapping.file", cfg.MappingFile,
 			"-tls.certFile", filepath.Join(pki, "cert.pem"), "-tls.keyFile", filepath.Join(pki, "key.pem"),
 			"-sts.dialOverride", stsAddr, "-sts.caFile", ca, "-log.level", "warn",
@@ -379,7 +391,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		if err != nil {
 			return nil, "", "", err
 		}
-		if !recorded {
+		if !recorded && bin == iamgateBin {
 			record(d)
 			recorded = true
 		}
@@ -410,8 +422,8 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 			Errors: wr.Errors, Non2xx: wr.Non2xx, LatencyP50Ms: wr.Latency.P50, LatencyP99Ms: wr.Latency.P99}, nil
 	}
 	// iamgateWindow runs a fresh daemon: a warm-up with tokens apart, then the window.
-	iamgateWindow := func(v ColdVariant, profile string) (*ColdWindow, error) {
-		d, url, internal, err := daemon()
+	iamgateWindow := func(bin string, v ColdVariant, profile string) (*ColdWindow, error) {
+		d, url, internal, err := daemon(bin)
 		if err != nil {
 			return nil, err
 		}
@@ -461,6 +473,10 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	}
 
 	for _, v := range variants {
+		if err := mintFor(v); err != nil {
+			return nil, err
+		}
+		mintedAt := time.Now()
 		if err := admin.SetFaults(fakests.Faults{Latency: fakests.Duration(v.Latency)}); err != nil {
 			return nil, err
 		}
@@ -470,21 +486,26 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if time.Since(mintedAt) > 12*time.Minute {
-				res.Notes = append(res.Notes, "stopped early: the tokens minted at the start expire 15 minutes after")
+			if time.Since(mintedAt) > 9*time.Minute { // the warm-up tokens expire at 10
+				res.Notes = append(res.Notes, v.Name+" stopped early: its tokens expire 15 minutes after they were minted")
 				break
 			}
 			rd := &ColdRound{Order: []string{"limit", "iamgate"}}
-			if r%2 == 1 {
-				rd.Order = []string{"iamgate", "limit"}
+			if cfg.CompareBin != "" {
+				rd.Order = append(rd.Order, "compare")
 			}
+			// The order rotates from round to round.
+			rd.Order = append(rd.Order[r%len(rd.Order):], rd.Order[:r%len(rd.Order)]...)
 			for _, which := range rd.Order {
 				var err error
-				if which == "limit" {
+				switch which {
+				case "limit":
 					// The limit has no cache: any tokens of the set are as cold to it.
 					rd.Limit, err = window(limitProc, limitURL, tokenFiles[v.tokens], cfg.Tokens/2)
-				} else {
-					rd.IAMGate, err = iamgateWindow(v, "")
+				case "iamgate":
+					rd.IAMGate, err = iamgateWindow(iamgateBin, v, "")
+				default:
+					rd.Compare, err = iamgateWindow(cfg.CompareBin, v, "")
 				}
 				if err != nil {
 					return nil, fmt.Errorf("cannot run %s round %d (%s): %w", v.Name, r+1, which, err)
@@ -492,6 +513,12 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 			}
 			rd.CPURatio = ratio(rd.IAMGate.CPUPerRevUs, rd.Limit.CPUPerRevUs)
 			rd.RPSRatio = ratio(rd.IAMGate.RPS, rd.Limit.RPS)
+			if rd.Compare != nil {
+				rd.CompareCPURatio = ratio(rd.Compare.CPUPerRevUs, rd.Limit.CPUPerRevUs)
+				rd.CompareRPSRatio = ratio(rd.Compare.RPS, rd.Limit.RPS)
+				say("%s round %d/%d: compared binary %.0f/s %.1f µs/review (%.2f STS calls/review); CPU ×%.2f, throughput ×%.2f",
+					v.Name, r+1, cfg.Rounds, rd.Compare.RPS, rd.Compare.CPUPerRevUs, rd.Compare.STSCallsPerReview, rd.CompareCPURatio, rd.CompareRPSRatio)
+			}
 			vr.Rounds = append(vr.Rounds, rd)
 			say("%s round %d/%d: limit %.0f/s %.1f µs/review; iamgate %.0f/s %.1f µs/review (%.2f STS calls/review, %d errors, %d non-2xx); CPU ×%.2f, throughput ×%.2f",
 				v.Name, r+1, cfg.Rounds, rd.Limit.RPS, rd.Limit.CPUPerRevUs, rd.IAMGate.RPS, rd.IAMGate.CPUPerRevUs,
@@ -500,7 +527,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		if cfg.Profile {
 			base := filepath.Join(cfg.ResultsDir, res.RunID+"-"+v.Name)
 			say("%s: profiling iamgate in one more window", v.Name)
-			if _, err := iamgateWindow(v, base); err != nil {
+			if _, err := iamgateWindow(iamgateBin, v, base); err != nil {
 				return nil, err
 			}
 			vr.CPUProfile, vr.AllocProfile = base+"-cpu.pb.gz", base+"-allocs.pb.gz"
@@ -547,8 +574,12 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 }
 
 func (v *ColdVariantResult) summarize() {
-	var lc, lr, ic, ir, cr, rr, mem []float64
+	var lc, lr, ic, ir, cr, rr, mem, kc, kr, kcr, krr []float64
 	for _, rd := range v.Rounds {
+		if rd.Compare != nil {
+			kc, kr = append(kc, rd.Compare.CPUPerRevUs), append(kr, rd.Compare.RPS)
+			kcr, krr = append(kcr, rd.CompareCPURatio), append(krr, rd.CompareRPSRatio)
+		}
 		lc, lr = append(lc, rd.Limit.CPUPerRevUs), append(lr, rd.Limit.RPS)
 		ic, ir = append(ic, rd.IAMGate.CPUPerRevUs), append(ir, rd.IAMGate.RPS)
 		cr, rr = append(cr, rd.CPURatio), append(rr, rd.RPSRatio)
@@ -558,6 +589,7 @@ func (v *ColdVariantResult) summarize() {
 	}
 	v.LimitCPUUs, v.LimitRPS, v.IAMGateCPUUs, v.IAMGateRPS = median(lc), median(lr), median(ic), median(ir)
 	v.CPURatio, v.RPSRatio, v.RSSPer100kMiB = median(cr), median(rr), median(mem)
+	v.CompareCPUUs, v.CompareRPS, v.CompareCPURatio, v.CompareRPSRatio = median(kc), median(kr), median(kcr), median(krr)
 }
 
 // evaluateCold checks the targets on the variants that have them: every one for the CPU
@@ -706,17 +738,28 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 		p("| %s | %.1f | %.0f | %.1f | %.0f | **%.2f** | **%.2f** | %.1f MiB |\n", v.Name, v.LimitCPUUs, v.LimitRPS, v.IAMGateCPUUs, v.IAMGateRPS,
 			v.CPURatio, v.RPSRatio, v.RSSPer100kMiB)
 	}
+	if r.Compare != "" {
+		p("\nThe compared binary, %s, in the same rounds (medians):\n\n", r.Compare)
+		p("| variant | µs/review | reviews/s | CPU × limit | throughput × limit | this commit's CPU ÷ its |\n|---|--:|--:|--:|--:|--:|\n")
+		for _, v := range r.Variants {
+			p("| %s | %.1f | %.0f | %.2f | %.2f | %.2f |\n", v.Name, v.CompareCPUUs, v.CompareRPS, v.CompareCPURatio, v.CompareRPSRatio, ratio(v.CPURatio, v.CompareCPURatio))
+		}
+	}
 	p("\nThe variants:\n\n")
 	for _, v := range r.Variants {
 		p("- **%s**: %s.\n", v.Name, v.Description)
 	}
-	p("\nEvery round (limit, then iamgate: reviews/s and µs/review; iamgate's STS calls per review, errors and non-2xx answers):\n\n")
-	p("| variant | round | order | limit | iamgate | STS calls/review | errors, non-2xx | CPU × limit | throughput × limit |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	p("\nEvery round (reviews/s and µs/review of each server; iamgate's STS calls per review, errors and non-2xx answers; the compared binary's window, if any):\n\n")
+	p("| variant | round | order | limit | iamgate | STS calls/review | errors, non-2xx | CPU × limit | throughput × limit | compared |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, v := range r.Variants {
 		for i, rd := range v.Rounds {
-			p("| %s | %d | %s | %.0f/s, %.1f µs | %.0f/s, %.1f µs | %.3f | %d, %d | %.2f | %.2f |\n", v.Name, i+1, strings.Join(rd.Order, ", "),
+			compared := "—"
+			if c := rd.Compare; c != nil {
+				compared = fmt.Sprintf("%.0f/s, %.1f µs (×%.2f, ×%.2f)", c.RPS, c.CPUPerRevUs, rd.CompareCPURatio, rd.CompareRPSRatio)
+			}
+			p("| %s | %d | %s | %.0f/s, %.1f µs | %.0f/s, %.1f µs | %.3f | %d, %d | %.2f | %.2f | %s |\n", v.Name, i+1, strings.Join(rd.Order, ", "),
 				rd.Limit.RPS, rd.Limit.CPUPerRevUs, rd.IAMGate.RPS, rd.IAMGate.CPUPerRevUs, rd.IAMGate.STSCallsPerReview,
-				rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.CPURatio, rd.RPSRatio)
+				rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.CPURatio, rd.RPSRatio, compared)
 		}
 	}
 	if m := r.Memory; m != nil && len(m.Points) > 0 {

@@ -31,6 +31,8 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	profile := fs.Bool("cold.profile", true, "profile iamgate (CPU and allocations) in one more window per variant, after its rounds")
 	memory := fs.String("memory.points", "", "also run the identity cache memory step at these comma-separated identity counts (e.g. 1000000); empty skips it")
 	daemonArgs := fs.String("cold.daemonArgs", "", "extra flags of every iamgate server, space-separated")
+	compare := fs.String("cold.compare", "", "another iamgate binary (e.g. an earlier commit's) to measure in every round too, against the same limit")
+	compareName := fs.String("cold.compareName", "", "what -cold.compare is, for the report (e.g. its commit); empty means its path")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the limit and iamgate to the last CPU and this process, the fake STS and wrk to CPU 0 (taskset)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -41,7 +43,7 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfg := bench.ColdConfig{
 		Bin: *bin, ResultsDir: *results, Markdown: *markdown, MappingFile: *mappingFile, Duration: *duration,
 		Rounds: *rounds, Concurrency: *conc, Tokens: *tokens, Variants: splitNames(*variants), Profile: *profile,
-		DaemonArgs: strings.Fields(*daemonArgs), Progress: stderr,
+		DaemonArgs: strings.Fields(*daemonArgs), CompareBin: *compare, CompareName: *compareName, Progress: stderr,
 	}
 	if *memory != "" {
 		pts, err := parseInts(*memory)
