@@ -727,10 +727,11 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 	runRows(p, r.RunID, jsonFile, r.Date, r.Commit, r.Machine, r.LoadStart, r.LoadEnd)
 	p("| pinning (taskset) | the limit and iamgate on CPU %s; wrk and the fake STS on CPU %s |\n", r.Pinning.Daemon, r.Pinning.FakeSTS)
 	p("| elapsed | %s |\n\n", r.Elapsed)
-	p("wrk -t1 -c%d, %s windows, a never-seen token on every request (a set of %d per variant, from a file wrk's script walks); "+
-		"the limit and iamgate alternate within each round, the first of the two changing each round; each iamgate window runs a "+
-		"daemon started for it. CPU per review: user + system time of the server process from `/proc/<pid>/stat` over the window "+
-		"divided by wrk's requests. Ratios are iamgate's over the limit's, per round; the table gives medians over rounds.\n\n",
+	p("wrk -t1 -c%d, %s windows, a never-seen token on every request (a set of %d per variant, minted when the variant starts, "+
+		"from a file wrk's script walks); each round measures the limit and iamgate (and the compared binary, if any) one after "+
+		"the other, in an order that rotates from round to round; each iamgate window runs a daemon started for it. CPU per "+
+		"review: user + system time of the server process from `/proc/<pid>/stat` over the window divided by wrk's requests. "+
+		"Ratios are iamgate's over the limit's, per round; the tables give medians over rounds.\n\n",
 		r.Conc, r.Duration, r.Tokens)
 	p("| variant | limit µs/review | limit reviews/s | iamgate µs/review | iamgate reviews/s | CPU × limit | throughput × limit | iamgate RSS growth per 100k identities |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|--:|\n")
@@ -764,7 +765,7 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 	}
 	if m := r.Memory; m != nil && len(m.Points) > 0 {
 		last := m.Points[len(m.Points)-1]
-		p("\nThe identity cache's own bytes per identity (the memory step, `loadtest memory`): %.0f B at %d identities (-cache.maxBytes %d).\n",
+		p("\nThe identity cache's own bytes per identity (the memory step, `loadtest memory`, whose cache is bounded by %[3]d bytes): %.0[1]f B at %[2]d identities.\n",
 			last.BytesPerID, last.Identities, m.CacheMaxBytes)
 	}
 	p("\n#### Targets of the cold path\n\n| target | measured | |\n|---|---|---|\n")
@@ -789,4 +790,22 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 	}
 	p("```\n")
 	return b.String()
+}
+
+// RenderCold writes the cold path's section of markdown again from a results file
+// (bench/results/cold-*.json), with the current tables; it runs nothing.
+func RenderCold(jsonFile, markdown string) error {
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", jsonFile, err)
+	}
+	var res ColdResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("cannot decode %s: %w", jsonFile, err)
+	}
+	rel, err := filepath.Rel(filepath.Dir(markdown), jsonFile)
+	if err != nil {
+		rel = jsonFile
+	}
+	return updateSection(markdown, coldBeginMarker, coldEndMarker, ColdMarkdown(&res, rel), true)
 }

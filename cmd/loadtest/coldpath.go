@@ -33,9 +33,13 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	daemonArgs := fs.String("cold.daemonArgs", "", "extra flags of every iamgate server, space-separated")
 	compare := fs.String("cold.compare", "", "another iamgate binary (e.g. an earlier commit's) to measure in every round too, against the same limit")
 	compareName := fs.String("cold.compareName", "", "what -cold.compare is, for the report (e.g. its commit); empty means its path")
+	render := fs.String("cold.render", "", "write the cold path's section of -bench.markdown again from this results file (bench/results/cold-*.json); run nothing")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the limit and iamgate to the last CPU and this process, the fake STS and wrk to CPU 0 (taskset)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		return bench.RenderCold(*render, *markdown)
 	}
 	if *rounds < 1 || *conc < 1 || *tokens < 1000 {
 		return fmt.Errorf("-cold.rounds and -cold.concurrency must be positive, -cold.tokens at least 1000")
