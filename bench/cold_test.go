@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestColdSummaryAndMarkdown: medians and ratios over rounds, the targets (the 20 ms one
+// against the 0 ms variant), and the section renders with and without a compared binary.
+func TestColdSummaryAndMarkdown(t *testing.T) {
+	w := func(rps, us float64) *ColdWindow { return &ColdWindow{RPS: rps, CPUPerRevUs: us, STSCallsPerReview: 1} }
+	round := func(limit, iamgate, compare *ColdWindow) *ColdRound {
+		rd := &ColdRound{Order: []string{"limit", "iamgate"}, Limit: limit, IAMGate: iamgate, Compare: compare,
+			CPURatio: ratio(iamgate.CPUPerRevUs, limit.CPUPerRevUs), RPSRatio: ratio(iamgate.RPS, limit.RPS)}
+		if compare != nil {
+			rd.CompareCPURatio, rd.CompareRPSRatio = ratio(compare.CPUPerRevUs, limit.CPUPerRevUs), ratio(compare.RPS, limit.RPS)
+		}
+		return rd
+	}
+	at0 := &ColdVariantResult{ColdVariant: ColdVariants[0], Rounds: []*ColdRound{
+		round(w(10000, 50), w(9000, 55), w(6000, 80)),
+		round(w(12000, 40), w(11000, 48), w(7000, 70)),
+		round(w(8000, 60), w(8000, 90), w(5000, 100)),
+	}}
+	at20 := &ColdVariantResult{ColdVariant: ColdVariants[1], Rounds: []*ColdRound{round(w(2000, 100), w(2000, 110), nil)}}
+	for _, v := range []*ColdVariantResult{at0, at20} {
+		v.summarize()
+	}
+	if at0.CPURatio != 1.2 || at0.IAMGateCPUUs != 55 || at0.CompareCPUUs != 80 || at0.LimitRPS != 10000 {
+		t.Fatalf("unexpected medians %+v", at0)
+	}
+	r := &ColdResult{RunID: "cold-test", Variants: []*ColdVariantResult{at0, at20}, Compare: "before"}
+	r.Targets = evaluateCold(r)
+	met := map[string]bool{}
+	for _, c := range r.Targets {
+		met[c.Scenario+": "+c.Target] = c.Met
+	}
+	if !met["cold path (sts-0ms): iamgate CPU per review ≤ 1.2 × the limit's"] || met["cold path (sts-20ms): iamgate CPU per review with 20 ms of STS latency ≤ without (within 5 %)"] {
+		t.Fatalf("unexpected targets %+v", r.Targets)
+	}
+	md := ColdMarkdown(r, "cold-test.json")
+	for _, want := range []string{"| sts-0ms | 50.0 | 10000 | 55.0 | 9000 | **1.20** |", "The compared binary, before,", "| sts-20ms | 1 |"} {
+		if !strings.Contains(md, want) {
+			t.Fatalf("the section lacks %q:\n%s", want, md)
+		}
+	}
+	r.Compare = ""
+	if md := ColdMarkdown(r, "cold-test.json"); strings.Contains(md, "The compared binary") {
+		t.Fatal("a run without a compared binary shows one")
+	}
+}
