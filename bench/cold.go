@@ -341,7 +341,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	if err := sts.waitHTTP(ctx, "http://"+adminAddr+"/healthz"); err != nil {
 		return nil, err
 	}
-	admin := loadtest.FakeSTS{URL: "http://" + adminAddr}
+	admin := fakests.AdminClient{URL: "http://" + adminAddr}
 
 	iamgateBin := filepath.Join(cfg.Bin, "iamgate")
 	pki, err := ensurePKI(iamgateBin, tmp)
@@ -542,7 +542,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 
 	if len(cfg.MemoryPoints) > 0 {
 		say("memory: caching %v distinct identities in an in-process daemon", cfg.MemoryPoints)
-		mem, err := runMemory(ctx, filepath.Join(cfg.Bin, "loadtest"), Config{MemoryPoints: cfg.MemoryPoints}, "", progress)
+		mem, err := memoryStep(ctx, progress, filepath.Join(cfg.Bin, "loadtest"), cfg.MemoryPoints, "")
 		if err != nil {
 			res.Notes = append(res.Notes, "the memory step failed: "+err.Error())
 		} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -184,21 +185,34 @@ func (b *benchRun) runTLSHotPath(ctx context.Context) error {
 // heap, and decodes its JSON.
 func (b *benchRun) measureMemory(ctx context.Context) error {
 	b.say("memory: caching %v distinct identities in an in-process daemon", b.cfg.MemoryPoints)
-	pts := make([]string, len(b.cfg.MemoryPoints))
-	for i, p := range b.cfg.MemoryPoints {
-		pts[i] = strconv.Itoa(p)
-	}
-	heapProfile := filepath.Join(b.profileDir, "memory-heap.pb.gz")
-	out, err := commandOutput(ctx, b.progress, b.binary("loadtest"), "memory", "-memory.points", strings.Join(pts, ","), "-memory.heapProfile", heapProfile)
+	m, err := memoryStep(ctx, b.progress, b.binary("loadtest"), b.cfg.MemoryPoints, filepath.Join(b.profileDir, "memory-heap.pb.gz"))
 	if err != nil {
 		return err
 	}
+	b.res.Memory = m
+	return nil
+}
+
+// memoryStep runs `loadtest memory` (bin) at points and decodes its JSON; heapProfile may be
+// empty.
+func memoryStep(ctx context.Context, progress io.Writer, bin string, points []int, heapProfile string) (*MemoryResult, error) {
+	pts := make([]string, len(points))
+	for i, p := range points {
+		pts[i] = strconv.Itoa(p)
+	}
+	args := []string{"memory", "-memory.points", strings.Join(pts, ",")}
+	if heapProfile != "" {
+		args = append(args, "-memory.heapProfile", heapProfile)
+	}
+	out, err := commandOutput(ctx, progress, bin, args...)
+	if err != nil {
+		return nil, err
+	}
 	var m MemoryResult
 	if err := json.Unmarshal(out, &m); err != nil {
-		return fmt.Errorf("cannot decode the memory result: %w", err)
+		return nil, fmt.Errorf("cannot decode the memory result: %w", err)
 	}
-	b.res.Memory = &m
-	return nil
+	return &m, nil
 }
 
 // runMicro runs the Go micro-benchmarks on every CPU while the daemon, if any, is idle.
