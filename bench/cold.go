@@ -338,8 +338,15 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		return nil, err
 	}
 	record(sts)
-	if err := sts.waitHTTP(ctx, "http://"+adminAddr+"/healthz"); err != nil {
-		return nil, err
+	// With 100,000 node sessions the fake takes a while to start on a busy machine: a minute.
+	for attempt := 1; ; attempt++ {
+		err := sts.waitHTTP(ctx, "http://"+adminAddr+"/healthz")
+		if err == nil {
+			break
+		}
+		if attempt == 3 || sts.cmd.ProcessState != nil {
+			return nil, err
+		}
 	}
 	admin := fakests.AdminClient{URL: "http://" + adminAddr}
 

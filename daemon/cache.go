@@ -28,11 +28,12 @@ type identityCache struct {
 	recent  recentEntries
 }
 
-// recentEntries holds the entries stored in the last recentFor to 2 × recentFor. ristretto
-// makes a new entry visible only once its policy goroutine has taken it from its buffer, a
-// moment after SetWithTTL: a review of the same token in that gap must find the answer rather
-// than call STS again. Waiting for ristretto on every store (Cache.Wait) did that too, at the
-// price of two goroutine switches and an allocation per cold review.
+// recentEntries holds the entries of the last two turns of recentFor: it turns on a store, so
+// an entry stays at least recentFor, and the table never holds more than the stores of two
+// turns. ristretto makes a new entry visible only once its policy goroutine has taken it from
+// its buffer, a moment after SetWithTTL: a review of the same token in that gap must find the
+// answer rather than call STS again. Waiting for ristretto on every store (Cache.Wait) did that
+// too, at the price of two goroutine switches and an allocation per cold review.
 type recentEntries struct {
 	mu        sync.Mutex
 	cur, prev map[sigv4.Key]*cacheEntry // guarded by mu
