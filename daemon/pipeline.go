@@ -83,7 +83,7 @@ type pipeline struct {
 	now         func() time.Time
 	ttl         time.Duration // -cache.ttl
 	negativeTTL time.Duration // -cache.negativeTTL
-	stsTimeout  time.Duration
+	stsBound    time.Duration // the longest wait for an STS answer: -sts.queueWait + -sts.timeout
 	metrics     *metrics
 	log         *slog.Logger
 	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
@@ -145,7 +145,7 @@ func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
 		}
 		return p.callSTS(c), nil
 	})
-	timer := time.NewTimer(p.stsTimeout + time.Second)
+	timer := time.NewTimer(p.stsBound + time.Second)
 	defer timer.Stop()
 	select {
 	case res := <-ch:
@@ -155,7 +155,7 @@ func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
 		fr := res.Val.(flightResult)
 		return fr.id, fr.reason
 	case <-timer.C:
-		// callSTS bounds the call by -sts.timeout; this is a safety net, not a path.
+		// callSTS bounds the wait and the call by stsBound; this is a safety net, not a path.
 		return nil, reasonSTSTimeout
 	}
 }
@@ -205,7 +205,7 @@ func (c *stsCall) cacheUntil(now time.Time, ttl time.Duration) time.Time {
 // callSTS asks STS who signed c's token and caches the definite answers, an identity or a
 // rejection (see docs/design.md: Cache and collapsing); with passthrough it caches nothing.
 func (p *pipeline) callSTS(c *stsCall) flightResult {
-	ctx, cancel := context.WithTimeout(context.Background(), p.stsTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), p.stsBound)
 	defer cancel()
 	verified, err := p.identify(ctx, c, p.keys.class(c.accessKeyID))
 	now := p.now()
