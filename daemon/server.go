@@ -246,6 +246,9 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	case err = <-errc:
 	}
 	s.log.Info("shutting down: draining reviews in flight")
+	// Reviews waiting for an STS start get their 429 now rather than after -sts.queueWait;
+	// the calls in flight finish within -sts.timeout.
+	s.pipeline.sts.admission.drain()
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.STS.Timeout+time.Second)
 	defer cancel()
 	goawayDone := make(chan struct{})
