@@ -105,7 +105,9 @@ type ClusterScenario struct {
 	// successes and denials alike.
 	CacheTTL time.Duration `json:"cacheTtlNs"`
 	// Workers bounds the authentications in flight (the generator's goroutines); a client
-	// has at most one request in flight.
+	// has at most one request in flight, so 0, one worker per client, never holds an
+	// attempt back: a real kubelet does not wait for another's review to end. A smaller
+	// bound makes attempts late while reviews wait in iamgate's STS queue.
 	Workers int `json:"workers"`
 	// MaxRequests bounds the client requests of the whole run.
 	MaxRequests int `json:"maxRequests"`
@@ -118,7 +120,7 @@ type ClusterScenario struct {
 var clusterDefaults = ClusterScenario{
 	Replicas: 3, NodeEvery: 10 * time.Second, UserEvery: 20 * time.Second, RenewEvery: 14 * time.Minute,
 	NodeRetries: 5, UserRetries: 0, RetryBackoff: time.Second, RetryCap: 30 * time.Second,
-	CacheTTL: 2 * time.Minute, Workers: 4096, MaxRequests: 5_000_000, SampleEvery: time.Second,
+	CacheTTL: 2 * time.Minute, MaxRequests: 5_000_000, SampleEvery: time.Second,
 }
 
 func (sc ClusterScenario) withDefaults() ClusterScenario {
@@ -140,7 +142,7 @@ func (sc ClusterScenario) withDefaults() ClusterScenario {
 	setD(&sc.RetryBackoff, d.RetryBackoff)
 	setD(&sc.RetryCap, d.RetryCap)
 	setD(&sc.CacheTTL, d.CacheTTL)
-	setI(&sc.Workers, d.Workers)
+	setI(&sc.Workers, sc.Nodes+sc.Users+sc.Denied)
 	setI(&sc.MaxRequests, d.MaxRequests)
 	setD(&sc.SampleEvery, d.SampleEvery)
 	sc.NodeRetries, sc.UserRetries = max(0, sc.NodeRetries), max(0, sc.UserRetries)

@@ -574,9 +574,14 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 		rep.WrongAnswers += p.WrongAnswers
 	}
 	rep.Notes = append(rep.Notes, m.notes...)
+	rep.Notes = append(rep.Notes, m.hooks.errorNotes()...)
 	if m.late > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): the generator lagged (all %d workers busy, or its CPU starved), so it, not the daemon, set their pace",
-			m.late, m.lateMax.Round(time.Millisecond), rep.Workers))
+		why := "its CPU starved"
+		if rep.Workers < rep.Clients {
+			why = fmt.Sprintf("all %d workers busy, or its CPU starved", rep.Workers)
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): the generator lagged (%s), so it, not the daemon, set their pace",
+			m.late, m.lateMax.Round(time.Millisecond), why))
 	}
 	return rep, runErr
 }
