@@ -602,7 +602,7 @@ func (m *clusterModel) newTally(start time.Time) *phaseTally {
 
 // startPhase applies phase i's events and faults and starts its tally.
 func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
-	if err := m.t.STS.SetFaults(ph.Faults); err != nil {
+	if err := m.setFaults(ph.Faults); err != nil {
 		return err
 	}
 	if ph.RestartDaemon {
@@ -634,6 +634,19 @@ func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
 	m.tally = m.newTally(now)
 	m.tally.restarted = ph.RestartDaemon
 	return nil
+}
+
+// setFaults sets the fake STS's faults, trying 3 times: on a generator CPU that cannot keep up
+// with the clients (the fake STS shares it), one admin request may time out.
+func (m *clusterModel) setFaults(f fakests.Faults) error {
+	var err error
+	for range 3 {
+		if err = m.t.STS.SetFaults(f); err == nil || m.ctx.Err() != nil {
+			return err
+		}
+		m.say("retrying the fake STS's faults: %v", err)
+	}
+	return err
 }
 
 // waitPhase returns when phase i is over: its MaxDuration passed, or Settle after every
