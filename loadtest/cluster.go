@@ -118,11 +118,12 @@ type ClusterScenario struct {
 
 // maxWorkers bounds the default Workers. Over HTTP/1.1 (the bench daemon's plain-HTTP
 // listener) each authentication on the wire holds a connection, a file in the generator and
-// one in the daemon: 16,384 keeps both below a 20,000-file limit. Without it, a generator
-// whose CPU could not keep up with 22,200 clients held 18,000 connections whose answers it had
-// not read yet, and ran out of files; with 8,192, the workers sleeping through kube-apiserver's
-// retries (up to 5 s an attempt) were all busy and held the clients back.
-const maxWorkers = 16384
+// one in the daemon: 12,288 keeps both below a 20,000-file limit (with 16,384 the generator
+// held up to 19,600 files: connections of replaced replica stacks, idle pools, dials). Without
+// it, a generator whose CPU could not keep up with 22,200 clients held 18,000 connections whose
+// answers it had not read yet, and ran out of files; with 8,192, the workers sleeping through
+// kube-apiserver's retries (up to 5 s an attempt) were all busy and held the clients back.
+const maxWorkers = 12288
 
 // ClusterScenarioDefaults are the defaults of the fields left zero.
 var clusterDefaults = ClusterScenario{

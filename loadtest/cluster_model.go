@@ -500,7 +500,7 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 				runErr = err
 				break
 			}
-		} else if err := m.t.STS.SetFaults(ph.Faults); err != nil {
+		} else if err := m.setFaults(ph.Faults); err != nil {
 			runErr = err
 			break
 		}
