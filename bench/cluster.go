@@ -206,7 +206,8 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 	p("| pinning (taskset) | daemons on CPU %s; the model (replicas, clients) and the fake STS on CPU %s |\n", r.Pinning.Daemon, r.Pinning.Generator)
 	p("| elapsed | %s |\n\n", r.Elapsed)
 	b.WriteString("`loadtest`'s cluster model (`loadtest/cluster*.go`): K kube-apiserver replicas, each k8s.io/apiserver's own " +
-		"webhook token authenticator (`DefaultRetryBackoff`: 0.5 s × 1.5, 5 steps, on 429/500/504/resets) behind its own " +
+		"webhook token authenticator (`DefaultRetryBackoff`: 0.5 s × 1.5, 5 steps, on 429/500/504/resets; 30 s per webhook request " +
+		"and 30 s for a lookup with its retries) behind its own " +
 		"token cache (2 min for successes and denials, errors never cached), as kube-apiserver builds them from " +
 		"`--authentication-token-webhook-config-file`; N kubelets (a request every 10 s ± 10 % unless said otherwise, 5 retries with backoff " +
 		"1 s doubling to 30 s), M kubectl users (every 20 s, no retry) and clients with forged tokens, each through a random replica, " +
@@ -243,8 +244,12 @@ func ClusterMarkdown(r *Results, svg, jsonFile string) string {
 			continue
 		}
 		sc := run.IAMGate.Scenario
-		p("#### %s\n\n%s. %d replicas, %d clients (a request every %s per node, %s per user), at most %d authentications in flight.\n\n",
-			run.Name, sc.Description, sc.Replicas, run.IAMGate.Clients, sc.NodeEvery, sc.UserEvery, run.IAMGate.Workers)
+		inFlight := "each client with at most one authentication in flight"
+		if run.IAMGate.Workers < run.IAMGate.Clients {
+			inFlight = fmt.Sprintf("at most %d authentications in flight", run.IAMGate.Workers)
+		}
+		p("#### %s\n\n%s. %d replicas, %d clients (a request every %s per node, %s per user), %s.\n\n",
+			run.Name, sc.Description, sc.Replicas, run.IAMGate.Clients, sc.NodeEvery, sc.UserEvery, inFlight)
 		p("| phase | daemon | clients back: all (p50 / p99) | ideal | failed after retries: nodes / users | wrong | request p50 / p99 ms | STS calls (throttled) | STS calls/s peak (mean) | webhook calls per authentication | daemon CPU s (busiest CPUs) | daemon peak RSS |\n")
 		p("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		reps := []*loadtest.ClusterReport{run.IAMGate}

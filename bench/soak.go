@@ -380,7 +380,7 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 	p("Half-way between fault changes, plus two idle samples: before the traffic starts, and %s after it stopped and the "+
 		"faults were cleared (every keep-alive connection to and from iamgate has timed out by then). Warm-up: the first %s "+
 		"(one whole rotation of the faults, and the identity cache's 2-minute TTL). Under load, goroutines and fds follow "+
-		"the reviews in flight, which a hung STS holds for up to 5 s: the leak check for them is the idle sample at the end "+
+		"the reviews in flight, which a hung STS holds for up to 5 s (20 s when they wait for a slot, `-sts.queueWait` + `-sts.timeout`): the leak check for them is the idle sample at the end "+
 		"against the one at the start. Heap from `go_memstats_heap_inuse_bytes`, goroutines from `go_goroutines`, RSS from "+
 		"VmRSS and open fds from `/proc/<pid>/fd`.\n\n", s.Settle, s.Warmup)
 	p("| at (m:ss) | fault | goroutines | heap in use | RSS | open fds | cached identities | reviews/s | STS calls/s | CPU |\n")
@@ -423,7 +423,7 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 		p("| %s | %s\n", f.Kind, countRow(f.SoakCount))
 	}
 	if len(r.Skipped) > 0 {
-		p("\nNot sent because every worker of the path was busy (a hung STS holds reviews for up to `-sts.timeout`, "+
+		p("\nNot sent because every worker of the path was busy (a hung STS holds reviews for up to `-sts.queueWait` + `-sts.timeout`, "+
 			"and kube-apiserver retries): %s.\n", mapText(intMap(r.Skipped)))
 	}
 

@@ -62,9 +62,11 @@ func newH2Server(s *Server) (*h2Server, error) {
 			WriteByteTimeout: s.cfg.WriteTimeout,
 		},
 		base: &http.Server{
-			// Per stream: reading the request body, and writing the answer.
+			// Per stream: reading the request body, and writing the answer. The HTTP/2
+			// server counts the write time from the stream's start, so it covers the
+			// longest wait for STS too, or a review waiting in the STS queue would be reset.
 			ReadTimeout:    s.cfg.ReadTimeout,
-			WriteTimeout:   s.cfg.WriteTimeout,
+			WriteTimeout:   s.cfg.WriteTimeout + s.cfg.STS.QueueWait + s.cfg.STS.Timeout,
 			IdleTimeout:    s.cfg.IdleTimeout,
 			MaxHeaderBytes: maxHeaderBytes,
 			ErrorLog:       log.New(h2Log{s.log}, "", 0),

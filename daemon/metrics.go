@@ -115,9 +115,9 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	m.stsCollapsed = f.counter("sts_collapsed_total", "Reviews that missed the cache but made no STS call of their own: they shared the answer of another review's call, in flight or just ended.")
 	m.stsInflight = f.gauge("sts_inflight", "STS calls in flight.")
 	m.stsConcurrencyLimit = f.gauge("sts_concurrency_limit", "The -sts.maxConcurrency limit on STS calls in flight.")
-	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting.")
+	m.stsQueueRejections = f.counter("sts_queue_rejections_total", "Reviews refused with 429 without an STS call because -sts.maxConcurrency calls were in flight and -sts.maxQueue were waiting, or no slot came within -sts.queueWait, or the daemon was shutting down.")
 	m.stsRateLimit = f.gauge("sts_rate_limit", "STS calls per second the adaptive rate allows since STS last answered Throttling; 0 when calls are not paced.")
-	paced := f.counterVec("sts_rate_limited_total", "Reviews refused with 429 without an STS call because the adaptive rate could not send them before -sts.timeout, by access key (verified: STS verified it before; new).", "keys")
+	paced := f.counterVec("sts_rate_limited_total", "Reviews refused with 429 without an STS call because the adaptive rate could not start their call within -sts.queueWait, by access key (verified: STS verified it before; new).", "keys")
 	for c := range numKeyClasses {
 		m.stsRateLimited[c] = paced.WithLabelValues(keyClassNames[c])
 	}

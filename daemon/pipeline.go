@@ -83,7 +83,7 @@ type pipeline struct {
 	now         func() time.Time
 	ttl         time.Duration // -cache.ttl
 	negativeTTL time.Duration // -cache.negativeTTL
-	stsTimeout  time.Duration
+	stsBound    time.Duration // the longest wait for an STS answer: -sts.queueWait + -sts.timeout
 	metrics     *metrics
 	log         *slog.Logger
 	stsLogs     *logLimiter // STS failure lines, apart from the denial lines
@@ -128,12 +128,13 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 // collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache
 // and collapsing): the review that finds no call in flight for its key makes it, on its own
 // goroutine, and the reviews of the same key that arrive meanwhile wait for it and share its
-// answer. Nothing cancels a call: callSTS bounds it by -sts.timeout whatever the reviews do.
+// answer. Nothing cancels a call: getCallerIdentity bounds it by -sts.queueWait and -sts.timeout
+// whatever the reviews do.
 func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
 	f, started := p.flights.join(&c.key)
 	if !started {
 		p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
-		return f.wait(p.stsTimeout + time.Second)
+		return f.wait(p.stsBound + time.Second)
 	}
 	// A review that missed the caches just before the previous flight of this key stored its
 	// answer starts a flight of its own after that one ended: look again first, so that one
@@ -198,8 +199,9 @@ func (fs *flights) land(key *sigv4.Key, f *flight, res flightResult) {
 	}
 }
 
-// wait waits for the flight's answer; after timeout (a safety net, not a path: callSTS bounds
-// the call by -sts.timeout) it gives up with reasonSTSTimeout.
+// wait waits for the flight's answer; after timeout (a safety net, not a path: getCallerIdentity
+// bounds the wait for a start by -sts.queueWait and the call by -sts.timeout) it gives up with
+// reasonSTSTimeout.
 func (f *flight) wait(timeout time.Duration) (*mapping.Identity, reason) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -257,7 +259,7 @@ func (c *stsCall) cacheUntil(now time.Time, ttl time.Duration) time.Time {
 // callSTS asks STS who signed c's token and caches the definite answers, an identity or a
 // rejection (see docs/design.md: Cache and collapsing); with passthrough it caches nothing.
 func (p *pipeline) callSTS(c *stsCall) flightResult {
-	// getCallerIdentity bounds the call by -sts.timeout itself: a context with that deadline
+	// getCallerIdentity bounds the wait and the call itself: a context with that deadline
 	// would add a timer and two allocations per call, and nothing to cancel.
 	verified, err := p.identify(context.Background(), c, p.keys.class(c.accessKeyID))
 	now := p.now()

@@ -91,6 +91,7 @@ func DefaultConfig() Config {
 		MaxClockSkew: sigv4.DefaultMaxClockSkew,
 		STS: STSConfig{
 			Timeout:        5 * time.Second,
+			QueueWait:      15 * time.Second,
 			MaxConcurrency: 64,
 			MaxQueue:       2048,
 			VerifiedKeys:   100_000,
@@ -146,8 +147,8 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.STS.MaxConcurrency <= 0 || cfg.STS.MaxQueue < 0 || cfg.STS.Timeout <= 0 {
-		return nil, errors.New("cannot start: STS concurrency and timeout must be positive")
+	if cfg.STS.MaxConcurrency <= 0 || cfg.STS.MaxQueue < 0 || cfg.STS.Timeout <= 0 || cfg.STS.QueueWait < 0 {
+		return nil, errors.New("cannot start: STS concurrency and timeout must be positive, queue bounds not negative")
 	}
 	if cfg.BaselinePassthrough {
 		cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority = true, true
@@ -173,7 +174,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			now:         cfg.Now,
 			ttl:         cfg.CacheTTL,
 			negativeTTL: cfg.CacheNegativeTTL,
-			stsTimeout:  cfg.STS.Timeout,
+			stsBound:    cfg.STS.QueueWait + cfg.STS.Timeout,
 			metrics:     m,
 			log:         cfg.Logger,
 			stsLogs:     newLogLimiter(10),
@@ -245,6 +246,9 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	case err = <-errc:
 	}
 	s.log.Info("shutting down: draining reviews in flight")
+	// Reviews waiting for an STS start get their 429 now rather than after -sts.queueWait;
+	// the calls in flight finish within -sts.timeout.
+	s.pipeline.sts.admission.drain()
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.STS.Timeout+time.Second)
 	defer cancel()
 	goawayDone := make(chan struct{})

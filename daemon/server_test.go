@@ -469,6 +469,84 @@ func TestSTSQueueFull(t *testing.T) {
 	}
 }
 
+// TestReviewsWaitForAnSTSStart: reviews wait up to -sts.queueWait for a slot, each answered in
+// one request however long its call waited (within the bound), while -sts.timeout bounds only
+// the call; a shorter -sts.queueWait refuses what cannot start within it (429).
+func TestReviewsWaitForAnSTSStart(t *testing.T) {
+	statuses := func(queueWait time.Duration) map[int]int {
+		t.Helper()
+		h := newHarness(t, func(c *Config) {
+			c.STS.MaxConcurrency, c.STS.Timeout, c.STS.QueueWait = 1, time.Second, queueWait
+		})
+		if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(150 * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		got := make(chan int, 12)
+		for i := range 12 { // 12 calls one after the other: 1.8 s, longer than -sts.timeout
+			tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+			wg.Go(func() {
+				a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got <- a.Status
+			})
+		}
+		wg.Wait()
+		close(got)
+		count := map[int]int{}
+		for s := range got {
+			count[s]++
+		}
+		return count
+	}
+	if got := statuses(15 * time.Second); got[200] != 12 {
+		t.Fatalf("unexpected statuses with -sts.queueWait=15s; got %v; want 12 × 200", got)
+	}
+	if got := statuses(300 * time.Millisecond); got[429] == 0 || got[200] == 0 || got[200]+got[429] != 12 {
+		t.Fatalf("unexpected statuses with -sts.queueWait=300ms; got %v; want 200 for the first, 429 for those that could not start in time", got)
+	}
+}
+
+// TestShutdownRefusesWaitingReviews: on shutdown a review waiting for an STS start is answered
+// 429 at once (kube-apiserver retries it, on another replica if there is one) instead of
+// waiting out -sts.queueWait; the call in flight finishes.
+func TestShutdownRefusesWaitingReviews(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.STS.MaxConcurrency = 1 })
+	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	got := make(chan int, 4)
+	for i := range 4 {
+		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+		wg.Go(func() {
+			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- a.Status
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for h.protoMetric("iamgate_webhook_requests_total", "http/1.1") < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.stop()
+	wg.Wait()
+	close(got)
+	count := map[int]int{}
+	for s := range got {
+		count[s]++
+	}
+	if count[200] != 1 || count[429] != 3 {
+		t.Fatalf("unexpected statuses at shutdown; got %v; want 200 for the call in flight, 429 for the 3 waiting", count)
+	}
+}
+
 // TestGracefulShutdown: on shutdown every review in flight gets its answer (see
 // docs/design.md: Listeners).
 func TestGracefulShutdown(t *testing.T) {

@@ -143,8 +143,12 @@ type callerIdentity struct {
 type STSConfig struct {
 	// ClusterID is sent as x-k8s-aws-id: a token signed for another cluster fails STS's check.
 	ClusterID string
-	// Timeout bounds one call, from the wait for a slot to the end of the body.
+	// Timeout bounds one call once it has started, to the end of the body.
 	Timeout time.Duration
+	// QueueWait bounds the wait for a slot or a rate token before a call starts. A call the
+	// adaptive rate cannot start within it is refused at once. With Timeout it must stay
+	// below kube-apiserver's 30 s webhook request timeout (see docs/design.md: The STS call).
+	QueueWait time.Duration
 	// MaxConcurrency bounds STS calls in flight; MaxQueue bounds the calls waiting for a slot
 	// or a rate token, per class of access key.
 	MaxConcurrency int
@@ -229,19 +233,27 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 // stay valid for the call; host is the allow-listed host; class orders the call behind others
 // when calls must wait. The error is always an *STSError.
 func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte, class keyClass) (callerIdentity, error) {
-	deadline := time.Now().Add(c.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	// The wait for a start is bounded by QueueWait, the call once started by Timeout, and
+	// both by ctx.
+	startBy := time.Now().Add(c.cfg.QueueWait)
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		// A call must start with a fifth of ctx's time left, so that one that waited is not
+		// sent only to time out (and still cost STS a call).
+		if by := ctxDeadline.Add(-time.Until(ctxDeadline) / 5); by.Before(startBy) {
+			startBy = by
+		}
 	}
-	// A call must start with a fifth of its time left, so that one that waited is not sent
-	// only to time out (and still cost STS a call).
-	startBy := deadline.Add(-time.Until(deadline) / 5)
 	if err := c.admission.acquire(class, startBy); err != nil {
 		// Our own overload or pacing: no STS call was made, so only the admission's
 		// counters count it.
 		return callerIdentity{}, stsFailure(stsThrottled, 0, "", err)
 	}
 	start := time.Now()
+	deadline := start.Add(c.cfg.Timeout)
+	if hasDeadline && ctxDeadline.Before(deadline) {
+		deadline = ctxDeadline
+	}
 	outcome := stsUnavailable
 	defer func() {
 		c.admission.release(start, outcome == stsIdentity || outcome == stsRejected, outcome == stsThrottled)

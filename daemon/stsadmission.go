@@ -17,8 +17,13 @@ import (
 //     first, calls for a never-seen key get at least one start in newKeyShare. A flood of
 //     forged tokens, each with an invented key, then cannot starve the nodes and users whose
 //     credentials iamgate already knows;
-//   - a call that cannot start before its deadline is refused at once (429, which
-//     kube-apiserver retries) instead of holding a goroutine until the deadline.
+//   - a call waits for its start until its deadline (-sts.queueWait): a review that waits in
+//     one request instead of falling into kube-apiserver's and its client's backoff is
+//     answered as soon as STS has room. A call that cannot start before its deadline is
+//     refused at once (429, which kube-apiserver retries) instead of holding a goroutine
+//     until the deadline;
+//   - once draining (shutdown), nothing waits: waiting calls are refused, new ones too
+//     unless they can start at once.
 //
 // Safe for concurrent use. Uncontended, a call costs one lock and no allocation.
 type stsAdmission struct {
@@ -34,6 +39,7 @@ type stsAdmission struct {
 	rate       stsRate
 	timer      *time.Timer // wakes dispatch when the next rate token is due
 	timerArmed bool
+	draining   bool
 }
 
 // keyClass is how much iamgate knows about a call's access key.
@@ -55,10 +61,14 @@ const newKeyShare = 4
 var errRateLimited = errors.New("STS is throttling: the adaptive rate cannot send this call in time")
 
 type stsWaiter struct {
-	ready   chan struct{} // receives once when granted
-	granted bool          // guarded by stsAdmission.mu
-	elem    *list.Element
-	class   keyClass
+	ready    chan struct{} // receives once when granted or refused
+	deadline time.Time     // the start must come before it
+	class    keyClass
+	elem     *list.Element
+	// granted and refusal are guarded by stsAdmission.mu until ready receives; then the
+	// waiter reads them alone.
+	granted bool
+	refusal error // errQueueFull or errRateLimited
 }
 
 func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferVerified bool, m *metrics) *stsAdmission {
@@ -82,17 +92,15 @@ func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
 		return nil
 	}
 	q := &a.queues[class]
-	if q.Len() >= a.maxQueue {
+	if q.Len() >= a.maxQueue || a.draining {
 		a.mu.Unlock()
-		a.metrics.stsQueueRejections.Inc()
-		return errQueueFull
+		return a.refused(class, errQueueFull)
 	}
 	if wait, ok := a.rate.wait(now, a.ahead(class)); ok && now.Add(wait).After(deadline) {
 		a.mu.Unlock()
-		a.metrics.stsRateLimited[class].Inc()
-		return errRateLimited
+		return a.refused(class, errRateLimited)
 	}
-	w := &stsWaiter{ready: make(chan struct{}, 1), class: class}
+	w := &stsWaiter{ready: make(chan struct{}, 1), deadline: deadline, class: class}
 	w.elem = q.PushBack(w)
 	a.armLocked(now)
 	a.mu.Unlock()
@@ -101,21 +109,38 @@ func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
 	defer t.Stop()
 	select {
 	case <-w.ready:
-		return nil
 	case <-t.C:
+		a.mu.Lock()
+		if !w.granted && w.refusal == nil { // still waiting at its deadline
+			q.Remove(w.elem)
+			w.refusal = errQueueFull
+			if a.rate.pacing {
+				w.refusal = errRateLimited
+			}
+		}
+		a.mu.Unlock()
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if w.granted { // granted as the timer fired: take it
+	if w.granted { // possibly as the timer fired: take it
 		return nil
 	}
-	q.Remove(w.elem)
-	if a.rate.pacing {
+	return a.refused(class, w.refusal)
+}
+
+// refused counts a refusal and returns it.
+func (a *stsAdmission) refused(class keyClass, err error) error {
+	if err == errRateLimited {
 		a.metrics.stsRateLimited[class].Inc()
-		return errRateLimited
+	} else {
+		a.metrics.stsQueueRejections.Inc()
 	}
-	a.metrics.stsQueueRejections.Inc()
-	return errQueueFull
+	return err
+}
+
+// refuseLocked takes w out of its queue and hands it err.
+func (a *stsAdmission) refuseLocked(w *stsWaiter, err error) {
+	a.queues[w.class].Remove(w.elem)
+	w.refusal = err
+	w.ready <- struct{}{}
 }
 
 // ahead is how many waiting calls start before a new call of class.
@@ -137,11 +162,51 @@ func (a *stsAdmission) release(started time.Time, answered, throttled bool) {
 	now := time.Now()
 	switch {
 	case throttled:
+		before := a.rate.current()
 		a.rate.throttled(now, started)
+		if a.rate.pacing && (before == 0 || a.rate.current() < before) {
+			defer a.refuseLateLocked(now) // after dispatch: what can start now, starts
+		}
 	case answered:
-		a.rate.answered(now)
+		a.rate.answered(now, started)
 	}
 	a.dispatchLocked(now)
+}
+
+// refuseLateLocked refuses at once the waiting calls that the rate, just dropped, can no
+// longer start before their deadline: the refuse-at-once rule of acquire, applied again,
+// rather than holding them until the deadline and answering the same 429 then.
+func (a *stsAdmission) refuseLateLocked(now time.Time) {
+	// Verified keys first, then new ones behind them all, as ahead counts.
+	kept := 0 // waiting calls that start before the next one looked at
+	for class := range a.queues {
+		q := &a.queues[class]
+		for e := q.Front(); e != nil; {
+			next := e.Next()
+			w := e.Value.(*stsWaiter)
+			if wait, ok := a.rate.wait(now, kept); ok && now.Add(wait).After(w.deadline) {
+				a.refuseLocked(w, errRateLimited)
+			} else {
+				kept++
+			}
+			e = next
+		}
+	}
+}
+
+// drain refuses every waiting call, and from now on every call that cannot start at once:
+// on shutdown a review should not wait out -sts.queueWait on a daemon that is stopping, but
+// get its 429 now and be retried by kube-apiserver. Calls in flight finish.
+func (a *stsAdmission) drain() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.draining = true
+	for class := range a.queues {
+		q := &a.queues[class]
+		for q.Len() > 0 {
+			a.refuseLocked(q.Front().Value.(*stsWaiter), errQueueFull)
+		}
+	}
 }
 
 // wake runs when the next rate token is due.
@@ -197,7 +262,7 @@ func (a *stsAdmission) armLocked(now time.Time) {
 	if a.timerArmed || a.inflight >= a.maxInflight {
 		return // a release will dispatch
 	}
-	d, ok := a.rate.wait(now, 0)
+	d, ok := a.rate.untilToken(now)
 	if !ok {
 		return
 	}
@@ -220,8 +285,11 @@ type stsRate struct {
 	tokens float64
 	last   time.Time // of the last refill
 	peak   float64   // the rate STS accepted when it last throttled
-	k      float64   // seconds from epoch until the curve is back at peak
-	epoch  time.Time // the last drop
+	// dropFrom is the rate in force at the last drop (+Inf when calls were not paced): what
+	// STS accepted then was at most that.
+	dropFrom float64
+	k        float64   // seconds from epoch until the curve is back at peak
+	epoch    time.Time // the last drop
 
 	answers answerWindow // calls STS answered without throttling, over the last second
 }
@@ -272,8 +340,10 @@ func (r *stsRate) take(now time.Time) bool {
 	return false
 }
 
-// wait is how long until n calls ahead and one more can start at the current rate; false
-// when the rate is not limited.
+// wait is about how long until n calls ahead and one more can start; false when the rate
+// is not limited. A queue of several seconds drains at the rate the curve returns to within
+// K seconds of a drop and probes beyond, what STS accepted when it throttled, not at the
+// dip just after the drop: the wait counts the higher of the two.
 func (r *stsRate) wait(now time.Time, n int) (time.Duration, bool) {
 	r.refill(now)
 	if !r.pacing {
@@ -283,7 +353,17 @@ func (r *stsRate) wait(now time.Time, n int) (time.Duration, bool) {
 	if need <= 0 {
 		return 0, true
 	}
-	return time.Duration(need / r.rate * float64(time.Second)), true
+	return time.Duration(need / max(r.rate, r.peak) * float64(time.Second)), true
+}
+
+// untilToken is how long until the next token at the current rate; false when the rate is
+// not limited.
+func (r *stsRate) untilToken(now time.Time) (time.Duration, bool) {
+	r.refill(now)
+	if !r.pacing {
+		return 0, false
+	}
+	return time.Duration(max(0, 1-r.tokens) / r.rate * float64(time.Second)), true
 }
 
 // throttled records a Throttling answer to a call sent at started.
@@ -293,8 +373,10 @@ func (r *stsRate) throttled(now, started time.Time) {
 	}
 	r.refill(now)
 	accepted := r.answers.rate(now)
+	r.dropFrom = math.Inf(1)
 	if r.pacing {
 		accepted = min(accepted, r.rate)
+		r.dropFrom = r.rate
 	}
 	r.peak = max(rateMin, accepted)
 	r.rate = max(rateMin, rateBeta*r.peak)
@@ -303,8 +385,21 @@ func (r *stsRate) throttled(now, started time.Time) {
 	r.pacing = true
 }
 
-// answered records a call STS answered without throttling.
-func (r *stsRate) answered(now time.Time) { r.answers.add(now) }
+// answered records a call sent at started that STS answered without throttling.
+func (r *stsRate) answered(now, started time.Time) {
+	r.answers.add(now)
+	if !r.pacing || !started.Before(r.epoch) {
+		return
+	}
+	// Sent before the last drop: part of what STS accepted when it throttled, which the drop
+	// could not count yet (STS may answer Throttling at once and an accepted call only
+	// later). Raise the curve's peak to what was accepted, never above the rate of the drop.
+	if accepted := min(r.answers.rate(now), r.dropFrom); accepted > r.peak {
+		r.refill(now)
+		r.peak = accepted
+		r.k = math.Cbrt(r.peak * (1 - rateBeta) / rateCubicC)
+	}
+}
 
 // answerWindow counts events over about the last second, in 100 ms slots.
 type answerWindow struct {

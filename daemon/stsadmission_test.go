@@ -27,7 +27,7 @@ func TestSTSRate(t *testing.T) {
 	}
 	// STS accepted 50 calls in the second before it throttled.
 	for i := range 50 {
-		r.answered(at(1 + float64(i)/50))
+		r.answered(at(1+float64(i)/50), at(1+float64(i)/50))
 	}
 	r.throttled(at(2), at(1.99))
 	if !r.pacing || math.Abs(r.current()-45) > 0.05*45 {
@@ -60,7 +60,7 @@ func TestSTSRate(t *testing.T) {
 	}
 	// A Throttling for a call sent after the drop drops again, from what STS accepted.
 	for i := range 48 {
-		r.answered(at(2.001 + k + 2 + float64(i)/48))
+		r.answered(at(2.001+k+2+float64(i)/48), at(2.001+k+2+float64(i)/48))
 	}
 	r.throttled(at(2.001+k+3), at(2.001+k+2.9))
 	if math.Abs(r.current()-0.9*48) > 0.05*0.9*48 { // the window's edges: within 5 %
@@ -77,6 +77,42 @@ func TestSTSRate(t *testing.T) {
 	off.throttled(at(1), at(1))
 	if off.pacing {
 		t.Fatalf("unexpected: a disabled rate turned on")
+	}
+}
+
+// TestSTSRateCountsLateAnswers: STS answered Throttling while most of the calls it accepted
+// were still in flight; their answers, arriving after the drop, raise the curve to what STS
+// accepted, never above the rate of the drop; answers to calls sent after the drop do not.
+func TestSTSRateCountsLateAnswers(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var r stsRate
+	for i := range 10 { // the first 10 of a burst of 50 accepted calls, sent at 1.0
+		r.answered(at(1+float64(i)/1000), at(1))
+	}
+	r.throttled(at(1.01), at(1))
+	if math.Abs(r.current()-9) > 0.5 {
+		t.Fatalf("unexpected rate after Throttling; got %.2f; want 9 (0.9 × the 10 answered)", r.current())
+	}
+	for i := range 40 { // the other 40, answered later
+		r.answered(at(1.02+float64(i)/1000), at(1))
+	}
+	if got := r.current(); math.Abs(got-45) > 0.1*45 { // the window's edges: within 10 %
+		t.Fatalf("unexpected rate after the late answers; got %.2f; want about 45 (0.9 × 50)", got)
+	}
+	for i := range 50 { // sent after the drop: the rate's own calls, not the burst's
+		r.answered(at(1.1+float64(i)/1000), at(1.05))
+	}
+	if got := r.current(); got > 46 {
+		t.Fatalf("unexpected rate raised by calls sent after the drop; got %.2f", got)
+	}
+	// Paced at 45, STS throttles again; late answers cannot raise the peak above 45.
+	r.throttled(at(1.2), at(1.15))
+	for i := range 100 {
+		r.answered(at(1.21+float64(i)/1000), at(1.15))
+	}
+	if got := r.current(); got > 0.9*45+0.5 {
+		t.Fatalf("unexpected rate above 0.9 × the rate of the drop (45); got %.2f", got)
 	}
 }
 
@@ -157,6 +193,102 @@ func TestSTSAdmissionRefusesWhatCannotStartInTime(t *testing.T) {
 	}
 }
 
+// TestSTSAdmissionRefusesWhenTheRateDrops: calls that waited for a rate that then dropped are
+// refused as soon as the drop shows they cannot start before their deadline, not when it comes;
+// those that still can, start.
+func TestSTSAdmissionRefusesWhenTheRateDrops(t *testing.T) {
+	a := newSTSAdmission(64, 100, true, true, newMetrics("test", nil))
+	now := time.Now()
+	a.mu.Lock()
+	for i := range 110 { // STS accepted about 100 calls/s
+		a.rate.answered(now.Add(-time.Second+time.Duration(i)*9*time.Millisecond), now.Add(-2*time.Second))
+	}
+	a.rate.throttled(now, now)
+	paced := a.rate.current()
+	a.mu.Unlock()
+	if paced < 50 {
+		t.Fatalf("unexpected rate %.1f after the first Throttling; want about 90", paced)
+	}
+	// One call in flight; 20 wait, each with 3 s to start: at about 90/s all fit.
+	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.inflight = a.maxInflight // every slot busy: the waiting calls wait for the release below
+	a.mu.Unlock()
+	deadline := time.Now().Add(3 * time.Second)
+	results := make(chan error, 20)
+	for range 20 {
+		go func() {
+			err := a.acquire(keyVerified, deadline)
+			if err == nil {
+				a.release(time.Now(), true, false)
+			}
+			results <- err
+		}()
+	}
+	for waiting(a) != 20 {
+		time.Sleep(time.Millisecond)
+	}
+	// STS throttles a call sent after the drop, and nothing was answered in the last second:
+	// the rate falls to its floor, one call a second, which cannot start 20 within 3 s.
+	a.mu.Lock()
+	a.inflight = 1
+	a.rate.answers = answerWindow{}
+	a.mu.Unlock()
+	start := time.Now()
+	a.release(time.Now(), false, true)
+	refused, started := 0, 0
+	for range 20 {
+		switch err := <-results; {
+		case errors.Is(err, errRateLimited):
+			refused++
+			if refused == 1 && time.Since(start) > time.Second {
+				t.Fatalf("unexpected: the first refusal came %s after the drop, not at once", time.Since(start))
+			}
+		case err == nil:
+			started++
+		default:
+			t.Fatalf("unexpected result %v", err)
+		}
+	}
+	if refused < 15 || started < 1 {
+		t.Fatalf("unexpected %d refused and %d started after the drop to %.1f/s; want most refused, the first started", refused, started, a.rate.current())
+	}
+}
+
+// TestSTSAdmissionDrain: on shutdown the waiting calls are refused at once (429, which
+// kube-apiserver retries) and no new call waits; a call that can start at once still starts.
+func TestSTSAdmissionDrain(t *testing.T) {
+	a := newSTSAdmission(1, 100, true, true, newMetrics("test", nil))
+	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 3)
+	for range 3 {
+		go func() { results <- a.acquire(keyVerified, time.Now().Add(time.Minute)) }()
+	}
+	for waiting(a) != 3 {
+		time.Sleep(time.Millisecond)
+	}
+	a.drain()
+	for range 3 {
+		if err := <-results; !errors.Is(err, errQueueFull) {
+			t.Fatalf("unexpected result for a waiting call at shutdown; got %v; want %v", err, errQueueFull)
+		}
+	}
+	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); !errors.Is(err, errQueueFull) {
+		t.Fatalf("unexpected result for a call that would wait during shutdown; got %v; want %v", err, errQueueFull)
+	}
+	a.release(time.Now(), true, false)
+	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("unexpected refusal of a call that can start at once during shutdown: %v", err)
+	}
+	if got := testutil.ToFloat64(a.metrics.stsQueueRejections); got != 4 {
+		t.Fatalf("unexpected iamgate_sts_queue_rejections_total; got %v; want 4", got)
+	}
+}
+
 // TestAdaptiveSTSRate: a storm of new tokens against an STS throttled at 40 calls/s, each
 // review retried on 429 and 5xx as kube-apiserver does (shorter backoff): every token is
 // verified in the end, and iamgate paces its calls instead of hammering STS, so the calls,
@@ -213,13 +345,16 @@ func TestAdaptiveSTSRate(t *testing.T) {
 // TestSTSRateKeepsTheAccountBusy: against a simulated STS that throttles above 50 calls/s,
 // with calls always waiting, the adaptive rate sends close to what STS accepts and wastes few
 // calls on Throttling, for short and long STS latencies, with a bucket of one second (the
-// fake STS in make bench) and of a tenth of a second. Simulated time: no clock, no sleeping,
-// the same answer on any machine.
+// fake STS in make bench) and of a tenth of a second, and when STS answers Throttling at once
+// while an accepted call takes the whole latency (the first Throttling then arrives before
+// most of the calls STS accepted are answered). Simulated time: no clock, no sleeping, the
+// same answer on any machine.
 func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
 	const limit, span = 50.0, 110 * time.Second
 	for _, tc := range []struct {
 		burst, minShare, maxThrottled float64
-	}{{50, 0.98, 0.015}, {5, 0.92, 0.04}} {
+		quickThrottling               bool
+	}{{50, 0.98, 0.015, false}, {5, 0.92, 0.04, false}, {50, 0.98, 0.015, true}, {5, 0.92, 0.04, true}} {
 		for _, latency := range []time.Duration{2 * time.Millisecond, 30 * time.Millisecond, 200 * time.Millisecond} {
 			t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 			var r stsRate
@@ -237,7 +372,7 @@ func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
 					case c.ends.After(now):
 						kept = append(kept, c)
 					case c.ok:
-						r.answered(now)
+						r.answered(now, c.started)
 					default:
 						r.throttled(now, c.started)
 					}
@@ -251,14 +386,17 @@ func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
 						accepted++
 					} else {
 						throttled++
+						if tc.quickThrottling {
+							c.ends = now.Add(200 * time.Microsecond)
+						}
 					}
 					inflight = append(inflight, c)
 				}
 			}
 			rate := float64(accepted) / span.Seconds()
 			if rate < tc.minShare*limit || float64(throttled) > tc.maxThrottled*float64(accepted) {
-				t.Errorf("burst %g, latency %s: unexpected %.1f calls/s accepted, %d throttled; want ≥ %.1f/s and ≤ %.1f %% throttled",
-					tc.burst, latency, rate, throttled, tc.minShare*limit, 100*tc.maxThrottled)
+				t.Errorf("burst %g, latency %s, quick Throttling %v: unexpected %.1f calls/s accepted, %d throttled; want ≥ %.1f/s and ≤ %.1f %% throttled",
+					tc.burst, latency, tc.quickThrottling, rate, throttled, tc.minShare*limit, 100*tc.maxThrottled)
 			}
 		}
 	}

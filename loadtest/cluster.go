@@ -105,7 +105,9 @@ type ClusterScenario struct {
 	// successes and denials alike.
 	CacheTTL time.Duration `json:"cacheTtlNs"`
 	// Workers bounds the authentications in flight (the generator's goroutines); a client
-	// has at most one request in flight.
+	// has at most one request in flight. 0 means one per client, at most maxWorkers: a real
+	// kubelet does not wait for another's review to end, and a small bound makes attempts
+	// late while reviews wait in iamgate's STS queue (thousands of them in a storm).
 	Workers int `json:"workers"`
 	// MaxRequests bounds the client requests of the whole run.
 	MaxRequests int `json:"maxRequests"`
@@ -114,11 +116,20 @@ type ClusterScenario struct {
 	Phases      []ClusterPhase `json:"phases"`
 }
 
+// maxWorkers bounds the default Workers. Over HTTP/1.1 (the bench daemon's plain-HTTP
+// listener) each authentication on the wire holds a connection, a file in the generator and
+// one in the daemon: 12,288 keeps both below a 20,000-file limit (with 16,384 the generator
+// held up to 19,600 files: connections of replaced replica stacks, idle pools, dials). Without
+// it, a generator whose CPU could not keep up with 22,200 clients held 18,000 connections whose
+// answers it had not read yet, and ran out of files; with 8,192, the workers sleeping through
+// kube-apiserver's retries (up to 5 s an attempt) were all busy and held the clients back.
+const maxWorkers = 12288
+
 // clusterDefaults are the defaults of the fields left zero.
 var clusterDefaults = ClusterScenario{
 	Replicas: 3, NodeEvery: 10 * time.Second, UserEvery: 20 * time.Second, RenewEvery: 14 * time.Minute,
 	NodeRetries: 5, UserRetries: 0, RetryBackoff: time.Second, RetryCap: 30 * time.Second,
-	CacheTTL: 2 * time.Minute, Workers: 4096, MaxRequests: 5_000_000, SampleEvery: time.Second,
+	CacheTTL: 2 * time.Minute, MaxRequests: 5_000_000, SampleEvery: time.Second,
 }
 
 func (sc ClusterScenario) withDefaults() ClusterScenario {
@@ -140,7 +151,7 @@ func (sc ClusterScenario) withDefaults() ClusterScenario {
 	setD(&sc.RetryBackoff, d.RetryBackoff)
 	setD(&sc.RetryCap, d.RetryCap)
 	setD(&sc.CacheTTL, d.CacheTTL)
-	setI(&sc.Workers, d.Workers)
+	setI(&sc.Workers, min(sc.Nodes+sc.Users+sc.Denied, maxWorkers))
 	setI(&sc.MaxRequests, d.MaxRequests)
 	setD(&sc.SampleEvery, d.SampleEvery)
 	sc.NodeRetries, sc.UserRetries = max(0, sc.NodeRetries), max(0, sc.UserRetries)

@@ -500,7 +500,7 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 				runErr = err
 				break
 			}
-		} else if err := m.t.STS.SetFaults(ph.Faults); err != nil {
+		} else if err := m.setFaults(ph.Faults); err != nil {
 			runErr = err
 			break
 		}
@@ -574,9 +574,14 @@ func (m *clusterModel) run() (*ClusterReport, error) {
 		rep.WrongAnswers += p.WrongAnswers
 	}
 	rep.Notes = append(rep.Notes, m.notes...)
+	rep.Notes = append(rep.Notes, m.hooks.errorNotes()...)
 	if m.late > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): the generator lagged (all %d workers busy, or its CPU starved), so it, not the daemon, set their pace",
-			m.late, m.lateMax.Round(time.Millisecond), rep.Workers))
+		why := "its CPU starved"
+		if rep.Workers < rep.Clients {
+			why = fmt.Sprintf("all %d workers busy, or its CPU starved", rep.Workers)
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d attempts were sent more than 1 s late (at most %s): the generator lagged (%s), so it, not the daemon, set their pace",
+			m.late, m.lateMax.Round(time.Millisecond), why))
 	}
 	return rep, runErr
 }
@@ -597,7 +602,7 @@ func (m *clusterModel) newTally(start time.Time) *phaseTally {
 
 // startPhase applies phase i's events and faults and starts its tally.
 func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
-	if err := m.t.STS.SetFaults(ph.Faults); err != nil {
+	if err := m.setFaults(ph.Faults); err != nil {
 		return err
 	}
 	if ph.RestartDaemon {
@@ -629,6 +634,19 @@ func (m *clusterModel) startPhase(i int, ph ClusterPhase) error {
 	m.tally = m.newTally(now)
 	m.tally.restarted = ph.RestartDaemon
 	return nil
+}
+
+// setFaults sets the fake STS's faults, trying 3 times: on a generator CPU that cannot keep up
+// with the clients (the fake STS shares it), one admin request may time out.
+func (m *clusterModel) setFaults(f fakests.Faults) error {
+	var err error
+	for range 3 {
+		if err = m.t.STS.SetFaults(f); err == nil || m.ctx.Err() != nil {
+			return err
+		}
+		m.say("retrying the fake STS's faults: %v", err)
+	}
+	return err
 }
 
 // waitPhase returns when phase i is over: its MaxDuration passed, or Settle after every

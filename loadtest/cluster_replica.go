@@ -2,14 +2,17 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -41,6 +44,58 @@ const webhookVersion = "v1"
 // webhookCounts counts the TokenReview HTTP requests the replicas send, by answer.
 type webhookCounts struct {
 	calls, ok, status429, status5xx, otherStatus, errors atomic.Int64
+
+	mu       sync.Mutex
+	causes   map[string]int64  // guarded by mu; requests without an answer, by cause
+	examples map[string]string // guarded by mu; the first error of each cause
+}
+
+// recordError counts a request that got no answer, by cause.
+func (c *webhookCounts) recordError(err error) {
+	cause := errorCause(err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.causes == nil {
+		c.causes, c.examples = map[string]int64{}, map[string]string{}
+	}
+	if c.causes[cause] == 0 {
+		c.examples[cause] = err.Error()
+	}
+	c.causes[cause]++
+}
+
+// errorNotes describes the requests without an answer, by cause, with an example each.
+func (c *webhookCounts) errorNotes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var notes []string
+	for cause, n := range c.causes {
+		notes = append(notes, fmt.Sprintf("%d webhook requests got no answer (%s), e.g. %s", n, cause, c.examples[cause]))
+	}
+	slices.Sort(notes)
+	return notes
+}
+
+// errorCause sorts a webhook request's error: kube-apiserver's own deadline (its 30 s request
+// timeout or the 30 s bound on a lookup with its retries), the connection, or other.
+func errorCause(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "kube-apiserver's deadline"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no local port"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	default:
+		return "other"
+	}
 }
 
 // WebhookCalls is a snapshot of webhookCounts.
@@ -75,6 +130,7 @@ func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	switch {
 	case err != nil:
 		t.counts.errors.Add(1)
+		t.counts.recordError(err)
 	case resp.StatusCode == http.StatusOK:
 		t.counts.ok.Add(1)
 	case resp.StatusCode == http.StatusTooManyRequests:

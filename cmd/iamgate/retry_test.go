@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,6 +166,63 @@ func TestKubeAPIServerRetriesTransientFailures(t *testing.T) {
 		}
 		t.Logf("STS throttling: %d webhook calls (sts_throttled), %d of them sent to STS, the user waited %s", calls, got, waited.Round(10*time.Millisecond))
 	})
+}
+
+// TestKubeAPIServerReviewsWaitInTheSTSQueue: a storm of new tokens against a throttled STS,
+// through kube-apiserver's webhook client over HTTP/2 with a write timeout far below the wait:
+// each review waits in iamgate's STS queue (-sts.queueWait) and is answered in one request once
+// its call starts. Only the calls STS itself throttled, in flight before iamgate paced them,
+// are answered 429 (and retried by kube-apiserver); every token authenticates, though the storm
+// takes longer than kube-apiserver's whole backoff, which a review refused at once would exhaust.
+func TestKubeAPIServerReviewsWaitInTheSTSQueue(t *testing.T) {
+	env := startE2E(t, "-sts.timeout", "1s", "-webhook.writeTimeout", "1s")
+	auth := env.kubeAPIServerAuthenticator(t)
+	const tokens, rate = 30, 4 // 7.5 s of STS calls at least
+	toks := make([]string, tokens)
+	now := time.Now()
+	for i := range toks {
+		toks[i] = mintAt(t, e2eAlice, now.Add(-time.Duration(i)*time.Second))
+	}
+	if err := env.sts.SetFaults(fakests.Faults{ThrottleRate: rate, ThrottleBurst: rate}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.sts.SetFaults(fakests.Faults{}) }()
+	before := env.reviews(t)
+	throttledBefore := env.sts.Stats().Count(fakests.ActionGetCallerIdentity, fakests.CodeThrottling)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			if _, ok, err := auth.AuthenticateToken(ctx, tok); !ok || err != nil {
+				t.Errorf("unexpected result; got ok=%v err=%v; want alice authenticated", ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	calls, by := webhookCalls(before, env.reviews(t))
+	throttled := int(env.sts.Stats().Count(fakests.ActionGetCallerIdentity, fakests.CodeThrottling) - throttledBefore)
+	t.Logf("%d tokens in %s: %d webhook calls %v, STS throttled %d calls", tokens, time.Since(start).Round(10*time.Millisecond), calls, by, throttled)
+	if by["ok"] != tokens || calls != tokens+by["sts_throttled"] {
+		t.Fatalf("unexpected webhook calls; got %d %v; want %d ok and the retries of throttled calls", calls, by, tokens)
+	}
+	if by["sts_throttled"] > throttled {
+		t.Fatalf("unexpected: %d reviews answered 429 for %d calls STS throttled; iamgate refused reviews it should have kept waiting", by["sts_throttled"], throttled)
+	}
+}
+
+// mintAt mints u's token signed at at.
+func mintAt(t *testing.T, u e2eUser, at time.Time) string {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", u.akid)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", u.secret)
+	t.Setenv("AWS_SESSION_TOKEN", u.session)
+	out, err := mintToken(t.Context(), tokenOptions{clusterID: "demo-cluster", region: "us-east-1", tokenOnly: true}, "", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
 }
 
 // checkRetried authenticates token under faults and checks that kube-apiserver called the

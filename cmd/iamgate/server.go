@@ -30,6 +30,7 @@ type serverFlags struct {
 	stsFlags
 	stsConcurrency int
 	stsQueue       int
+	stsQueueWait   time.Duration
 	stsAdaptive    bool
 	stsKeyPriority bool
 	stsKeys        int
@@ -67,6 +68,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 
 	f.stsFlags.register(fs)
 	fs.IntVar(&f.stsConcurrency, "sts.maxConcurrency", d.STS.MaxConcurrency, "STS calls in flight at most; STS throttles per account, and the cache and collapsing keep the need low")
+	fs.DurationVar(&f.stsQueueWait, "sts.queueWait", d.STS.QueueWait, "how long a review may wait for an STS slot or rate token before its call starts (then -sts.timeout bounds the call), so that it is answered in one request rather than falling into kube-apiserver's and its client's backoff; a review the adaptive rate cannot start within it gets 429 at once. kube-apiserver gives a review 30s, its retries included, and its retries take up to 5s: keep this plus -sts.timeout at 25s or below")
 	fs.IntVar(&f.stsQueue, "sts.maxQueue", d.STS.MaxQueue, "reviews waiting for an STS slot or rate token at most, per class of access key (verified before, new); beyond it reviews fail fast with 429 instead of piling up")
 	fs.BoolVar(&f.stsAdaptive, "sts.adaptiveRate", !d.STS.NoAdaptiveRate, "once STS answers Throttling, pace STS calls at the rate it accepts and probe back up, answering the reviews that cannot wait with 429 (kube-apiserver retries them); false only to measure its effect")
 	fs.BoolVar(&f.stsKeyPriority, "sts.keyPriority", !d.STS.NoKeyPriority, "when STS calls must wait, start those for access keys STS verified in the last hour or two before those for never-seen keys (which still get 1 start in 4), so that a flood of forged tokens cannot starve known nodes and users; false only to measure its effect")
@@ -111,6 +113,9 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	if f.stsKeys < 1 || f.stsKeys > 10_000_000 {
 		bad("-sts.verifiedKeys=%d must be between 1 and 10000000", f.stsKeys)
 	}
+	if f.stsQueueWait < 0 || f.stsQueueWait > time.Minute {
+		bad("-sts.queueWait=%s must be between 0 and 1m", f.stsQueueWait)
+	}
 	if f.stsQueue < 0 || f.stsQueue > 1_000_000 {
 		bad("-sts.maxQueue=%d must be between 0 and 1000000", f.stsQueue)
 	}
@@ -141,7 +146,7 @@ func (f *serverFlags) config() (daemon.Config, error) {
 		Version: version,
 	}
 	errs = append(errs, f.stsFlags.apply(&cfg)...)
-	cfg.STS.MaxConcurrency, cfg.STS.MaxQueue = f.stsConcurrency, f.stsQueue
+	cfg.STS.MaxConcurrency, cfg.STS.MaxQueue, cfg.STS.QueueWait = f.stsConcurrency, f.stsQueue, f.stsQueueWait
 	cfg.STS.NoAdaptiveRate, cfg.STS.NoKeyPriority, cfg.STS.VerifiedKeys = !f.stsAdaptive, !f.stsKeyPriority, f.stsKeys
 	if !f.insecureNoTLS && f.certFile != "" && f.keyFile != "" {
 		reloader, err := newCertReloader(f.certFile, f.keyFile, 10*time.Second, slog.Default())
@@ -154,6 +159,14 @@ func (f *serverFlags) config() (daemon.Config, error) {
 	}
 	return cfg, errors.Join(errs...)
 }
+
+// kube-apiserver (k8s.io/apiserver) waits 30 s for one TokenReview request, the timeout its
+// webhook kubeconfig loader sets, and 30 s for a token's lookup with its retries, the bound of
+// its token cache; its default backoff sends the last retry up to about 5 s into the lookup.
+const (
+	kubeAPIServerWebhookTimeout = 30 * time.Second
+	kubeAPIServerRetrySpan      = 5 * time.Second
+)
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
@@ -190,6 +203,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if f.passthrough {
 		log.Warn("-baseline.passthrough: no identity cache, no rejection cache, no collapsing; one STS call per review. Benchmarking baseline ONLY")
+	}
+	if cfg.STS.QueueWait+cfg.STS.Timeout > kubeAPIServerWebhookTimeout-kubeAPIServerRetrySpan {
+		log.Warn("-sts.queueWait plus -sts.timeout leave less than kube-apiserver's retries take within its webhook timeout: it may give up on reviews iamgate still holds",
+			"queueWait", cfg.STS.QueueWait, "timeout", cfg.STS.Timeout, "kubeAPIServerTimeout", kubeAPIServerWebhookTimeout)
 	}
 	if f.dialOverride != "" {
 		log.Warn("STS calls go to -sts.dialOverride: for tests and local development only", "dialOverride", f.dialOverride, "insecureHTTP", f.insecureHTTP)

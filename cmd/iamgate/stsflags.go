@@ -28,7 +28,7 @@ func (f *stsFlags) register(fs *flag.FlagSet) {
 	d := daemon.DefaultConfig()
 	fs.StringVar(&f.partitions, "sts.partitions", strings.Join(d.Partitions, ","), "comma-separated AWS partitions whose STS hosts tokens may name ("+strings.Join(sigv4.PartitionIDs(), ", ")+"). See also -sts.extraRegions")
 	fs.StringVar(&f.extraRegions, "sts.extraRegions", "", "comma-separated regions to allow beyond the built-in list (a region newer than this build); each must match one of -sts.partitions")
-	fs.DurationVar(&f.stsTimeout, "sts.timeout", d.STS.Timeout, "bound on one STS call, including the wait for a slot; kube-apiserver's own webhook timeout is 30s and it retries 5xx")
+	fs.DurationVar(&f.stsTimeout, "sts.timeout", d.STS.Timeout, "bound on one STS call once it has started (the wait before it is -sts.queueWait, for iamgate server); kube-apiserver's own webhook timeout is 30s and it retries 5xx")
 	fs.StringVar(&f.dialOverride, "sts.dialOverride", "", "send every STS call to this host:port, keeping the signed Host header and TLS server name. Tests, benchmarks and local development with fakests ONLY")
 	fs.BoolVar(&f.insecureHTTP, "sts.insecureHTTP", false, "with -sts.dialOverride, speak plain HTTP (fakests without -tls). Never in production")
 	fs.StringVar(&f.stsCAFile, "sts.caFile", "", "PEM CA bundle to verify STS with instead of the system pool (fakests -tls writes one)")

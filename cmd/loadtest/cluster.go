@@ -36,7 +36,7 @@ func (f *clusterFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.nodeRetries, "cluster.nodeRetries", 5, "a node's retries of a failed request (backoff 1s doubling to 30s) before it counts as failed")
 	fs.IntVar(&f.userRetries, "cluster.userRetries", 0, "a user's retries of a failed request (kubectl: none)")
 	fs.BoolVar(&f.renewOnFailure, "cluster.renewOnFailure", false, "renew the token before each retry, as client-go's exec plugin does after a 401 (more distinct tokens)")
-	fs.IntVar(&f.workers, "cluster.workers", 4096, "authentications in flight at most (the generator's goroutines)")
+	fs.IntVar(&f.workers, "cluster.workers", 0, "authentications in flight at most (the generator's goroutines); 0 means one per client, at most 12288")
 	fs.IntVar(&f.maxRequests, "cluster.maxRequests", 5_000_000, "client requests at most in the whole run")
 	fs.StringVar(&f.label, "cluster.label", "iamgate", "name of the daemon in the report (e.g. passthrough for iamgate -baseline.passthrough)")
 }
