@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/iamgate/iamgate/sigv4"
 )
@@ -61,18 +63,43 @@ func TestDecodeCallerIdentityAsEncodingJSON(t *testing.T) {
 		`{}`,
 	}
 	for _, body := range bodies {
-		want, wantOK := referenceCallerIdentity(body)
-		got, err := decodeCallerIdentity([]byte(body))
-		if err != nil {
-			if wantOK && want.Account != "" && want.Arn != "" && want.UserID != "" && arnOfAccount([]byte(want.Arn), []byte(want.Account)) {
-				t.Errorf("decodeCallerIdentity(%s) failed: %v; encoding/json reads %+v", body, err, want)
-			}
-			continue
-		}
-		if !wantOK || got != want {
-			t.Errorf("decodeCallerIdentity(%s) = %+v; encoding/json reads %+v (ok %v)", body, got, want, wantOK)
+		if msg := decodesAsEncodingJSON(body); msg != "" {
+			t.Error(msg)
 		}
 	}
+}
+
+// FuzzDecodeCallerIdentity: on any body, the scanner and encoding/json agree (see
+// decodesAsEncodingJSON), and nothing panics.
+func FuzzDecodeCallerIdentity(f *testing.F) {
+	f.Add(`{"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":"123456789012","Arn":"arn:aws:iam::123456789012:user/alice","UserId":"AIDA"}}}`)
+	f.Add(`{"getcalleridentityresponse":{"GetCallerIdentityResult":{"ACCOUNT":"123456789012","Arn":"arn:aws:iam::123456789012:user/a\u0022","UserId":"AIDA","Arn":null}}}`)
+	f.Add(`{"GetCallerIdentityResponse":{"GetCallerIdentityResult":null},"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":"1"}}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		if msg := decodesAsEncodingJSON(body); msg != "" {
+			t.Fatal(msg)
+		}
+	})
+}
+
+// decodesAsEncodingJSON says how decodeCallerIdentity and encoding/json disagree on body, or
+// "": an identity the scanner returns is the one encoding/json reads, and a body encoding/json
+// reads into a complete identity of the ARN's account is not refused, unless it is not UTF-8
+// (encoding/json reads invalid bytes as U+FFFD; the scanner refuses the answer: STS never sends
+// them, and an ARN is never guessed at).
+func decodesAsEncodingJSON(body string) string {
+	want, wantOK := referenceCallerIdentity(body)
+	got, err := decodeCallerIdentity([]byte(body))
+	if err != nil {
+		if wantOK && utf8.ValidString(body) && want.Account != "" && want.Arn != "" && want.UserID != "" && arnOfAccount([]byte(want.Arn), []byte(want.Account)) {
+			return fmt.Sprintf("decodeCallerIdentity(%q) failed: %v; encoding/json reads %+v", body, err, want)
+		}
+		return ""
+	}
+	if !wantOK || got != want {
+		return fmt.Sprintf("decodeCallerIdentity(%q) = %+v; encoding/json reads %+v (ok %v)", body, got, want, wantOK)
+	}
+	return ""
 }
 
 // TestDecodeCallerIdentityAllocations: the answer of a cold review costs its three strings.
