@@ -40,8 +40,17 @@ type recentEntries struct {
 	turned    time.Time                 // when cur was started; guarded by mu
 }
 
-// recentFor is far longer than ristretto takes to apply a store, even on a busy machine.
+// recentFor is how long a turn lasts. At each turn the store that turns the table waits for
+// ristretto to apply every store before it (Cache.Wait), so an entry leaves the table only
+// once ristretto holds it, however busy the machine: one wait per turn, not per store.
 const recentFor = 100 * time.Millisecond
+
+// turnDue tells whether a store at wall turns the table, dropping its older half.
+func (r *recentEntries) turnDue(wall time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur != nil && wall.Sub(r.turned) >= recentFor
+}
 
 func (r *recentEntries) get(key *sigv4.Key) *cacheEntry {
 	r.mu.Lock()
@@ -122,7 +131,13 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 		if !replaces {
 			ic.metrics.cacheEntries.Inc()
 		}
-		ic.recent.add(e, time.Now())
+		wall := time.Now()
+		if ic.recent.turnDue(wall) {
+			// The entries about to leave the table were stored a turn or more ago: make sure
+			// ristretto has taken them before they leave.
+			ic.c.Wait()
+		}
+		ic.recent.add(e, wall)
 	}
 }
 

@@ -112,3 +112,34 @@ func TestRecentEntriesTurn(t *testing.T) {
 		t.Fatal("an entry stayed after two turns")
 	}
 }
+
+// TestCacheEntryOutlivesTheRecentTable: an entry that has left the table of recent stores is
+// found in ristretto, however soon the table turns after the store.
+func TestCacheEntryOutlivesTheRecentTable(t *testing.T) {
+	c, err := newIdentityCache(64<<20, newMetrics("test", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
+	now := time.Now()
+	forceTurn := func() {
+		c.recent.mu.Lock()
+		c.recent.turned = time.Time{}
+		c.recent.mu.Unlock()
+	}
+	for round := range 50 {
+		first := testKey(3 * round)
+		c.set(&cacheEntry{key: first, id: id, expires: now.Add(time.Minute)}, now)
+		forceTurn()
+		c.set(&cacheEntry{key: testKey(3*round + 1), id: id, expires: now.Add(time.Minute)}, now)
+		forceTurn()
+		c.set(&cacheEntry{key: testKey(3*round + 2), id: id, expires: now.Add(time.Minute)}, now)
+		if c.recent.get(&first) != nil {
+			t.Fatal("the entry should have left the table after two turns")
+		}
+		if _, ok := c.get(&first, now); !ok {
+			t.Fatalf("round %d: an entry that left the table of recent stores is not in ristretto", round)
+		}
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,9 +64,18 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	var written atomic.Int32 // requests wholly sent
 	post := func(token string) (int, bool, error) {
 		body := `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"` + token + `"}}`
-		resp, err := client.Post("https://"+webhookAddr+"/authenticate", "application/json", strings.NewReader(body))
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { written.Add(1) },
+		})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+webhookAddr+"/authenticate", strings.NewReader(body))
+		if err != nil {
+			return 0, false, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
 		if err != nil {
 			return 0, false, err
 		}
@@ -94,6 +105,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 
 	const n = 40
+	written.Store(0)
 	now := time.Now()
 	var wg sync.WaitGroup
 	failures := make(chan string, n)
@@ -106,7 +118,14 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond) // the reviews are waiting on the slow STS
+	// SIGTERM once every review is on the wire (a starved machine may take long to send them
+	// all): they are then in iamgate or waiting on the slow STS.
+	for sent := time.Now(); written.Load() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Since(sent) > 15*time.Second {
+			t.Fatalf("only %d of %d reviews were sent in 15s", written.Load(), n)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
