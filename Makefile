@@ -6,7 +6,7 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 SOAK_DURATION ?= 30m
 
-.PHONY: run-check all build fakests test test-tools test-race e2e soak soak-quick fuzz bench bench-quick loadtest lint run clean microbench
+.PHONY: run-check all build fakests test test-tools test-race e2e soak soak-quick fuzz bench bench-quick coldpath loadtest lint run clean microbench
 
 all: build
 
@@ -55,10 +55,21 @@ fuzz:
 # bench runs every load scenario against bin/iamgate server and the fake STS (pinned with
 # taskset), the 1M-identity memory step and the Go micro-benchmarks (~10 min), the cluster
 # model against iamgate and iamgate -baseline.passthrough (30-60 min more; skip it with
-# `bin/loadtest bench -bench.cluster none`), and writes bench/results/<date>-<commit>.json and
-# the generated sections of BENCHMARKS.md.
+# `bin/loadtest bench -bench.cluster none`), then the cold path over TLS (coldpath below), and
+# writes bench/results/<date>-<commit>.json, cold-*.json and the generated sections of
+# BENCHMARKS.md.
 bench: build
 	$(BIN)/loadtest bench
+	$(BIN)/loadtest coldpath -cold.rounds $(COLD_ROUNDS) -memory.points 100000,1000000
+
+# coldpath measures never-seen tokens as production sees them: the webhook and the fake STS
+# over TLS, wrk walking a file of tokens no request sent before, iamgate against the cold-path
+# limit (loadtest coldlimit) in interleaved rounds, with 0 and 20 ms of STS latency, STS
+# rejections and {{EC2PrivateDNSName}} roles (about 15 min at 3 rounds); it writes
+# bench/results/cold-*.json and the cold path's generated section of BENCHMARKS.md.
+COLD_ROUNDS ?= 3
+coldpath: build
+	$(BIN)/loadtest coldpath -cold.rounds $(COLD_ROUNDS)
 
 # microbench runs the Go micro-benchmarks alone, as make bench runs them: 6 interleaved rounds,
 # medians and per-round ratios to their baselines (MICRO_ROUNDS=n for more or fewer), and
