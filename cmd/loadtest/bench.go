@@ -96,20 +96,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.MemoryPoints = pts
 	}
+	generator, daemon, reexec := pinning(*pin, stderr)
+	if reexec != nil {
+		return reexec()
+	}
+	cfg.GeneratorCPUs, cfg.DaemonCPUs = generator, daemon
+	_, err := bench.Run(ctx, cfg)
+	return err
+}
+
+// pinning returns the generator's and the daemon's CPU lists when this process runs pinned
+// (re-executed under taskset: runtime.NumCPU now sees the generator's CPU only). Otherwise,
+// with pin on a machine of 2 or more CPUs, it returns reexec, which runs this command again
+// pinned; without taskset or with one CPU it says why nothing is pinned.
+func pinning(pin bool, stderr io.Writer) (generator, daemon string, reexec func() error) {
 	if daemonCPUs := os.Getenv(pinnedEnv); daemonCPUs != "" {
-		// Re-executed under taskset: runtime.NumCPU now sees the generator's CPU only.
-		cfg.GeneratorCPUs, cfg.DaemonCPUs = "0", daemonCPUs
-	} else if *pin && runtime.NumCPU() >= 2 {
+		return "0", daemonCPUs, nil
+	}
+	switch {
+	case !pin:
+	case runtime.NumCPU() < 2:
+		fmt.Fprintln(stderr, "loadtest: NOTICE: one CPU only: the daemon and the generator share it, capacity figures are not meaningful")
+	default:
 		if _, err := exec.LookPath("taskset"); err != nil {
 			fmt.Fprintln(stderr, "loadtest: NOTICE: taskset is missing (util-linux): nothing is pinned")
 		} else {
-			return reexecPinned("0", strconv.Itoa(runtime.NumCPU()-1))
+			return "", "", func() error { return reexecPinned("0", strconv.Itoa(runtime.NumCPU()-1)) }
 		}
-	} else if *pin {
-		fmt.Fprintln(stderr, "loadtest: NOTICE: one CPU only: the daemon and the generator share it, capacity figures are not meaningful")
 	}
-	_, err := bench.Run(ctx, cfg)
-	return err
+	return "", "", nil
 }
 
 // reexecPinned runs this command again under taskset, so that the Go runtime starts with the

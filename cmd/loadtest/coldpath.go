@@ -5,10 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,15 +52,11 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		cfg.MemoryPoints = pts
 	}
-	if daemonCPUs := os.Getenv(pinnedEnv); daemonCPUs != "" {
-		cfg.GeneratorCPUs, cfg.DaemonCPUs = "0", daemonCPUs
-	} else if *pin && runtime.NumCPU() >= 2 {
-		if _, err := exec.LookPath("taskset"); err != nil {
-			fmt.Fprintln(stderr, "loadtest: NOTICE: taskset is missing (util-linux): nothing is pinned")
-		} else {
-			return reexecPinned("0", strconv.Itoa(runtime.NumCPU()-1))
-		}
+	generator, daemon, reexec := pinning(*pin, stderr)
+	if reexec != nil {
+		return reexec()
 	}
+	cfg.GeneratorCPUs, cfg.DaemonCPUs = generator, daemon
 	res, err := bench.RunColdPath(ctx, cfg)
 	if err != nil {
 		return err
