@@ -441,25 +441,7 @@ func TestSTSQueueFull(t *testing.T) {
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(300 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	statuses := make(chan int, 6)
-	for i := range 6 {
-		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
-		wg.Go(func() {
-			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
-			if err != nil {
-				statuses <- -1
-				return
-			}
-			statuses <- a.Status
-		})
-	}
-	wg.Wait()
-	close(statuses)
-	count := map[int]int{}
-	for s := range statuses {
-		count[s]++
-	}
+	count := h.postDistinct(6, nil)
 	// One in flight plus one waiting succeed; the other four are refused at once.
 	if count[200] < 2 || count[429] < 1 || count[200]+count[429] != 6 {
 		t.Fatalf("unexpected statuses %v; want 200s for the slot and the queue, 429 for the rest", count)
@@ -481,26 +463,7 @@ func TestReviewsWaitForAnSTSStart(t *testing.T) {
 		if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(150 * time.Millisecond)}); err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		got := make(chan int, 12)
-		for i := range 12 { // 12 calls one after the other: 1.8 s, longer than -sts.timeout
-			tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
-			wg.Go(func() {
-				a, err := h.tryPost(reviewBody(apiVersionV1, tok))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				got <- a.Status
-			})
-		}
-		wg.Wait()
-		close(got)
-		count := map[int]int{}
-		for s := range got {
-			count[s]++
-		}
-		return count
+		return h.postDistinct(12, nil) // 12 calls one after the other: 1.8 s, longer than -sts.timeout
 	}
 	if got := statuses(15 * time.Second); got[200] != 12 {
 		t.Fatalf("unexpected statuses with -sts.queueWait=15s; got %v; want 12 × 200", got)
@@ -518,30 +481,13 @@ func TestShutdownRefusesWaitingReviews(t *testing.T) {
 	if err := h.sts.SetFaults(fakests.Faults{Latency: fakests.Duration(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	got := make(chan int, 4)
-	for i := range 4 {
-		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
-		wg.Go(func() {
-			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			got <- a.Status
-		})
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for h.protoMetric("iamgate_webhook_requests_total", "http/1.1") < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	h.stop()
-	wg.Wait()
-	close(got)
-	count := map[int]int{}
-	for s := range got {
-		count[s]++
-	}
+	count := h.postDistinct(4, func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for h.protoMetric("iamgate_webhook_requests_total", "http/1.1") < 4 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.stop()
+	})
 	if count[200] != 1 || count[429] != 3 {
 		t.Fatalf("unexpected statuses at shutdown; got %v; want 200 for the call in flight, 429 for the 3 waiting", count)
 	}
@@ -747,4 +693,32 @@ func TestDenialLogLevels(t *testing.T) {
 			t.Fatalf("at %s: unexpected presence of %q; got %v:\n%s", level, want, got, out)
 		}
 	}
+}
+
+// postDistinct posts n reviews of distinct tokens of alice at once, runs during (if any) while
+// they are in flight, and counts their statuses; a review that got no answer counts as -1.
+func (h *harness) postDistinct(n int, during func()) map[int]int {
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := range n {
+		tok := h.tokenAt(alice, testStart.Add(-time.Duration(i)*time.Second), testClusterID)
+		wg.Go(func() {
+			a, err := h.tryPost(reviewBody(apiVersionV1, tok))
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			statuses <- a.Status
+		})
+	}
+	if during != nil {
+		during()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	return count
 }
