@@ -168,8 +168,5 @@ func (f *mappingFlags) resolver(ctx context.Context, metrics *ec2.Metrics) (*ec2
 		}),
 		Now: time.Now, TTL: f.ec2CacheTTL, RatePerSecond: f.ec2RateLimit, Metrics: metrics,
 	}
-	if !f.live {
-		cfg.BatchWindow = time.Millisecond // explain looks one name up: nothing to batch
-	}
 	return ec2.NewResolver(cfg)
 }

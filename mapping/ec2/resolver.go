@@ -38,11 +38,9 @@ type Config struct {
 	// MaxEntries bounds the cache; default 50,000. When full, expired entries go first, then
 	// arbitrary ones.
 	MaxEntries int
-	// BatchWindow is how long a lookup waits for others to share its DescribeInstances call;
-	// default 10ms.
-	BatchWindow time.Duration
 	// MaxBatch is the most instance IDs in one call (values of its instance-id filter);
-	// default 100.
+	// default 100. A lookup that finds no call forming goes at once; the lookups that arrive
+	// while that call is in flight (or waits for the rate limiter) share the next one.
 	MaxBatch int
 	// RatePerSecond and Burst limit DescribeInstances calls; defaults 10 and 5 (EC2 throttles
 	// Describe calls per account, shared with everything else in it).
@@ -60,6 +58,11 @@ type Config struct {
 // unknown ID costs nothing to the others of its batch); names are cached with a TTL and
 // unknown IDs for NegativeTTL in a bounded cache; calls are rate-limited. It is safe for
 // concurrent use and needs no Close: it starts goroutines only for calls in flight.
+//
+// Batching waits for no timer. One sender sends the collected IDs and, when its call ends,
+// whatever was collected meanwhile, until nothing is left; a batch that reaches MaxBatch goes
+// at once beside it. So a lone lookup costs one call's latency and no more, and the busier
+// EC2 is (or the rate limiter), the larger the batches grow.
 type Resolver struct {
 	cfg     Config
 	limiter *rate.Limiter
@@ -68,6 +71,7 @@ type Resolver struct {
 	cache   map[string]ec2Entry // instance ID → answer; guarded by mu
 	pending map[string]*ec2Call // instance ID → call waiting or in flight; guarded by mu
 	batch   []string            // IDs collected for the next call; guarded by mu
+	sending bool                // a sender is running (see send); guarded by mu
 }
 
 type ec2Entry struct {
@@ -94,7 +98,6 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	}
 	def(&cfg.TTL, time.Hour)
 	def(&cfg.NegativeTTL, 30*time.Second)
-	def(&cfg.BatchWindow, 10*time.Millisecond)
 	def(&cfg.CallTimeout, 10*time.Second)
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 50_000
@@ -143,8 +146,9 @@ func (r *Resolver) PrivateDNSName(ctx context.Context, id string) (string, error
 			ids := r.batch
 			r.batch = nil
 			go r.call(ids)
-		case len(r.batch) == 1:
-			time.AfterFunc(r.cfg.BatchWindow, r.flush)
+		case !r.sending:
+			r.sending = true
+			go r.send()
 		}
 	}
 	r.mu.Unlock()
@@ -164,14 +168,19 @@ func (r *Resolver) PrivateDNSName(ctx context.Context, id string) (string, error
 	return c.dns, c.err
 }
 
-// flush sends the batch collected during BatchWindow (it may be empty or younger when a full
-// batch was sent meanwhile; both are harmless).
-func (r *Resolver) flush() {
-	r.mu.Lock()
-	ids := r.batch
-	r.batch = nil
-	r.mu.Unlock()
-	if len(ids) > 0 {
+// send calls DescribeInstances for the collected IDs, then again for those collected during
+// that call, until none are left.
+func (r *Resolver) send() {
+	for {
+		r.mu.Lock()
+		ids := r.batch
+		r.batch = nil
+		if len(ids) == 0 {
+			r.sending = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
 		r.call(ids)
 	}
 }

@@ -49,7 +49,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // ec2Server is a loopback EC2 Query API answering DescribeInstances the way EC2 does: the XML
 // shape; with InstanceId.N, InvalidInstanceID.NotFound for the whole call when any ID is
 // unknown; with an instance-id filter, only the instances that exist. It records the IDs of
-// each call and can fail every call with a 500.
+// each call, can fail every call with a 500, and can hold every call until released.
 type ec2Server struct {
 	URL       string
 	instances map[string]string // instance ID → private DNS name
@@ -57,7 +57,8 @@ type ec2Server struct {
 	fail      atomic.Bool // answer 500
 
 	mu      sync.Mutex
-	batches [][]string // the IDs of each call
+	batches [][]string    // the IDs of each call
+	release chan struct{} // if not nil, calls are answered once it is closed
 }
 
 func startEC2(tb testing.TB, instances map[string]string) *ec2Server {
@@ -98,7 +99,11 @@ func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	s.mu.Lock()
 	s.batches = append(s.batches, append(ids, filtered...))
+	release := s.release
 	s.mu.Unlock()
+	if release != nil {
+		<-release
+	}
 	if s.fail.Load() {
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `<Response><Errors><Error><Code>InternalError</Code><Message>boom</Message></Error></Errors><RequestID>r</RequestID></Response>`)
@@ -122,6 +127,15 @@ func (s *ec2Server) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "text/xml")
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet>%s</reservationSet></DescribeInstancesResponse>`, b.String())
+}
+
+// hold makes calls wait for their answer until the returned function is called.
+func (s *ec2Server) hold() (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.release = ch
+	s.mu.Unlock()
+	return func() { close(ch) }
 }
 
 func (s *ec2Server) Batches() [][]string {
@@ -169,7 +183,6 @@ func newTestResolver(tb testing.TB, endpoint string, clock *fakeClock, mod func(
 	cfg := Config{
 		Client:        newEC2Client(endpoint),
 		Now:           clock.Now,
-		BatchWindow:   20 * time.Millisecond,
 		RatePerSecond: 1000,
 		Burst:         1000,
 	}
@@ -215,7 +228,6 @@ func TestResolverCache(t *testing.T) {
 func TestResolverHitAllocs(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0123456789abcdef0": "ip-10-0-1-23.ec2.internal"})
 	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
-		c.BatchWindow = time.Millisecond
 		c.Metrics = NewMetrics(nil)
 	})
 	ctx := context.Background()
@@ -232,8 +244,9 @@ func TestResolverHitAllocs(t *testing.T) {
 	}
 }
 
-// TestResolverBatching (see docs/design.md: Mapping): concurrent lookups share DescribeInstances calls, and
-// lookups of one instance collapse into one ID of one call.
+// TestResolverBatching (see docs/design.md: Mapping): a lookup goes at once when no call is
+// forming; the lookups that arrive while it is in flight share the next call, a full batch
+// goes at once beside it, and lookups of one instance collapse into one ID of one call.
 func TestResolverBatching(t *testing.T) {
 	instances := map[string]string{}
 	var ids []string
@@ -243,56 +256,78 @@ func TestResolverBatching(t *testing.T) {
 		ids = append(ids, id)
 	}
 	srv := startEC2(t, instances)
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
-		c.BatchWindow = 200 * time.Millisecond
-		c.MaxBatch = 20
-	})
+	release := srv.hold()
+	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) { c.MaxBatch = 20 })
 	var wg sync.WaitGroup
-	errs := make(chan error, 300)
-	for k := 0; k < 10; k++ {
-		for _, id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				dns, err := r.PrivateDNSName(context.Background(), id)
-				if err == nil && dns != instances[id] {
-					err = fmt.Errorf("unexpected name for %s; got %q; want %q", id, dns, instances[id])
-				}
-				if err != nil {
-					errs <- err
-				}
-			}()
+	errs := make(chan error, 301)
+	lookup := func(id string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dns, err := r.PrivateDNSName(context.Background(), id)
+			if err == nil && dns != instances[id] {
+				err = fmt.Errorf("unexpected name for %s; got %q; want %q", id, dns, instances[id])
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
 		}
 	}
+	pending := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.pending)
+	}
+
+	lookup(ids[0]) // alone: its call goes without waiting for company
+	waitFor("the first call", func() bool { return srv.calls.Load() == 1 })
+	for k := 0; k < 10; k++ { // while it is in flight: 10 lookups of each instance
+		for _, id := range ids {
+			lookup(id)
+		}
+	}
+	waitFor("a full batch and 9 IDs collected", func() bool { return srv.calls.Load() == 2 && pending() == 30 })
+	release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	batches := srv.Batches()
+	var sizes []int
+	for _, b := range srv.Batches() {
+		sizes = append(sizes, len(b))
+	}
+	// The first ID alone; the first 20 of the other 29 as soon as they were 20; the last 9
+	// when the first call ended (the fake records them in the order it runs them). None twice.
+	sort.Ints(sizes)
+	if fmt.Sprint(sizes) != "[1 9 20]" {
+		t.Fatalf("unexpected batch sizes; got %v; want 1, 20 and 9", sizes)
+	}
 	seen := map[string]int{}
-	for _, b := range batches {
-		if len(b) > 20 {
-			t.Fatalf("unexpected batch size %d > MaxBatch 20", len(b))
-		}
+	for _, b := range srv.Batches() {
 		for _, id := range b {
 			seen[id]++
 		}
 	}
 	for _, id := range ids {
 		if seen[id] != 1 {
-			t.Fatalf("unexpected number of requests for %s; got %d; want 1 (batches %v)", id, seen[id], batches)
+			t.Fatalf("unexpected number of requests for %s; got %d; want 1", id, seen[id])
 		}
-	}
-	if len(batches) > 4 {
-		t.Fatalf("unexpected number of calls for 300 lookups of 30 instances; got %d; want at most 4", len(batches))
 	}
 }
 
 func TestResolverNotFound(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
 	clock := newFakeClock()
-	r := newTestResolver(t, srv.URL, clock, func(c *Config) { c.BatchWindow = 100 * time.Millisecond })
+	r := newTestResolver(t, srv.URL, clock, nil)
 	var wg sync.WaitGroup
 	var dnsA string
 	var errA, errB error
@@ -331,7 +366,7 @@ func TestResolverNotFound(t *testing.T) {
 
 func TestResolverErrors(t *testing.T) {
 	srv := startEC2(t, map[string]string{"i-0000000000000000a": "ip-a.ec2.internal"})
-	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) { c.BatchWindow = time.Millisecond })
+	r := newTestResolver(t, srv.URL, newFakeClock(), nil)
 	srv.fail.Store(true)
 	_, err := r.PrivateDNSName(context.Background(), "i-0000000000000000a")
 	if err == nil || mapping.IsDenial(err) {
@@ -362,7 +397,6 @@ func TestResolverBound(t *testing.T) {
 	}
 	srv := startEC2(t, instances)
 	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
-		c.BatchWindow = time.Millisecond
 		c.MaxEntries = 16
 	})
 	for id := range instances {
@@ -388,7 +422,6 @@ func TestResolverRateLimit(t *testing.T) {
 	srv := startEC2(t, instances)
 	reg := prometheus.NewRegistry()
 	r := newTestResolver(t, srv.URL, newFakeClock(), func(c *Config) {
-		c.BatchWindow = time.Millisecond
 		c.RatePerSecond = 20
 		c.Burst = 1
 		c.Metrics = NewMetrics(reg)
@@ -425,7 +458,9 @@ func TestResolverRateLimit(t *testing.T) {
 // default rate limit (10 calls/s), against the fake STS's EC2 API, which behaves like EC2 (an
 // unknown InstanceId fails a whole call; an unknown instance-id filter value matches nothing).
 // Before, the unknown ID failed the batch and the resolver fell back to one call per ID under
-// the rate limit (about 10 s, with nodes timing out). Now: one or few calls, every valid node
+// the rate limit (about 10 s, with nodes timing out). Now: few calls (the first lookup's alone,
+// then the others batched while it is in flight; on a busy machine lookups arrive more slowly
+// and take a few more, never more than the rate limiter lets through), every valid node
 // resolved, the unknown one denied and cached as missing, so a retry storm costs no call.
 func TestResolverNodeJoinBurst(t *testing.T) {
 	var instances []fakests.Instance
@@ -441,7 +476,7 @@ func TestResolverNodeJoinBurst(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
 	r, err := NewResolver(Config{Client: newEC2Client(srv.URL()), Now: clock.Now,
-		BatchWindow: 50 * time.Millisecond, Metrics: NewMetrics(reg)}) // default rate limit and batch size
+		Metrics: NewMetrics(reg)}) // default rate limit and batch size
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,8 +516,10 @@ func TestResolverNodeJoinBurst(t *testing.T) {
 		}
 	}
 	calls := srv.Stats().Total(fakests.ActionDescribeInstances)
-	if calls < 1 || calls > 3 {
-		t.Fatalf("unexpected DescribeInstances calls for a burst of 100 lookups with one unknown ID; got %d; want 1 to 3", calls)
+	// The default limiter: a burst of 5, then 10 calls/s (and one for the time between the
+	// resolver's creation and start).
+	if maxCalls := 6 + uint64(elapsed.Seconds()*10); calls < 1 || calls > maxCalls {
+		t.Fatalf("unexpected DescribeInstances calls for a burst of 100 lookups with one unknown ID in %s; got %d; want 1 to %d", elapsed, calls, maxCalls)
 	}
 	if n := srv.Stats().Count(fakests.ActionDescribeInstances, fakests.OutcomeOK); n != calls {
 		t.Fatalf("unexpected failed DescribeInstances calls; got %d ok of %d", n, calls)
