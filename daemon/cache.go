@@ -22,58 +22,36 @@ type cacheEntry struct {
 // identityCache wraps ristretto: keys are the first 8 bytes of the canonical SHA-256 key, and
 // each entry carries the whole key, so a collision can only miss, never answer for another
 // token. Safe for concurrent use.
+//
+// A store does not go to ristretto at once: it goes to a small table of fresh entries, which a
+// get reads after ristretto, and every handOverAfter the fresh entries are handed to ristretto
+// together (see handOver). Why: ristretto makes a new entry visible only once its policy
+// goroutine has taken it from its buffer, so a review of the same token just after the store
+// would miss (and call STS again) unless the store waited for that goroutine (Cache.Wait: two
+// goroutine switches and an allocation per cold review); and each store alone woke that
+// goroutine up, a wake-up per cold review that a batch shares.
 type identityCache struct {
 	c       *ristretto.Cache[uint64, *cacheEntry]
 	metrics *metrics
-	recent  recentEntries
+
+	mu      sync.Mutex
+	fresh   map[sigv4.Key]freshEntry // stored since the last hand-over began; guarded by mu
+	handing map[sigv4.Key]freshEntry // being handed to ristretto; guarded by mu
+
+	handOverMu sync.Mutex // one hand-over at a time, none once closed
+	closed     bool       // guarded by handOverMu
 }
 
-// recentEntries holds the entries of the last two turns of recentFor: it turns on a store, so
-// an entry stays at least recentFor, and the table never holds more than the stores of two
-// turns. ristretto makes a new entry visible only once its policy goroutine has taken it from
-// its buffer, a moment after SetWithTTL: a review of the same token in that gap must find the
-// answer rather than call STS again. Waiting for ristretto on every store (Cache.Wait) did that
-// too, at the price of two goroutine switches and an allocation per cold review.
-type recentEntries struct {
-	mu        sync.Mutex
-	cur, prev map[sigv4.Key]*cacheEntry // guarded by mu
-	turned    time.Time                 // when cur was started; guarded by mu
+type freshEntry struct {
+	e   *cacheEntry
+	ttl time.Duration // for ristretto's eviction; get checks e.expires itself
 }
 
-// recentFor is how long a turn lasts. At each turn the store that turns the table waits for
-// ristretto to apply every store before it (Cache.Wait), so an entry leaves the table only
-// once ristretto holds it, however busy the machine: one wait per turn, not per store.
-const recentFor = 100 * time.Millisecond
-
-// turnDue tells whether a store at wall turns the table, dropping its older half.
-func (r *recentEntries) turnDue(wall time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cur != nil && wall.Sub(r.turned) >= recentFor
-}
-
-func (r *recentEntries) get(key *sigv4.Key) *cacheEntry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e := r.cur[*key]; e != nil {
-		return e
-	}
-	return r.prev[*key]
-}
-
-// add remembers e; wall is the wall clock (the entries' lifetimes follow the injected one).
-func (r *recentEntries) add(e *cacheEntry, wall time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cur == nil {
-		r.cur, r.prev = make(map[sigv4.Key]*cacheEntry), make(map[sigv4.Key]*cacheEntry)
-	}
-	if wall.Sub(r.turned) >= recentFor {
-		r.prev, r.cur, r.turned = r.cur, r.prev, wall
-		clear(r.cur)
-	}
-	r.cur[e.key] = e
-}
+// handOverAfter is how long fresh entries wait to be handed to ristretto together: long
+// enough that a hand-over, and the wake-up of ristretto's policy goroutine, is shared by many
+// cold reviews (hundreds a turn at thousands a second), short enough that the table stays
+// small.
+const handOverAfter = 100 * time.Millisecond
 
 func newIdentityCache(maxBytes int64, m *metrics) (*identityCache, error) {
 	ic := &identityCache{metrics: m}
@@ -100,7 +78,7 @@ func cacheHash(k *sigv4.Key) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 func (ic *identityCache) get(key *sigv4.Key, now time.Time) (*cacheEntry, bool) {
 	e, ok := ic.c.Get(cacheHash(key))
 	if !ok || e.key != *key {
-		if e = ic.recent.get(key); e == nil {
+		if e = ic.getFresh(key); e == nil {
 			return nil, false
 		}
 	}
@@ -110,35 +88,61 @@ func (ic *identityCache) get(key *sigv4.Key, now time.Time) (*cacheEntry, bool) 
 	return e, true
 }
 
-// set stores e until e.expires (measured from now). A get sees it at once: ristretto a
-// moment later, recent until then.
+// getFresh returns the entry of key not yet (or just) handed to ristretto, if any.
+func (ic *identityCache) getFresh(key *sigv4.Key) *cacheEntry {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if f, ok := ic.fresh[*key]; ok {
+		return f.e
+	}
+	return ic.handing[*key].e
+}
+
+// set stores e until e.expires (measured from now); a get sees it at once.
 func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	ttl := e.expires.Sub(now)
 	if ttl <= 0 {
 		return
 	}
-	h := cacheHash(&e.key)
-	_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
-	if !replaces && ic.recent.get(&e.key) != nil {
-		// The entry it replaces may still be in ristretto's buffer: let ristretto take it
-		// first, so that this store is an update (a second new entry of one key would be
-		// refused and counted out of iamgate_cache_entries). Rare: a token verified again
-		// within moments.
-		ic.c.Wait()
-		_, replaces = ic.c.Get(h)
+	ic.mu.Lock()
+	first := len(ic.fresh) == 0
+	if ic.fresh == nil {
+		ic.fresh = make(map[sigv4.Key]freshEntry)
 	}
-	if ic.c.SetWithTTL(h, e, entryCost(e), ttl) {
-		if !replaces {
+	ic.fresh[e.key] = freshEntry{e: e, ttl: ttl}
+	ic.mu.Unlock()
+	if first {
+		time.AfterFunc(handOverAfter, ic.handOver)
+	}
+}
+
+// handOver gives the fresh entries to ristretto and waits until its policy goroutine has taken
+// them all (admitted or refused them); only then do they leave the table, so an entry is
+// always in one of the two however busy the machine.
+func (ic *identityCache) handOver() {
+	ic.handOverMu.Lock()
+	defer ic.handOverMu.Unlock()
+	if ic.closed {
+		return
+	}
+	ic.mu.Lock()
+	batch := ic.fresh
+	ic.fresh, ic.handing = nil, batch
+	ic.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	for key, f := range batch {
+		h := cacheHash(&key)
+		_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
+		if ic.c.SetWithTTL(h, f.e, entryCost(f.e), f.ttl) && !replaces {
 			ic.metrics.cacheEntries.Inc()
 		}
-		wall := time.Now()
-		if ic.recent.turnDue(wall) {
-			// The entries about to leave the table were stored a turn or more ago: make sure
-			// ristretto has taken them before they leave.
-			ic.c.Wait()
-		}
-		ic.recent.add(e, wall)
 	}
+	ic.c.Wait()
+	ic.mu.Lock()
+	ic.handing = nil
+	ic.mu.Unlock()
 }
 
 // entryCost estimates the bytes an entry keeps alive, for -cache.maxBytes.
@@ -151,7 +155,14 @@ func entryCost(e *cacheEntry) int64 {
 	return int64(fixed + len(id.ARN) + len(id.UserID) + len(id.AccessKeyID) + 3*len(id.CanonicalARN))
 }
 
-func (ic *identityCache) close() { ic.c.Close() }
+// close stops the cache; a hand-over due later does nothing (ristretto must not be written
+// while it closes).
+func (ic *identityCache) close() {
+	ic.handOverMu.Lock()
+	defer ic.handOverMu.Unlock()
+	ic.closed = true
+	ic.c.Close()
+}
 
 // rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see
 // docs/design.md: Cache and collapsing). It is apart from ristretto on purpose: ristretto's

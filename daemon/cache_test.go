@@ -69,15 +69,16 @@ func TestCacheEntriesGauge(t *testing.T) {
 	for i := range 3 {
 		c.set(&cacheEntry{key: testKey(1), id: id, expires: testStart.Add(time.Minute)}, testStart)
 		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart)
+		c.handOver()
 	}
 	if got := testutil.ToFloat64(m.cacheEntries); got != 4 {
 		t.Fatalf("unexpected iamgate_cache_entries; got %v; want 4", got)
 	}
 }
 
-// TestCacheSetIsVisibleAtOnce: a stored entry is found by the very next get, before ristretto's
-// policy goroutine has taken it, so that a review right after an STS call needs no other call;
-// and without Cache.Wait a store costs no goroutine switch.
+// TestCacheSetIsVisibleAtOnce: a stored entry is found by the very next get, before it is
+// handed to ristretto, while it is and after, so that a review right after an STS call needs no
+// other call (hand-overs run while the test stores).
 func TestCacheSetIsVisibleAtOnce(t *testing.T) {
 	c, err := newIdentityCache(64<<20, newMetrics("test", nil))
 	if err != nil {
@@ -97,49 +98,51 @@ func TestCacheSetIsVisibleAtOnce(t *testing.T) {
 	}
 }
 
-// TestRecentEntriesTurn: an entry stays in recentEntries for recentFor to 2 × recentFor.
-func TestRecentEntriesTurn(t *testing.T) {
-	var r recentEntries
-	start := time.Now()
-	first := &cacheEntry{key: testKey(1)}
-	r.add(first, start)
-	r.add(&cacheEntry{key: testKey(2)}, start.Add(recentFor))
-	if r.get(&first.key) != first {
-		t.Fatal("an entry left after one turn")
-	}
-	r.add(&cacheEntry{key: testKey(3)}, start.Add(2*recentFor))
-	if r.get(&first.key) != nil {
-		t.Fatal("an entry stayed after two turns")
-	}
-}
-
-// TestCacheEntryOutlivesTheRecentTable: an entry that has left the table of recent stores is
-// found in ristretto, however soon the table turns after the store.
-func TestCacheEntryOutlivesTheRecentTable(t *testing.T) {
+// TestCacheHandOver: fresh entries reach ristretto by themselves, and leave the table of fresh
+// entries only once ristretto holds them, however soon the next hand-over comes.
+func TestCacheHandOver(t *testing.T) {
 	c, err := newIdentityCache(64<<20, newMetrics("test", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
 	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
 	now := time.Now()
-	forceTurn := func() {
-		c.recent.mu.Lock()
-		c.recent.turned = time.Time{}
-		c.recent.mu.Unlock()
+	tableLen := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.fresh) + len(c.handing)
 	}
+	inRistretto := func(key sigv4.Key) bool {
+		e, ok := c.c.Get(cacheHash(&key))
+		return ok && e.key == key
+	}
+	// By the timer the first store arms.
+	c.set(&cacheEntry{key: testKey(-1), id: id, expires: now.Add(time.Minute)}, now)
+	for deadline := time.Now().Add(10 * time.Second); tableLen() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("fresh entries were not handed to ristretto")
+		}
+	}
+	if !inRistretto(testKey(-1)) {
+		t.Fatal("an entry that left the table of fresh entries is not in ristretto")
+	}
+	// Hand-overs one after the other.
 	for round := range 50 {
-		first := testKey(3 * round)
-		c.set(&cacheEntry{key: first, id: id, expires: now.Add(time.Minute)}, now)
-		forceTurn()
-		c.set(&cacheEntry{key: testKey(3*round + 1), id: id, expires: now.Add(time.Minute)}, now)
-		forceTurn()
-		c.set(&cacheEntry{key: testKey(3*round + 2), id: id, expires: now.Add(time.Minute)}, now)
-		if c.recent.get(&first) != nil {
-			t.Fatal("the entry should have left the table after two turns")
+		for i := range 3 {
+			c.set(&cacheEntry{key: testKey(3*round + i), id: id, expires: now.Add(time.Minute)}, now)
 		}
-		if _, ok := c.get(&first, now); !ok {
-			t.Fatalf("round %d: an entry that left the table of recent stores is not in ristretto", round)
+		c.handOver()
+		if n := tableLen(); n != 0 {
+			t.Fatalf("round %d: %d entries left in the table after a hand-over", round, n)
+		}
+		for i := range 3 {
+			if !inRistretto(testKey(3*round + i)) {
+				t.Fatalf("round %d: entry %d left the table of fresh entries but is not in ristretto", round, i)
+			}
 		}
 	}
+	// A hand-over due after close does nothing (ristretto is closed).
+	c.set(&cacheEntry{key: testKey(1000), id: id, expires: now.Add(time.Minute)}, now)
+	c.close()
+	c.handOver()
 }
