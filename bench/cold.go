@@ -19,8 +19,8 @@ import (
 )
 
 // The cold path: iamgate answering never-seen tokens (one STS call each) against its limit,
-// loadtest.ColdLimit, a webhook that makes one keep-alive HTTPS GET to STS per review and
-// returns a fixed answer. Both serve TLS, both reach the fake STS over TLS (the daemon as
+// loadtest.ColdLimit, a webhook that makes one keep-alive HTTPS GET to STS per review (and,
+// for an EC2 node, one signed DescribeInstances call) and returns a fixed answer. Both serve TLS, both reach the fake STS over TLS (the daemon as
 // https://sts.us-east-1.amazonaws.com through -sts.dialOverride, trusting the fake's CA), and
 // wrk posts each request with a token no request before it sent (loadtest.Wrk.Tokens). Each
 // iamgate window runs a daemon started for it, so that no token of an earlier window is in its
@@ -98,7 +98,7 @@ var ColdVariants = []ColdVariant{
 	{Name: "sts-20ms", Description: "the same with 20 ms of STS latency", Latency: 20 * time.Millisecond, tokens: coldUsers},
 	{Name: "rejected", Description: "a never-seen token with a bad signature each review (valid shape): STS answers 403 SignatureDoesNotMatch", tokens: coldRejected},
 	{Name: "ec2-node", Description: "a never-seen token of an EC2 node role session each review, a new instance each: " +
-		"system:node:{{EC2PrivateDNSName}} is resolved through the fake EC2 on first sight", tokens: coldNodes},
+		"system:node:{{EC2PrivateDNSName}} is resolved through the fake EC2 on first sight; the limit makes one signed DescribeInstances call per review too", tokens: coldNodes},
 }
 
 // ColdWindow is one measured window of one server.
@@ -359,9 +359,13 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit, err := start1("coldlimit", cfg.DaemonCPUs, nil, filepath.Join(cfg.Bin, "loadtest"), "coldlimit", "-listen", limitAddr,
+	// The EC2 calls of both, to the fake over TLS, signed with a user's key.
+	ec2Env := []string{"AWS_ACCESS_KEY_ID=" + users[0].AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + users[0].SecretAccessKey,
+		"AWS_CA_BUNDLE=" + ca, "AWS_EC2_METADATA_DISABLED=true", "AWS_REGION=us-east-1"}
+	limit, err := start1("coldlimit", cfg.DaemonCPUs, ec2Env, filepath.Join(cfg.Bin, "loadtest"), "coldlimit", "-listen", limitAddr,
 		"-tls.certFile", filepath.Join(pki, "cert.pem"), "-tls.keyFile", filepath.Join(pki, "key.pem"),
-		"-sts.dialOverride", stsAddr, "-sts.caFile", ca, "-cluster.id", clusterID)
+		"-sts.dialOverride", stsAddr, "-sts.caFile", ca, "-cluster.id", clusterID,
+		"-ec2.endpoint", "https://"+stsAddr, "-ec2.region", "us-east-1")
 	if err != nil {
 		return nil, err
 	}
@@ -374,8 +378,6 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	say("pinning: the limit and iamgate on CPUs %s; wrk and the fake STS on CPUs %s", res.Pinning.Daemon, res.Pinning.FakeSTS)
 
 	// daemon starts a fresh iamgate over TLS against the fake STS over TLS.
-	ec2Env := []string{"AWS_ACCESS_KEY_ID=" + users[0].AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + users[0].SecretAccessKey,
-		"AWS_CA_BUNDLE=" + ca, "AWS_EC2_METADATA_DISABLED=true", "AWS_REGION=us-east-1"}
 	recorded := false
 	daemon := func(bin string) (*child, string, string, error) {
 		webhookAddr, err := freePort()

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/iamgate/iamgate/loadtest"
 )
@@ -25,6 +28,9 @@ func runColdLimit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	stsHost := fs.String("sts.host", "sts.us-east-1.amazonaws.com", "TLS server name of the STS calls (the host the tokens are signed for)")
 	clusterID := fs.String("cluster.id", "bench", "the cluster ID the tokens are signed for (sent as x-k8s-aws-id)")
 	maxConns := fs.Int("sts.maxConcurrency", 64, "STS connections at most, as iamgate's -sts.maxConcurrency")
+	ec2Endpoint := fs.String("ec2.endpoint", "", "https://host:port of the fake EC2 (the fake STS serves it; its certificate signed by -sts.caFile): "+
+		"every EC2 node verified costs one DescribeInstances call, signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Empty: no EC2 calls")
+	ec2Region := fs.String("ec2.region", "us-east-1", "region of the EC2 calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +60,24 @@ func runColdLimit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 	}
-	srv := loadtest.NewColdLimitServer(loadtest.NewColdLimit(*stsAddr, *stsHost, roots, *clusterID, *maxConns))
+	limit := loadtest.NewColdLimit(*stsAddr, *stsHost, roots, *clusterID, *maxConns)
+	if *ec2Endpoint != "" {
+		u, err := url.Parse(*ec2Endpoint)
+		if err != nil {
+			return fmt.Errorf("cannot use -ec2.endpoint: %w", err)
+		}
+		if err := loadtest.CheckLoopback(u.Host); err != nil {
+			return fmt.Errorf("cannot use -ec2.endpoint: %w", err)
+		}
+		creds := aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+		if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
+			return fmt.Errorf("cannot use -ec2.endpoint: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
+		}
+		if limit, err = limit.WithEC2(*ec2Endpoint, *ec2Region, creds, roots, *maxConns); err != nil {
+			return err
+		}
+	}
+	srv := loadtest.NewColdLimitServer(limit)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "cold-path limit listening on %s (TLS %v), STS at %s\n", ln.Addr(), *certFile != "", *stsAddr)
