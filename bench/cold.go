@@ -472,7 +472,9 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		w.EC2Lookups = delta.Sum("iamgate_ec2_lookups_total")
 		w.CacheEntries = after.Sum("iamgate_cache_entries") - before.Sum("iamgate_cache_entries")
 		w.RSSGrowth = rss1 - rss0
-		if w.CacheEntries > 0 {
+		// Per 100k identities only when the window cached many: a few (the warm-up's, say)
+		// would turn any RSS movement into a huge figure.
+		if w.CacheEntries >= 10_000 {
 			w.RSSPer100k = float64(w.RSSGrowth) / w.CacheEntries * 100_000 / (1 << 20)
 		}
 		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.pid())); err == nil {

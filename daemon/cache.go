@@ -43,8 +43,9 @@ type identityCache struct {
 }
 
 type freshEntry struct {
-	e   *cacheEntry
-	ttl time.Duration // for ristretto's eviction; get checks e.expires itself
+	e       *cacheEntry
+	ttl     time.Duration // for ristretto's eviction; get checks e.expires itself
+	counted bool          // counted in iamgate_cache_entries when stored
 }
 
 // handOverAfter is how long fresh entries wait to be handed to ristretto together: long
@@ -109,8 +110,19 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	if ic.fresh == nil {
 		ic.fresh = make(map[sigv4.Key]freshEntry)
 	}
-	ic.fresh[e.key] = freshEntry{e: e, ttl: ttl}
+	// iamgate_cache_entries counts a store at once, unless its key is in the table already;
+	// the hand-over takes the count back if ristretto turns out to hold the key already (an
+	// update) or drops the entry.
+	f := freshEntry{e: e, ttl: ttl}
+	old, inFresh := ic.fresh[e.key]
+	_, inHanding := ic.handing[e.key]
+	count := !inFresh && !inHanding
+	f.counted = count || old.counted
+	ic.fresh[e.key] = f
 	ic.mu.Unlock()
+	if count {
+		ic.metrics.cacheEntries.Inc()
+	}
 	if first {
 		time.AfterFunc(handOverAfter, ic.handOver)
 	}
@@ -135,7 +147,11 @@ func (ic *identityCache) handOver() {
 	for key, f := range batch {
 		h := cacheHash(&key)
 		_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
-		if ic.c.SetWithTTL(h, f.e, entryCost(f.e), f.ttl) && !replaces {
+		stored := ic.c.SetWithTTL(h, f.e, entryCost(f.e), f.ttl)
+		switch isNew := stored && !replaces; {
+		case f.counted && !isNew:
+			ic.metrics.cacheEntries.Dec()
+		case !f.counted && isNew:
 			ic.metrics.cacheEntries.Inc()
 		}
 	}

@@ -56,8 +56,9 @@ func TestRejectionCache(t *testing.T) {
 	}
 }
 
-// TestCacheEntriesGauge: replacing an entry (a token verified again after its entry went
-// stale on the injected clock) does not count it twice.
+// TestCacheEntriesGauge: a store counts at once, and replacing an entry (a token verified
+// again after its entry went stale on the injected clock), before or after its hand-over to
+// ristretto, does not count it twice.
 func TestCacheEntriesGauge(t *testing.T) {
 	m := newMetrics("test", nil)
 	c, err := newIdentityCache(64<<20, m)
@@ -66,13 +67,21 @@ func TestCacheEntriesGauge(t *testing.T) {
 	}
 	defer c.close()
 	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
+	want := func(n float64, when string) {
+		t.Helper()
+		if got := testutil.ToFloat64(m.cacheEntries); got != n {
+			t.Fatalf("unexpected iamgate_cache_entries %s; got %v; want %v", when, got, n)
+		}
+	}
 	for i := range 3 {
 		c.set(&cacheEntry{key: testKey(1), id: id, expires: testStart.Add(time.Minute)}, testStart)
 		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart)
+		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart) // again, before the hand-over
+		// From the second round on, key 1 is counted again until the hand-over finds it in
+		// ristretto already.
+		want([]float64{2, 4, 5}[i], "before the hand-over")
 		c.handOver()
-	}
-	if got := testutil.ToFloat64(m.cacheEntries); got != 4 {
-		t.Fatalf("unexpected iamgate_cache_entries; got %v; want 4", got)
+		want(float64(2+i), "after the hand-over")
 	}
 }
 
