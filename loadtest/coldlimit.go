@@ -51,21 +51,25 @@ type coldEC2 struct {
 // rootCAs for serverName (an STS host, e.g. sts.us-east-1.amazonaws.com), keeping at most
 // maxConns connections alive: the settings of iamgate's STS client.
 func NewColdLimit(stsAddr, serverName string, rootCAs *x509.CertPool, clusterID string, maxConns int) *ColdLimit {
-	return &ColdLimit{
-		ClusterID: clusterID,
-		client: &fasthttp.HostClient{
-			Addr:                          stsAddr,
-			IsTLS:                         true,
-			TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, RootCAs: rootCAs},
-			MaxConns:                      maxConns,
-			MaxResponseBodySize:           64 << 10,
-			ReadTimeout:                   5 * time.Second,
-			WriteTimeout:                  5 * time.Second,
-			MaxIdleConnDuration:           30 * time.Second,
-			DisableHeaderNamesNormalizing: true,
-			DisablePathNormalizing:        true,
-			MaxIdemponentCallAttempts:     1,
-		},
+	c := limitClient(stsAddr, serverName, rootCAs, maxConns)
+	c.MaxResponseBodySize = 64 << 10
+	c.DisablePathNormalizing = true // the presigned URL goes as signed
+	return &ColdLimit{ClusterID: clusterID, client: c}
+}
+
+// limitClient is a keep-alive HTTPS client of addr with iamgate's settings: timeouts, one
+// attempt, no header rewriting.
+func limitClient(addr, serverName string, rootCAs *x509.CertPool, maxConns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                          addr,
+		IsTLS:                         true,
+		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, RootCAs: rootCAs},
+		MaxConns:                      maxConns,
+		ReadTimeout:                   5 * time.Second,
+		WriteTimeout:                  5 * time.Second,
+		MaxIdleConnDuration:           30 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		MaxIdemponentCallAttempts:     1,
 	}
 }
 
@@ -82,19 +86,9 @@ func (l *ColdLimit) WithEC2(endpoint, region string, creds aws.Credentials, root
 		region:   region,
 		creds:    creds,
 		signer:   v4.NewSigner(),
-		client: &fasthttp.HostClient{
-			Addr:                          u.Host,
-			IsTLS:                         true,
-			TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname(), RootCAs: rootCAs},
-			MaxConns:                      maxConns,
-			MaxResponseBodySize:           1 << 20,
-			ReadTimeout:                   5 * time.Second,
-			WriteTimeout:                  5 * time.Second,
-			MaxIdleConnDuration:           30 * time.Second,
-			DisableHeaderNamesNormalizing: true,
-			MaxIdemponentCallAttempts:     1,
-		},
+		client:   limitClient(u.Host, u.Hostname(), rootCAs, maxConns),
 	}
+	l.ec2.client.MaxResponseBodySize = 1 << 20
 	return l, nil
 }
 

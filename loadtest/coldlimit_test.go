@@ -12,12 +12,11 @@ import (
 	"github.com/iamgate/iamgate/fakests"
 )
 
-// TestColdLimitCallsSTS: the limit takes the presigned URL out of the token, has the fake STS
-// (over TLS) verify it once per review and answers TrivialAnswer; a body without a token is
-// refused without a call.
-func TestColdLimitCallsSTS(t *testing.T) {
-	ps := Principals(1)
-	sts, err := fakests.New(FakeSTSConfig(ps), fakests.Options{TLS: true, Logger: slog.New(slog.DiscardHandler)})
+// startTLSFakeSTS starts the fake STS over TLS for cfg; it returns the fake, its address and
+// a pool of its CA.
+func startTLSFakeSTS(t *testing.T, cfg fakests.Config) (*fakests.Server, string, *x509.CertPool) {
+	t.Helper()
+	sts, err := fakests.New(cfg, fakests.Options{TLS: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,11 +24,20 @@ func TestColdLimitCallsSTS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sts.Close()
+	t.Cleanup(func() { _ = sts.Close() })
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(sts.CACertPEM()) {
 		t.Fatal("cannot read the fake's CA")
 	}
+	return sts, addr, roots
+}
+
+// TestColdLimitCallsSTS: the limit takes the presigned URL out of the token, has the fake STS
+// (over TLS) verify it once per review and answers TrivialAnswer; a body without a token is
+// refused without a call.
+func TestColdLimitCallsSTS(t *testing.T) {
+	ps := Principals(1)
+	sts, addr, roots := startTLSFakeSTS(t, FakeSTSConfig(ps))
 	limit := NewColdLimit(addr, "sts.us-east-1.amazonaws.com", roots, "bench", 2)
 	m := &Minter{ClusterID: "bench", Principals: ps}
 	good, err := m.Fresh(2, false)
@@ -73,19 +81,7 @@ func TestColdLimitLooksUpEC2Nodes(t *testing.T) {
 	cfg := FakeSTSConfig(users)
 	cfg.Sessions = []fakests.Session{{ARN: node.ARN, AccessKeyID: node.AccessKeyID, SecretAccessKey: node.SecretAccessKey, SessionToken: node.SessionToken}}
 	cfg.Instances = []fakests.Instance{{InstanceID: "i-0c000000000000001", PrivateDNSName: "ip-10-0-0-1.ec2.internal"}}
-	sts, err := fakests.New(cfg, fakests.Options{TLS: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := sts.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sts.Close()
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(sts.CACertPEM()) {
-		t.Fatal("cannot read the fake's CA")
-	}
+	sts, addr, roots := startTLSFakeSTS(t, cfg)
 	limit, err := NewColdLimit(addr, "sts.us-east-1.amazonaws.com", roots, "bench", 2).
 		WithEC2("https://"+addr, "us-east-1", aws.Credentials{AccessKeyID: users[0].AccessKeyID, SecretAccessKey: users[0].SecretAccessKey}, roots, 2)
 	if err != nil {
