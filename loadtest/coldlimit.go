@@ -18,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/valyala/fasthttp"
 
+	"github.com/iamgate/iamgate/daemon"
 	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
@@ -217,12 +218,17 @@ func (l *ColdLimit) Handler(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(TrivialAnswer)
 }
 
-// NewColdLimitServer is a fasthttp server for l with the daemon's settings; serve it with
-// ServeTLS (HTTP/1.1 only).
+// NewColdLimitServer is a fasthttp server for l with the daemon's settings, its timeouts
+// included (a webhook on a network must bound every read and write; fasthttp sets the
+// connection's deadlines per request for them); serve it with ServeTLS (HTTP/1.1 only).
 func NewColdLimitServer(l *ColdLimit) *fasthttp.Server {
+	def := daemon.DefaultConfig()
 	return &fasthttp.Server{
 		Handler:                       l.Handler,
 		Name:                          "coldlimit",
+		ReadTimeout:                   def.ReadTimeout,
+		WriteTimeout:                  def.WriteTimeout,
+		IdleTimeout:                   def.IdleTimeout,
 		MaxRequestBodySize:            64 << 10,
 		ReadBufferSize:                8 << 10,
 		DisableHeaderNamesNormalizing: true,
