@@ -89,19 +89,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !*quick || markdownSet {
 		cfg.Markdown = *markdown
 	}
-	if *memory != "" {
-		pts, err := parseInts(*memory)
-		if err != nil {
-			return fmt.Errorf("cannot parse -memory.points: %w", err)
-		}
-		cfg.MemoryPoints = pts
+	points, err := memoryPoints(*memory)
+	if err != nil {
+		return err
 	}
+	cfg.MemoryPoints = points
 	generator, daemon, reexec := pinning(*pin, stderr)
 	if reexec != nil {
 		return reexec()
 	}
 	cfg.GeneratorCPUs, cfg.DaemonCPUs = generator, daemon
-	_, err := bench.Run(ctx, cfg)
+	_, err = bench.Run(ctx, cfg)
 	return err
 }
 
@@ -226,6 +224,18 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// memoryPoints parses -memory.points: identity counts, comma-separated; empty means none.
+func memoryPoints(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	pts, err := parseInts(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse -memory.points: %w", err)
+	}
+	return pts, nil
 }
 
 func parseInts(s string) ([]int, error) {

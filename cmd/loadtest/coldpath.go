@@ -45,13 +45,11 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Rounds: *rounds, Concurrency: *conc, Tokens: *tokens, Variants: splitNames(*variants), Profile: *profile,
 		DaemonArgs: strings.Fields(*daemonArgs), CompareBin: *compare, CompareName: *compareName, Progress: stderr,
 	}
-	if *memory != "" {
-		pts, err := parseInts(*memory)
-		if err != nil {
-			return fmt.Errorf("cannot parse -memory.points: %w", err)
-		}
-		cfg.MemoryPoints = pts
+	points, err := memoryPoints(*memory)
+	if err != nil {
+		return err
 	}
+	cfg.MemoryPoints = points
 	generator, daemon, reexec := pinning(*pin, stderr)
 	if reexec != nil {
 		return reexec()
