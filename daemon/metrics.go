@@ -54,7 +54,7 @@ const (
 var protocolNames = [numProtocols]string{"http/1.1", "h2"}
 
 // badRequestReasons are the HTTP-level refusals, before any review.
-var badRequestReasons = []string{"method_not_allowed", "not_found", "body_too_large", "bad_body"}
+var badRequestReasons = []string{"method_not_allowed", "not_found", "body_too_large", "header_too_large", "bad_body"}
 
 // newMetrics registers the daemon's metrics on reg (a new registry when nil).
 func newMetrics(version string, reg *prometheus.Registry) *metrics {

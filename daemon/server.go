@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/iamgate/iamgate/internal/h2server"
 	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
@@ -122,8 +123,8 @@ type Server struct {
 	log        *slog.Logger
 	denialLogs *logLimiter // review's and mapUser's denial lines
 	http       *fasthttp.Server
-	h2         *h2Server // nil: HTTP/1.1 only
-	states     sync.Pool // *reviewState
+	h2         *h2server.Server // nil: HTTP/1.1 only
+	states     sync.Pool        // *reviewState
 }
 
 // reviewState is the per-review scratch space, pooled. Nothing in it may be retained after
@@ -202,9 +203,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		Logger:                        fasthttpLogger{cfg.Logger},
 	}
 	if cfg.HTTP2 && cfg.TLS != nil {
-		if s.h2, err = newH2Server(s); err != nil {
-			return nil, fmt.Errorf("cannot set up HTTP/2: %w", err)
-		}
+		s.h2 = newH2Server(s)
 		// fasthttp runs the TLS handshake, then hands h2 connections to serveH2Conn.
 		s.http.NextProto(h2ALPN, s.serveH2Conn)
 	}
@@ -251,12 +250,10 @@ func (s *Server) Serve(ctx context.Context, webhook, internal net.Listener) erro
 	s.pipeline.sts.admission.drain()
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.STS.Timeout+time.Second)
 	defer cancel()
-	goawayDone := make(chan struct{})
 	if s.h2 != nil {
-		go s.h2.goawayUntil(goawayDone)
+		s.h2.Drain() // GOAWAY to every HTTP/2 connection, and to those still to come
 	}
 	shutdownErr := s.http.ShutdownWithContext(drainCtx)
-	close(goawayDone)
 	if shutdownErr != nil && err == nil {
 		err = fmt.Errorf("cannot drain reviews in flight: %w", shutdownErr)
 	}
@@ -322,6 +319,8 @@ var (
 	refusedTooLarge = refusal{label: "body_too_large", status: http.StatusRequestEntityTooLarge, text: "body_too_large\n"}
 	refusedBadBody  = refusal{label: "bad_body", status: http.StatusBadRequest, text: "bad_body\n"}
 	refusedSlowBody = refusal{label: "bad_body", status: http.StatusRequestTimeout, text: "bad_body\n"}
+	// refusedHeaderTooLarge: the request's headers are over 8 KiB.
+	refusedHeaderTooLarge = refusal{label: "header_too_large", status: http.StatusRequestHeaderFieldsTooLarge, text: "header_too_large\n"}
 )
 
 // refuse counts f and returns it as the reply.
@@ -434,9 +433,12 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	s.metrics.webhookRequests[protoHTTP1].Inc()
 	f := &refusedBadBody
 	var netErr net.Error
+	var smallBuffer *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		f = &refusedTooLarge
+	case errors.As(err, &smallBuffer):
+		f = &refusedHeaderTooLarge
 	case errors.As(err, &netErr) && netErr.Timeout():
 		f = &refusedSlowBody
 	}
