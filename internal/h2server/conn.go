@@ -61,7 +61,8 @@ type conn struct {
 	streams          map[uint32]*stream // open: from HEADERS to both sides' end, or a reset
 	inFlight         uint32             // requests from HEADERS to their handler's return
 	lastID           uint32             // the highest stream the client opened
-	goneAway         bool               // GOAWAY sent: no new streams
+	goneAway         bool               // GOAWAY decided: no new streams
+	goAwaySent       bool               // and written: the last answer out ends the connection
 	closing          bool               // serve is returning: no new handlers
 	sendWindow       int64              // the client's connection window for our DATA
 	peerStreamWindow int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -245,9 +246,13 @@ func (c *conn) drain() {
 		return
 	}
 	c.goneAway = true
-	last, idle := c.lastID, c.inFlight == 0
+	last := c.lastID
 	c.mu.Unlock()
 	_ = c.write(func() error { return c.wfr.WriteGoAway(last, http2.ErrCodeNo, nil) })
+	c.mu.Lock()
+	c.goAwaySent = true
+	idle := c.inFlight == 0
+	c.mu.Unlock()
 	if idle {
 		c.closeAfterGoAway()
 	}
@@ -309,15 +314,19 @@ func (c *conn) write(fn func() error) error {
 	return err
 }
 
-// reply is what the reader writes after handling a frame: a RST_STREAM, a connection
-// WINDOW_UPDATE.
+// reply is what is left to do after a stream's state changed under mu: a RST_STREAM, a
+// connection WINDOW_UPDATE, ending a connection whose last stream is done after GOAWAY.
 type reply struct {
-	rstID   uint32
-	rstCode http2.ErrCode
-	credit  uint32
+	rstID    uint32
+	rstCode  http2.ErrCode
+	credit   uint32
+	closeNow bool
 }
 
 func (c *conn) send(r reply) {
+	if r.closeNow {
+		defer c.closeAfterGoAway()
+	}
 	if r.rstID == 0 && r.credit == 0 {
 		return
 	}
@@ -347,10 +356,10 @@ func (c *conn) process(f http2.Frame) error {
 	case *http2.SettingsFrame:
 		return c.onSettings(f)
 	case *http2.PingFrame:
-		if f.IsAck() {
-			return nil
+		if !f.IsAck() {
+			// A failed write closes the connection, and the next read ends serve.
+			_ = c.write(func() error { return c.wfr.WritePing(true, f.Data) })
 		}
-		return c.write(func() error { return c.wfr.WritePing(true, f.Data) })
 	case *http2.GoAwayFrame:
 		c.drain() // the client opens no more streams: answer the open ones, then close
 	case *http2.PushPromiseFrame:
@@ -458,16 +467,16 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 func (c *conn) dispatch(st *stream, err error, remoteDone bool) error {
 	c.mu.Lock()
 	st.remoteDone = st.remoteDone || remoteDone
-	r := reply{credit: c.dispatchLocked(st, err)}
+	r := c.dispatchLocked(st, err)
 	c.mu.Unlock()
 	c.send(r)
 	return nil
 }
 
 // dispatchLocked starts st's handler, and returns the connection window to credit back.
-func (c *conn) dispatchLocked(st *stream, err error) uint32 {
+func (c *conn) dispatchLocked(st *stream, err error) reply {
 	if st.dispatched || st.reset {
-		return 0
+		return reply{}
 	}
 	if c.closing {
 		return c.dropLocked(st)
@@ -481,15 +490,15 @@ func (c *conn) dispatchLocked(st *stream, err error) uint32 {
 	}
 	st.req.ctx, st.cancel = context.WithCancel(c.ctx)
 	c.handlers.Add(1)
-	go c.run(st)
+	c.srv.start(st)
 	credit := c.creditLocked(st.held)
 	st.held = 0
-	return credit
+	return reply{credit: credit}
 }
 
 func (c *conn) bodyTimeout(st *stream) {
 	c.mu.Lock()
-	r := reply{credit: c.dispatchLocked(st, ErrBodyTimeout)}
+	r := c.dispatchLocked(st, ErrBodyTimeout)
 	c.mu.Unlock()
 	c.send(r)
 }
@@ -502,7 +511,7 @@ func (c *conn) onBodyEnd(st *stream) error {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	st.remoteDone = true
-	r := reply{credit: c.dispatchLocked(st, nil)}
+	r := c.dispatchLocked(st, nil)
 	c.mu.Unlock()
 	c.send(r)
 	return nil
@@ -522,27 +531,26 @@ func (c *conn) creditLocked(n int32) uint32 {
 }
 
 // dropLocked ends a stream that never reached its handler.
-func (c *conn) dropLocked(st *stream) uint32 {
+func (c *conn) dropLocked(st *stream) reply {
 	st.reset = true
 	delete(c.streams, st.id)
 	if st.timer != nil {
 		st.timer.Stop()
 	}
-	c.endRequestLocked()
-	credit := c.creditLocked(st.held)
+	r := reply{credit: c.creditLocked(st.held), closeNow: c.endRequestLocked()}
 	st.held = 0
-	return credit
+	return r
 }
 
 // endRequestLocked counts a request's end; the connection's last one arms the idle timer, or
-// ends a connection that sent GOAWAY. It reports whether it did the latter.
+// reports that the connection, which sent GOAWAY, should end now.
 func (c *conn) endRequestLocked() (closeNow bool) {
 	c.inFlight--
 	if c.inFlight > 0 || c.closing {
 		return false
 	}
 	if c.goneAway {
-		return true
+		return c.goAwaySent
 	}
 	if c.idle != nil {
 		c.idle.Reset(c.cfg.IdleTimeout)
@@ -589,7 +597,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 	switch {
 	case len(st.req.Body)+len(data) > c.cfg.MaxBody:
 		st.remoteDone = f.StreamEnded()
-		r := reply{credit: c.dispatchLocked(st, ErrBodyTooLarge)}
+		r := c.dispatchLocked(st, ErrBodyTooLarge)
 		c.mu.Unlock()
 		c.send(r)
 		return nil
@@ -625,7 +633,7 @@ func (c *conn) resetLocked(id uint32) reply {
 		return reply{}
 	}
 	if !st.dispatched {
-		return reply{credit: c.dropLocked(st)}
+		return c.dropLocked(st)
 	}
 	st.reset = true
 	delete(c.streams, id)
@@ -700,10 +708,11 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	return c.write(func() error {
+	_ = c.write(func() error {
 		c.henc.SetMaxDynamicTableSizeLimit(tableSize)
 		return c.wfr.WriteSettingsAck()
 	})
+	return nil
 }
 
 // run runs st's handler, then ends the stream.
@@ -735,13 +744,10 @@ func (c *conn) endStream(st *stream) {
 			r.rstID, r.rstCode = st.id, http2.ErrCodeNo
 		}
 	}
-	closeNow := c.endRequestLocked()
+	r.closeNow = c.endRequestLocked()
 	c.mu.Unlock()
 	st.cancel()
 	c.send(r)
-	if closeNow {
-		c.closeAfterGoAway()
-	}
 }
 
 var errStreamGone = errors.New("h2server: the stream was reset or the connection closed")
