@@ -1,6 +1,6 @@
 // Package daemon is the iamgate webhook: a TokenReview endpoint for kube-apiserver, HTTP/1.1
-// served by fasthttp and, over TLS, HTTP/2 negotiated by ALPN and served by
-// golang.org/x/net/http2 (h2.go), both through one review function; and an internal listener
+// served by fasthttp and, over TLS, HTTP/2 negotiated by ALPN and served by internal/h2server
+// (h2.go), both through one review function; and an internal listener
 // for /metrics, /healthz, /readyz and, when Config.Pprof is set, /debug/pprof/.
 //
 // One review goes through named stages (server.go, review):

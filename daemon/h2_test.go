@@ -312,6 +312,28 @@ func TestBadRequestsSameOverHTTP2(t *testing.T) {
 	}
 }
 
+// TestHeadersTooLargeOverHTTP1: headers over the 8 KiB read buffer get the same 431 and count
+// as over HTTP/2 (TestHTTP2MisbehavingClients), before any review.
+func TestHeadersTooLargeOverHTTP1(t *testing.T) {
+	h := newHarness(t, withTLS(true))
+	req, err := http.NewRequest("POST", h.url, strings.NewReader(string(reviewBody(apiVersionV1, h.token(alice)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Pad", strings.Repeat("a", 9<<10))
+	resp, err := http1Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("unexpected status %d; want 431", resp.StatusCode)
+	}
+	if got := h.metric(`iamgate_bad_requests_total{reason="header_too_large"}`); got != 1 {
+		t.Fatalf("unexpected header_too_large count; got %v; want 1", got)
+	}
+}
+
 // TestHTTP2SlowBodyIsCutOff: a stream whose body does not arrive within the read timeout is
 // answered 408, as on HTTP/1.1, and its handler lets go.
 func TestHTTP2SlowBodyIsCutOff(t *testing.T) {

@@ -83,7 +83,7 @@ func newMetrics(version string, reg *prometheus.Registry) *metrics {
 	for r := range numResults {
 		m.reviewDuration[r] = duration.WithLabelValues(resultNames[r])
 	}
-	bad := f.counterVec("bad_requests_total", "HTTP requests refused before a review: wrong method or path, body too large, unparseable body.", "reason")
+	bad := f.counterVec("bad_requests_total", "HTTP requests refused before a review: wrong method or path, body or headers too large, body unparseable or late.", "reason")
 	m.badRequests = make(map[string]prometheus.Counter)
 	for _, r := range badRequestReasons {
 		m.badRequests[r] = bad.WithLabelValues(r)

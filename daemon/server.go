@@ -64,7 +64,7 @@ type Config struct {
 	// and -webhook.insecureNoTLS on loopback).
 	TLS *tls.Config
 	// HTTP2 offers h2 by ALPN on the TLS listener and serves the connections that take it with
-	// golang.org/x/net/http2, through the same review code as HTTP/1.1 (see docs/design.md:
+	// internal/h2server, through the same review code as HTTP/1.1 (see docs/design.md:
 	// Listeners). Without TLS it does nothing: plain HTTP is HTTP/1.1 only.
 	HTTP2 bool
 
@@ -111,7 +111,7 @@ func DefaultConfig() Config {
 const maxReviewBody = 64 << 10
 
 // Server is the webhook daemon: a TokenReview endpoint (HTTP/1.1 by fasthttp, HTTP/2 by
-// x/net/http2 when TLS negotiates it) and an internal listener.
+// internal/h2server when TLS negotiates it) and an internal listener.
 type Server struct {
 	cfg      Config
 	pipeline *pipeline
