@@ -168,6 +168,6 @@ func (s *Server) Drain() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.drain()
+		go c.drain() // a client that reads nothing holds its GOAWAY write up to the write timeout
 	}
 }
