@@ -19,6 +19,7 @@ package h2server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -80,7 +81,8 @@ type Config struct {
 	// MaxHeaderBytes bounds a request's header list (RFC 9113's count: names, values and 32
 	// bytes per field); a larger one is handed over as ErrHeaderTooLarge.
 	MaxHeaderBytes uint32
-	// ConnWindow bounds the bytes of unfinished request bodies one connection holds.
+	// ConnWindow bounds the bytes of unfinished request bodies one connection holds; at least
+	// 65,535, the protocol's initial window.
 	ConnWindow int32
 	// ReadTimeout bounds the client preface, and each request from its HEADERS to its last
 	// DATA (then the request is handed over as ErrBodyTimeout).
@@ -135,8 +137,14 @@ func (s *Server) worker(st *stream) {
 	}
 }
 
-// New returns a Server for cfg.
+// New returns a Server for cfg. It panics on a Config with a field unset: a zero timeout or
+// limit would refuse every request.
 func New(cfg Config) *Server {
+	if cfg.Handler == nil || cfg.Log == nil || cfg.MaxStreams == 0 || cfg.MaxBody <= 0 || cfg.MaxBody >= maxWindow ||
+		cfg.MaxHeaderBytes == 0 || cfg.ConnWindow < defaultWindow ||
+		cfg.ReadTimeout <= 0 || cfg.WriteTimeout <= 0 || cfg.IdleTimeout <= 0 {
+		panic(fmt.Sprintf("h2server: incomplete Config %+v", cfg))
+	}
 	return &Server{cfg: cfg, conns: map[*conn]struct{}{}, work: make(chan *stream)}
 }
 
