@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -382,123 +381,35 @@ func TestHTTP2GracefulShutdown(t *testing.T) {
 	}
 }
 
-// h2MaxReadFrame is the largest frame the server takes: the protocol's minimum.
-const h2MaxReadFrame = 16 << 10
-
-// rawH2 is an HTTP/2 client that writes whatever frames a test wants.
-type rawH2 struct {
-	t    *testing.T
-	conn *tls.Conn
-	fr   *http2.Framer
-	hbuf bytes.Buffer
-	henc *hpack.Encoder
-}
-
-// dialRawH2 opens a TLS connection that negotiates h2, writes the client preface and empty
-// SETTINGS, reads the server's SETTINGS and acknowledges them.
-func dialRawH2(t *testing.T, h *harness) (*rawH2, http2.Setting) {
+// dialH2 opens a raw HTTP/2 connection to h's webhook listener.
+func dialH2(t *testing.T, h *harness) (*testenv.H2Conn, *http2.SettingsFrame) {
 	t.Helper()
 	addr := strings.TrimPrefix(strings.Split(h.url, "/authenticate")[0], "https://")
-	cfg := testClientTLS()
-	cfg.NextProtos = []string{h2ALPN}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if p := conn.ConnectionState().NegotiatedProtocol; p != h2ALPN {
-		t.Fatalf("unexpected protocol %q; want h2", p)
-	}
-	// Guards the test against a server that hangs: every read and write fails after this.
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := &rawH2{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
-	c.henc = hpack.NewEncoder(&c.hbuf)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.fr.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf, ok := f.(*http2.SettingsFrame)
-	if !ok {
-		t.Fatalf("unexpected first frame %v; want SETTINGS", f)
-	}
-	maxStreams, _ := sf.Value(http2.SettingMaxConcurrentStreams)
-	if err := c.fr.WriteSettingsAck(); err != nil {
-		t.Fatal(err)
-	}
-	return c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: maxStreams}
+	return testenv.DialH2(t, addr, testClientTLS())
 }
 
-// block encodes a review request's header block with extra fields.
-func (c *rawH2) block(extra ...hpack.HeaderField) []byte {
-	c.hbuf.Reset()
-	for _, f := range append([]hpack.HeaderField{
-		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: "/authenticate?timeout=30s"},
-		{Name: "content-type", Value: "application/json"},
-	}, extra...) {
-		_ = c.henc.WriteField(f)
-	}
-	return bytes.Clone(c.hbuf.Bytes())
-}
-
-// writeBlock writes a header block as HEADERS and CONTINUATION frames of at most the
-// server's frame size.
-func (c *rawH2) writeBlock(id uint32, block []byte, endStream bool) {
-	c.t.Helper()
-	first := block[:min(len(block), h2MaxReadFrame)]
-	block = block[len(first):]
-	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
-	for err == nil && len(block) > 0 {
-		frag := block[:min(len(block), h2MaxReadFrame)]
-		block = block[len(frag):]
-		err = c.fr.WriteContinuation(id, len(block) == 0, frag)
-	}
-	if err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// readUntil reads frames until done says so; false when the connection ended first.
-func (c *rawH2) readUntil(done func(http2.Frame) bool) bool {
-	for {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.t.Fatalf("the server neither answered nor closed the connection: %s", err)
-			}
-			return false
-		}
-		if done(f) {
-			return true
-		}
-	}
+// reviewBlock encodes a review request's header block, with extra fields.
+func reviewBlock(c *testenv.H2Conn, extra ...hpack.HeaderField) []byte {
+	return c.HeaderBlock("POST", "/authenticate?timeout=30s", append([]hpack.HeaderField{{Name: "content-type", Value: "application/json"}}, extra...)...)
 }
 
 func TestHTTP2MisbehavingClients(t *testing.T) {
 	h := newHarness(t, withTLS(true))
 
 	t.Run("more streams than advertised are refused", func(t *testing.T) {
-		c, limit := dialRawH2(t, h)
-		if limit.Val != h2MaxStreams {
-			t.Fatalf("unexpected SETTINGS_MAX_CONCURRENT_STREAMS %d; want %d", limit.Val, h2MaxStreams)
+		c, sf := dialH2(t, h)
+		if limit, _ := sf.Value(http2.SettingMaxConcurrentStreams); limit != h2MaxStreams {
+			t.Fatalf("unexpected SETTINGS_MAX_CONCURRENT_STREAMS %d; want %d", limit, h2MaxStreams)
 		}
 		// Streams that never send their body: each holds a slot until the read timeout, then
 		// its handler answers 408.
 		const n = h2MaxStreams + 50
-		block := c.block()
+		block := reviewBlock(c)
 		for i := range n {
-			c.writeBlock(uint32(2*i+1), block, false)
+			c.WriteHeaderBlock(uint32(2*i+1), block, false)
 		}
 		refused := map[uint32]bool{}
-		c.readUntil(func(f http2.Frame) bool {
+		c.ReadUntil(func(f http2.Frame) bool {
 			if rst, ok := f.(*http2.RSTStreamFrame); ok {
 				refused[rst.StreamID] = true
 			}
@@ -523,15 +434,15 @@ func TestHTTP2MisbehavingClients(t *testing.T) {
 
 	t.Run("a header block over the limit is refused before any review", func(t *testing.T) {
 		before := h.metric(`iamgate_bad_requests_total{reason="header_too_large"}`)
-		c, _ := dialRawH2(t, h)
+		c, _ := dialH2(t, h)
 		var extra []hpack.HeaderField
 		for i := range 200 {
 			extra = append(extra, hpack.HeaderField{Name: fmt.Sprintf("x-pad-%d", i), Value: strings.Repeat("a", 100)})
 		}
-		block := c.block(extra...)
-		c.writeBlock(1, block, true)
+		block := reviewBlock(c, extra...)
+		c.WriteHeaderBlock(1, block, true)
 		var status string
-		c.readUntil(func(f http2.Frame) bool {
+		c.ReadUntil(func(f http2.Frame) bool {
 			if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == 1 {
 				status = mh.PseudoValue("status")
 				return true
@@ -548,46 +459,46 @@ func TestHTTP2MisbehavingClients(t *testing.T) {
 	})
 
 	t.Run("a flood of CONTINUATION frames closes the connection", func(t *testing.T) {
-		c, _ := dialRawH2(t, h)
-		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block()}); err != nil {
+		c, _ := dialH2(t, h)
+		if err := c.Framer.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: reviewBlock(c)}); err != nil {
 			t.Fatal(err)
 		}
-		frag := make([]byte, h2MaxReadFrame)
+		frag := make([]byte, testenv.H2MaxFrame)
 		for i := range frag {
 			frag[i] = 0x40 // a literal field with a new name, over and over
 		}
 		for range 1000 {
-			if err := c.fr.WriteContinuation(1, false, frag); err != nil {
+			if err := c.Framer.WriteContinuation(1, false, frag); err != nil {
 				break // the server closed the connection
 			}
 		}
-		if c.readUntil(func(f http2.Frame) bool { mh, ok := f.(*http2.MetaHeadersFrame); return ok && mh.StreamID == 1 }) {
+		if c.ReadUntil(func(f http2.Frame) bool { mh, ok := f.(*http2.MetaHeadersFrame); return ok && mh.StreamID == 1 }) {
 			t.Fatalf("unexpected answer to a never-ending header block")
 		}
 	})
 
 	t.Run("frames that break the protocol close the connection", func(t *testing.T) {
-		c, _ := dialRawH2(t, h)
+		c, _ := dialH2(t, h)
 		// DATA on a stream never opened, then garbage.
-		_ = c.fr.WriteData(7, true, []byte("{}"))
-		_, _ = c.conn.Write(bytes.Repeat([]byte{0xff}, 64))
+		_ = c.Framer.WriteData(7, true, []byte("{}"))
+		_, _ = c.Conn.Write(bytes.Repeat([]byte{0xff}, 64))
 		// A GOAWAY, or the connection closed: anything but no end.
-		c.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+		c.ReadUntil(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
 	})
 
 	t.Run("a body over the window is a flow-control error", func(t *testing.T) {
-		c, _ := dialRawH2(t, h)
-		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block(), EndHeaders: true}); err != nil {
+		c, _ := dialH2(t, h)
+		if err := c.Framer.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: reviewBlock(c), EndHeaders: true}); err != nil {
 			t.Fatal(err)
 		}
-		chunk := bytes.Repeat([]byte(" "), h2MaxReadFrame)
-		for range 2 * h2ConnWindow / h2MaxReadFrame {
-			if err := c.fr.WriteData(1, false, chunk); err != nil {
+		chunk := bytes.Repeat([]byte(" "), testenv.H2MaxFrame)
+		for range 2 * h2ConnWindow / testenv.H2MaxFrame {
+			if err := c.Framer.WriteData(1, false, chunk); err != nil {
 				break
 			}
 		}
 		var got string
-		c.readUntil(func(f http2.Frame) bool {
+		c.ReadUntil(func(f http2.Frame) bool {
 			switch f := f.(type) {
 			case *http2.RSTStreamFrame:
 				got = f.ErrCode.String()

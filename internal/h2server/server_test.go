@@ -225,83 +225,39 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
-// rawConn is an HTTP/2 client that writes whatever frames a test wants.
+// rawConn is a raw HTTP/2 client (testenv.H2Conn) with a strict reader.
 type rawConn struct {
-	t    testing.TB
-	conn *tls.Conn
-	fr   *http2.Framer
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
+	*testenv.H2Conn
+	t testing.TB
 }
 
-// dialRaw opens an h2 connection, writes the preface and SETTINGS with settings, and reads the
-// server's SETTINGS.
 func (ts *testServer) dialRaw(t testing.TB, settings ...http2.Setting) (*rawConn, *http2.SettingsFrame) {
 	t.Helper()
-	conn, err := tls.Dial("tcp", ts.addr, &tls.Config{RootCAs: ts.roots, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second)) // a server that hangs fails the test
-	c := &rawConn{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.fr.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf, ok := f.(*http2.SettingsFrame)
-	if !ok {
-		t.Fatalf("unexpected first frame %v; want SETTINGS", f)
-	}
-	if err := c.fr.WriteSettingsAck(); err != nil {
-		t.Fatal(err)
-	}
-	return c, sf
-}
-
-// request writes a request's HEADERS: a GET that ends the stream, or a POST whose body follows.
-func (c *rawConn) request(id uint32, method, path string, extra ...hpack.HeaderField) {
-	c.t.Helper()
-	c.hbuf.Reset()
-	for _, f := range append([]hpack.HeaderField{
-		{Name: ":method", Value: method}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: path},
-	}, extra...) {
-		_ = c.henc.WriteField(f)
-	}
-	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{
-		StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true, EndStream: method == "GET",
-	}); err != nil {
-		c.t.Fatal(err)
-	}
+	c, sf := testenv.DialH2(t, ts.addr, &tls.Config{RootCAs: ts.roots}, settings...)
+	return &rawConn{c, t}, sf
 }
 
 // next reads frames until one that want accepts, skipping SETTINGS, PING and WINDOW_UPDATE;
-// it fails the test on anything else, or a timeout.
+// it fails the test on anything else, or when the connection ends first.
 func (c *rawConn) next(want func(http2.Frame) bool) http2.Frame {
 	c.t.Helper()
-	for {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			c.t.Fatalf("unexpected read error: %v", err)
-		}
+	var got http2.Frame
+	ok := c.ReadUntil(func(f http2.Frame) bool {
 		if want(f) {
-			return f
+			got = f
+			return true
 		}
 		switch f.(type) {
 		case *http2.SettingsFrame, *http2.PingFrame, *http2.WindowUpdateFrame:
-			continue
+			return false
 		}
 		c.t.Fatalf("unexpected frame %v", f)
+		return true
+	})
+	if !ok {
+		c.t.Fatalf("unexpected end of the connection")
 	}
+	return got
 }
 
 func isReset(id uint32, code http2.ErrCode) func(http2.Frame) bool {
@@ -339,7 +295,7 @@ func TestAnswerWaitsForFlowControlWindow(t *testing.T) {
 	answer := bytes.Repeat([]byte("0123456789"), 4000) // 40,000 bytes: 3 frames at 16 KiB
 	ts := startServer(t, func(r *Request) { _ = r.Answer(200, nil, answer) })
 	c, _ := ts.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
-	c.request(1, "GET", "/")
+	c.Request(1, "GET", "/")
 	c.next(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
 	var got []byte
 	for len(got) < 100 {
@@ -349,7 +305,7 @@ func TestAnswerWaitsForFlowControlWindow(t *testing.T) {
 	if len(got) != 100 {
 		t.Fatalf("unexpected DATA past a 100-byte window; got %d bytes", len(got))
 	}
-	if err := c.fr.WriteWindowUpdate(1, uint32(len(answer))); err != nil {
+	if err := c.Framer.WriteWindowUpdate(1, uint32(len(answer))); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -371,14 +327,14 @@ func TestWindowThatStaysClosedResetsTheStream(t *testing.T) {
 	ts := startServer(t, func(r *Request) { _ = r.Answer(200, nil, []byte("never sent")) },
 		func(c *Config) { c.WriteTimeout = 300 * time.Millisecond })
 	c, _ := ts.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	c.request(1, "GET", "/")
+	c.Request(1, "GET", "/")
 	c.next(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
 	c.next(isReset(1, http2.ErrCodeCancel))
 	// The connection still serves a client that opens the window.
-	if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000}); err != nil {
+	if err := c.Framer.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	c.request(3, "GET", "/")
+	c.Request(3, "GET", "/")
 	if status, body := c.readAnswer(3); status != "200" || string(body) != "never sent" {
 		t.Fatalf("unexpected answer %s %q", status, body)
 	}
@@ -395,11 +351,11 @@ func TestHandlerPanicResetsTheStream(t *testing.T) {
 		echo(r)
 	})
 	c, _ := ts.dialRaw(t)
-	c.request(1, "GET", "/panic")
+	c.Request(1, "GET", "/panic")
 	c.next(isReset(1, http2.ErrCodeInternal))
-	c.request(3, "GET", "/silent")
+	c.Request(3, "GET", "/silent")
 	c.next(isReset(3, http2.ErrCodeInternal))
-	c.request(5, "GET", "/ok")
+	c.Request(5, "GET", "/ok")
 	if status, body := c.readAnswer(5); status != "200" || string(body) != "GET /ok " {
 		t.Fatalf("unexpected answer after a panic: %s %q", status, body)
 	}
@@ -424,12 +380,12 @@ func TestResetStreamsHoldTheirSlot(t *testing.T) {
 	}, func(c *Config) { c.MaxStreams = 4 })
 	c, _ := ts.dialRaw(t)
 	for id := uint32(1); id <= 7; id += 2 {
-		c.request(id, "GET", "/hold")
-		if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+		c.Request(id, "GET", "/hold")
+		if err := c.Framer.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.request(9, "GET", "/other")
+	c.Request(9, "GET", "/other")
 	c.next(isReset(9, http2.ErrCodeRefusedStream))
 	deadline := time.Now().Add(10 * time.Second)
 	for cancelled.Load() < 4 && time.Now().Before(deadline) {
@@ -440,7 +396,7 @@ func TestResetStreamsHoldTheirSlot(t *testing.T) {
 	}
 	close(release)
 	for id := uint32(11); ; id += 2 { // the slots free up as the handlers return
-		c.request(id, "GET", "/other")
+		c.Request(id, "GET", "/other")
 		f := c.next(func(f http2.Frame) bool { return f.Header().StreamID == id })
 		if mh, ok := f.(*http2.MetaHeadersFrame); ok {
 			if s := mh.PseudoValue("status"); s != "200" {
@@ -465,7 +421,7 @@ func TestHeaderListOverTheLimit(t *testing.T) {
 	for i := range 100 {
 		big = append(big, hpack.HeaderField{Name: fmt.Sprintf("x-pad-%d", i), Value: strings.Repeat("a", 100)})
 	}
-	c.request(1, "GET", "/", big...)
+	c.Request(1, "GET", "/", big...)
 	if status, _ := c.readAnswer(1); status != "431" {
 		t.Fatalf("unexpected status %s; want 431", status)
 	}
@@ -498,7 +454,7 @@ func TestDrain(t *testing.T) {
 	ts.srv.Drain()
 	// A new connection gets GOAWAY at once, and its stream is not served.
 	raw, _ := ts.dialRaw(t)
-	raw.request(1, "GET", "/")
+	raw.Request(1, "GET", "/")
 	raw.next(func(f http2.Frame) bool { g, ok := f.(*http2.GoAwayFrame); return ok && g.LastStreamID == 0 })
 	close(release)
 	for range 3 {
@@ -507,7 +463,7 @@ func TestDrain(t *testing.T) {
 		}
 	}
 	// Each connection closes once its last answer is out.
-	raw.conn.Close()
+	raw.Conn.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for ts.open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -527,14 +483,14 @@ func (ts *testServer) open() int {
 func TestIdleConnectionCloses(t *testing.T) {
 	ts := startServer(t, echo, func(c *Config) { c.IdleTimeout = 200 * time.Millisecond })
 	c, _ := ts.dialRaw(t)
-	c.request(1, "GET", "/")
+	c.Request(1, "GET", "/")
 	c.readAnswer(1)
 	start := time.Now()
 	g := c.next(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
 	if g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 1 {
 		t.Fatalf("unexpected GOAWAY %v", g)
 	}
-	if _, err := c.fr.ReadFrame(); !errors.Is(err, io.EOF) {
+	if _, err := c.Framer.ReadFrame(); !errors.Is(err, io.EOF) {
 		t.Fatalf("unexpected read after GOAWAY: %v; want EOF", err)
 	}
 	t.Logf("GOAWAY %v after the last answer", time.Since(start))
@@ -547,13 +503,13 @@ func TestProtocolErrorsEndTheConnection(t *testing.T) {
 		write func(c *rawConn)
 		code  http2.ErrCode
 	}{
-		{"DATA on an idle stream", func(c *rawConn) { _ = c.fr.WriteData(7, true, []byte("x")) }, http2.ErrCodeProtocol},
-		{"an even stream", func(c *rawConn) { c.request(2, "GET", "/") }, http2.ErrCodeProtocol},
-		{"a stream ID going back", func(c *rawConn) { c.request(5, "GET", "/"); c.readAnswer(5); c.request(3, "GET", "/") }, http2.ErrCodeStreamClosed},
+		{"DATA on an idle stream", func(c *rawConn) { _ = c.Framer.WriteData(7, true, []byte("x")) }, http2.ErrCodeProtocol},
+		{"an even stream", func(c *rawConn) { c.Request(2, "GET", "/") }, http2.ErrCodeProtocol},
+		{"a stream ID going back", func(c *rawConn) { c.Request(5, "GET", "/"); c.readAnswer(5); c.Request(3, "GET", "/") }, http2.ErrCodeStreamClosed},
 		{"PUSH_PROMISE", func(c *rawConn) {
-			_ = c.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: []byte{0x82}, EndHeaders: true})
+			_ = c.Framer.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: []byte{0x82}, EndHeaders: true})
 		}, http2.ErrCodeProtocol},
-		{"a window update past 2^31-1", func(c *rawConn) { _ = c.fr.WriteWindowUpdate(0, 1<<31-1) }, http2.ErrCodeFlowControl},
+		{"a window update past 2^31-1", func(c *rawConn) { _ = c.Framer.WriteWindowUpdate(0, 1<<31-1) }, http2.ErrCodeFlowControl},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -572,20 +528,20 @@ func TestProtocolErrorsEndTheConnection(t *testing.T) {
 func TestStreamErrors(t *testing.T) {
 	ts := startServer(t, echo)
 	c, _ := ts.dialRaw(t)
-	c.request(1, "POST", "/")
-	if err := c.fr.WriteData(1, false, make([]byte, 2000)); err != nil { // the window is 1,001
+	c.Request(1, "POST", "/")
+	if err := c.Framer.WriteData(1, false, make([]byte, 2000)); err != nil { // the window is 1,001
 		t.Fatal(err)
 	}
 	c.next(isReset(1, http2.ErrCodeFlowControl))
-	c.request(3, "POST", "/", hpack.HeaderField{Name: "content-length", Value: "5"})
-	if err := c.fr.WriteData(3, true, []byte("abc")); err != nil {
+	c.Request(3, "POST", "/", hpack.HeaderField{Name: "content-length", Value: "5"})
+	if err := c.Framer.WriteData(3, true, []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
 	c.next(isReset(3, http2.ErrCodeProtocol))
-	c.request(5, "GET", "/", hpack.HeaderField{Name: "connection", Value: "close"})
+	c.Request(5, "GET", "/", hpack.HeaderField{Name: "connection", Value: "close"})
 	c.next(isReset(5, http2.ErrCodeProtocol))
-	c.request(7, "POST", "/")
-	if err := c.fr.WriteData(7, true, []byte("abc")); err != nil {
+	c.Request(7, "POST", "/")
+	if err := c.Framer.WriteData(7, true, []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
 	if status, body := c.readAnswer(7); status != "200" || string(body) != "POST / abc" {
