@@ -563,13 +563,7 @@ func FuzzHTTP2Conn(f *testing.F) {
 	h := newHarness(f, withTLS(true), func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	frames := func(write func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer)) []byte {
-		var out, hb bytes.Buffer
-		fr, enc := http2.NewFramer(&out, nil), hpack.NewEncoder(&hb)
-		_ = fr.WriteSettings()
-		write(fr, enc, &hb)
-		return out.Bytes()
-	}
+	frames := testenv.H2Frames
 	review := func(path, method string, body []byte) func(*http2.Framer, *hpack.Encoder, *bytes.Buffer) {
 		return func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer) {
 			for _, kv := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "x"}, {":path", path}} {

@@ -552,13 +552,7 @@ func TestStreamErrors(t *testing.T) {
 // FuzzConn: whatever a client sends after the preface, the server neither panics nor holds on
 // to the connection once the client has gone.
 func FuzzConn(f *testing.F) {
-	frames := func(write func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer)) []byte {
-		var out, hb bytes.Buffer
-		fr, enc := http2.NewFramer(&out, nil), hpack.NewEncoder(&hb)
-		_ = fr.WriteSettings()
-		write(fr, enc, &hb)
-		return out.Bytes()
-	}
+	frames := testenv.H2Frames
 	f.Add(frames(func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer) {
 		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", "/"}, {"content-length", "2"}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})

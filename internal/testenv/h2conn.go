@@ -117,3 +117,13 @@ func (c *H2Conn) ReadUntil(done func(http2.Frame) bool) bool {
 		}
 	}
 }
+
+// H2Frames returns the frames write writes after an empty SETTINGS: a fuzz seed for what a
+// client sends after its preface.
+func H2Frames(write func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer)) []byte {
+	var out, hb bytes.Buffer
+	fr, enc := http2.NewFramer(&out, nil), hpack.NewEncoder(&hb)
+	_ = fr.WriteSettings()
+	write(fr, enc, &hb)
+	return out.Bytes()
+}
