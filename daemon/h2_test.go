@@ -333,6 +333,26 @@ func TestHeadersTooLargeOverHTTP1(t *testing.T) {
 	}
 }
 
+// TestHTTP1RefusalReachesAClientStillSending: a client that sends a body over the limit, and
+// is still sending it when the server refuses it, gets the 413: the connection lingers, rather
+// than reset a client whose writes then fail (Go's client then reports the write error, not
+// the answer).
+func TestHTTP1RefusalReachesAClientStillSending(t *testing.T) {
+	h := newHarness(t, withTLS(true))
+	body := bytes.Repeat([]byte(" "), 4<<20) // more than the sockets' buffers hold
+	c := http1Client()
+	for i := range 5 {
+		resp, err := c.Post(h.url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("attempt %d: no answer to an oversized body: %v", i+1, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("attempt %d: unexpected status %d; want 413", i+1, resp.StatusCode)
+		}
+	}
+}
+
 // TestHTTP2SlowBodyIsCutOff: a stream whose body does not arrive within the read timeout is
 // answered 408, as on HTTP/1.1, and its handler lets go.
 func TestHTTP2SlowBodyIsCutOff(t *testing.T) {

@@ -442,6 +442,9 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &netErr) && netErr.Timeout():
 		f = &refusedSlowBody
 	}
+	if l, ok := ctx.Conn().(interface{ lingerOnClose() }); ok {
+		l.lingerOnClose() // fasthttp closes the connection after this answer
+	}
 	writeFasthttp(ctx, s.refuse(f))
 }
 

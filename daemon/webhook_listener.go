@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // webhookListener hands fasthttp the webhook's connections, wrapped in TLS when configured,
@@ -60,20 +61,50 @@ func (c *connCount) failed() {
 	}
 }
 
-func (c *connCount) closed() {
-	if s := c.state.Swap(connDone); s >= connOpen {
+// closed counts the close; true the first time.
+func (c *connCount) closed() bool {
+	s := c.state.Swap(connDone)
+	if s >= connOpen {
 		c.m.webhookOpenConns[protocol(s-connOpen)].Dec()
 	}
+	return s != connDone
+}
+
+// lingerFlag makes a connection's close linger (lingerClose): for one whose last request
+// the server refused before reading it whole.
+type lingerFlag struct{ atomic.Bool }
+
+func (l *lingerFlag) lingerOnClose() { l.Store(true) }
+
+// lingerTime is how long a connection lingers before it closes (lingerClose), as net/http's
+// server does for the same reason.
+const lingerTime = 500 * time.Millisecond
+
+// lingerClose closes c after a refusal sent before the request was read whole (a body or
+// header over the limit). Closed at once, with the client's data unread, the connection would
+// reset the client, whose next write then fails: Go's client reports that write error and
+// never reads the refusal waiting in its buffer. So c stops sending (TLS: close_notify; TCP:
+// FIN) and closes lingerTime later; meanwhile the client's writes block, and it reads the
+// answer.
+func lingerClose(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	time.AfterFunc(lingerTime, func() { _ = c.Close() })
+	return nil
 }
 
 // plainConn is a plain-HTTP connection: HTTP/1.1 from the start.
 type plainConn struct {
 	net.Conn
 	count connCount
+	lingerFlag
 }
 
 func (c *plainConn) Close() error {
-	c.count.closed()
+	if c.count.closed() && c.Load() {
+		return lingerClose(c.Conn)
+	}
 	return c.Conn.Close()
 }
 
@@ -82,6 +113,7 @@ func (c *plainConn) Close() error {
 type tlsConn struct {
 	*tls.Conn
 	count connCount
+	lingerFlag
 }
 
 func (c *tlsConn) Handshake() error {
@@ -98,6 +130,8 @@ func (c *tlsConn) Handshake() error {
 }
 
 func (c *tlsConn) Close() error {
-	c.count.closed()
+	if c.count.closed() && c.Load() {
+		return lingerClose(c.Conn)
+	}
 	return c.Conn.Close()
 }
