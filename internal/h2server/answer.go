@@ -61,6 +61,9 @@ func (c *conn) answer(st *stream, status int, header []hpack.HeaderField, body [
 		return errStreamGone
 	}
 	n, maxData := c.takeWindowLocked(st, len(body))
+	if n == len(body) {
+		c.closeLocked(st)
+	}
 	c.mu.Unlock()
 	err := c.write(func() error {
 		err := c.writeHeaders(st.id, status, header, len(body), maxData)
@@ -82,6 +85,9 @@ func (c *conn) answer(st *stream, status int, header []hpack.HeaderField, body [
 			return errStreamGone
 		}
 		n, maxData = c.takeWindowLocked(st, len(body))
+		if n == len(body) {
+			c.closeLocked(st)
+		}
 		grew := c.windowGrew
 		c.mu.Unlock()
 		if n > 0 {
@@ -105,6 +111,16 @@ func (c *conn) answer(st *stream, status int, header []hpack.HeaderField, body [
 		}
 	}
 	return nil
+}
+
+// closeLocked closes st before its last frame goes out, when the client has ended its side:
+// the client may open its next stream, or send frames for this one, as soon as it reads that
+// frame, and they must find st closed.
+func (c *conn) closeLocked(st *stream) {
+	if st.remoteDone {
+		st.reset = true
+		delete(c.streams, st.id)
+	}
 }
 
 // takeWindowLocked takes up to want bytes of the stream's and the connection's send windows,

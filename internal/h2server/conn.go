@@ -83,7 +83,7 @@ type stream struct {
 	timer      *time.Timer // the read timeout, until dispatch
 	dispatched bool        // handed to its handler
 	remoteDone bool        // the client ended the stream
-	reset      bool        // reset by either side, or done: its answer is not written
+	reset      bool        // reset by either side, or closed: out of streams, nothing more is written
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
