@@ -43,6 +43,10 @@ type Config struct {
 	// webhook client, over HTTP/2 and HTTP/1.1, against posted directly); only its section
 	// of the markdown is rewritten.
 	WebhookOnly bool
+	// WebhookCompare is another iamgate binary (an earlier commit's) whose HTTP/2 path the
+	// production path measures in every round too, with its own paced direct run; empty for
+	// none. WebhookCompareName says what it is, for the report.
+	WebhookCompare, WebhookCompareName string
 	// MicroOnly runs the Go micro-benchmarks alone (`make microbench`), and starts no
 	// process; only their section of the markdown is rewritten.
 	MicroOnly bool
@@ -345,6 +349,11 @@ func (b *benchRun) startProcess(name, cpus string, args ...string) (*child, erro
 // startDaemon starts bin/iamgate server against the fake STS, with TLS when pki is set (the
 // directory of iamgate init's cert.pem and key.pem), and waits until it is ready.
 func (b *benchRun) startDaemon(ctx context.Context, name, pki string, extra ...string) (*child, *loadtest.Target, error) {
+	return b.startDaemonBinary(ctx, b.binary("iamgate"), name, pki, extra...)
+}
+
+// startDaemonBinary is startDaemon with the iamgate binary bin.
+func (b *benchRun) startDaemonBinary(ctx context.Context, bin, name, pki string, extra ...string) (*child, *loadtest.Target, error) {
 	webhookAddr, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -353,7 +362,7 @@ func (b *benchRun) startDaemon(ctx context.Context, name, pki string, extra ...s
 	if err != nil {
 		return nil, nil, err
 	}
-	args := []string{b.binary("iamgate"), "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
+	args := []string{bin, "server", "-cluster.id", clusterID, "-webhook.listenAddr", webhookAddr,
 		"-internal.listenAddr", internalAddr, "-internal.pprof", "-mapping.file", b.cfg.MappingFile,
 		"-sts.dialOverride", b.stsAddr, "-sts.insecureHTTP", "-log.level", "warn"}
 	scheme := "http"

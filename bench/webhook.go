@@ -37,19 +37,22 @@ const (
 	pathDirectH2    = "direct@h2-rate"
 	pathHTTP1       = "webhook-http1"
 	pathDirectHTTP1 = "direct@http1-rate"
+	// With -bench.webhookCompare: webhook-h2 and its paced direct run against the other binary.
+	pathCompareH2       = "compare-h2"
+	pathDirectCompareH2 = "direct@compare-h2-rate"
 )
 
 // webhookGroups are the runs of a round in the order of the first round; later rounds rotate
 // the groups. A paced direct run follows the webhook run whose rate it takes.
 var webhookGroups = [][]string{{pathDirect}, {pathH2, pathDirectH2}, {pathHTTP1, pathDirectHTTP1}}
 
-var webhookPaths = []string{pathDirect, pathH2, pathDirectH2, pathHTTP1, pathDirectHTTP1}
+var webhookPaths = []string{pathDirect, pathH2, pathDirectH2, pathHTTP1, pathDirectHTTP1, pathCompareH2, pathDirectCompareH2}
 
 // pacedBy is the webhook path whose rate a paced direct path takes.
-var pacedBy = map[string]string{pathDirectH2: pathH2, pathDirectHTTP1: pathHTTP1}
+var pacedBy = map[string]string{pathDirectH2: pathH2, pathDirectHTTP1: pathHTTP1, pathDirectCompareH2: pathCompareH2}
 
 // pacedFor is the paced direct path of a webhook path.
-var pacedFor = map[string]string{pathH2: pathDirectH2, pathHTTP1: pathDirectHTTP1}
+var pacedFor = map[string]string{pathH2: pathDirectH2, pathHTTP1: pathDirectHTTP1, pathCompareH2: pathDirectCompareH2}
 
 // WebhookRound is one round: each path's report, and the order they ran in.
 type WebhookRound struct {
@@ -60,6 +63,11 @@ type WebhookRound struct {
 // WebhookResult is the production-path comparison.
 type WebhookResult struct {
 	Rounds []*WebhookRound `json:"rounds"`
+	// Compare is what the compare paths ran (-bench.webhookCompareName); empty for none.
+	// ToCompare is the median over rounds of webhook-h2's CPU per review divided by
+	// compare-h2's in the same round.
+	Compare   string  `json:"compare,omitempty"`
+	ToCompare float64 `json:"toCompare,omitempty"`
 	// Commands are the daemons' command lines.
 	Commands []string `json:"commands"`
 	// Rows are the medians per path, in webhookPaths order.
@@ -113,10 +121,20 @@ func (r *WebhookResult) summarize() {
 				row.Errors += n
 			}
 		}
+		if len(rps) == 0 {
+			continue // not run (the compare paths without -bench.webhookCompare)
+		}
 		row.RPS, row.ConnectionsPerReview, row.DaemonCPUPerRevUs = median(rps), median(conns), median(cpu)
 		row.GeneratorCPUPerReqUs, row.ToDirect, row.ToPaced = median(gen), median(ratio), median(paced)
 		r.Rows = append(r.Rows, row)
 	}
+	var toCompare []float64
+	for _, rd := range r.Rounds {
+		if a, c := rd.Reports[pathH2], rd.Reports[pathCompareH2]; a != nil && c != nil && c.DaemonCPUPerRevUs > 0 {
+			toCompare = append(toCompare, a.DaemonCPUPerRevUs/c.DaemonCPUPerRevUs)
+		}
+	}
+	r.ToCompare = median(toCompare)
 }
 
 func (r *WebhookResult) row(path string) *WebhookRow {
@@ -183,20 +201,36 @@ func (b *benchRun) webhookRounds(ctx context.Context) (*WebhookResult, error) {
 	}
 	targets := map[string]*loadtest.Target{pathDirect: h2, pathH2: h2, pathDirectH2: h2, pathHTTP1: h1, pathDirectHTTP1: h1}
 	kinds := map[string]string{pathDirect: loadtest.KindCold, pathH2: loadtest.KindWebhookCold, pathDirectH2: loadtest.KindCold,
-		pathHTTP1: loadtest.KindWebhookCold, pathDirectHTTP1: loadtest.KindCold}
+		pathHTTP1: loadtest.KindWebhookCold, pathDirectHTTP1: loadtest.KindCold,
+		pathCompareH2: loadtest.KindWebhookCold, pathDirectCompareH2: loadtest.KindCold}
+	groups := webhookGroups
+	if b.cfg.WebhookCompare != "" {
+		cmpChild, cmp, err := b.startDaemonBinary(ctx, b.cfg.WebhookCompare, "iamgate-compare-tls-h2", pki)
+		if err != nil {
+			return nil, err
+		}
+		defer cmpChild.stop()
+		res.Commands = append(res.Commands, cmpChild.commandLine())
+		cmp.Minter, cmp.Progress, cmp.CAFile, cmp.ProfileDir = b.target.Minter, b.cfg.Progress, ca, b.profileDir
+		targets[pathCompareH2], targets[pathDirectCompareH2] = cmp, cmp
+		groups = append(groups[:len(groups):len(groups)], []string{pathCompareH2, pathDirectCompareH2})
+		res.Compare = b.cfg.WebhookCompareName
+	}
 	descriptions := map[string]string{
 		pathDirect:      "a new token every request, posted directly by hey: HTTP/1.1 over TLS, kept alive, as fast as it can",
 		pathH2:          "a new token every request, through kube-apiserver's webhook client; the daemon offers h2",
 		pathDirectH2:    "as direct, paced at the rate " + pathH2 + " reached",
 		pathHTTP1:       "a new token every request, through kube-apiserver's webhook client; the daemon runs with -webhook.http2=false",
 		pathDirectHTTP1: "as direct, paced at the rate " + pathHTTP1 + " reached",
+		pathCompareH2:       "as " + pathH2 + ", against " + b.cfg.WebhookCompareName,
+		pathDirectCompareH2: "as direct, against " + b.cfg.WebhookCompareName + ", paced at the rate " + pathCompareH2 + " reached",
 	}
 	rounds := webhookRoundCount(b.cfg.Quick)
 	for r := range rounds {
 		rd := &WebhookRound{Reports: map[string]*loadtest.Report{}}
 		var order []string
-		for i := range webhookGroups {
-			order = append(order, webhookGroups[(i+r)%len(webhookGroups)]...)
+		for i := range groups {
+			order = append(order, groups[(i+r)%len(groups)]...)
 		}
 		for _, path := range order {
 			if ctx.Err() != nil {
@@ -325,6 +359,18 @@ func WebhookMarkdown(r *Results, jsonFile string) string {
 		}
 		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", i+1, cell(pathDirect), cell(pathH2), cell(pathDirectH2), cell(pathHTTP1), cell(pathDirectHTTP1),
 			ratio(pathH2, pathDirectH2), ratio(pathH2, pathDirect), ratio(pathHTTP1, pathDirectHTTP1), ratio(pathHTTP1, pathDirect))
+	}
+	if w.Compare != "" {
+		var per []string
+		for _, rd := range w.Rounds {
+			if a, c := rd.Reports[pathH2], rd.Reports[pathCompareH2]; a != nil && c != nil && c.DaemonCPUPerRevUs > 0 {
+				per = append(per, fmt.Sprintf("%.2f", a.DaemonCPUPerRevUs/c.DaemonCPUPerRevUs))
+			}
+		}
+		p("\n**Against %s**, measured in the same rounds (`%s` and `%s` are `%s` and `%s` against a daemon of that binary, "+
+			"a group of their own in the rotation): %s's daemon CPU per review ÷ %s's, median of the per-round ratios: **%.2f** "+
+			"(rounds: %s).\n", w.Compare, pathCompareH2, pathDirectCompareH2, pathH2, pathDirectH2, pathH2, pathCompareH2,
+			w.ToCompare, strings.Join(per, ", "))
 	}
 	p("\n#### Targets of the production path\n\n| target | measured | |\n|---|---|---|\n")
 	var missed []Check

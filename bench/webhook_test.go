@@ -43,3 +43,36 @@ func TestWebhookSummary(t *testing.T) {
 		}
 	}
 }
+
+// With -bench.webhookCompare, webhook-h2 is compared round by round with the other binary's
+// compare-h2; without it, the compare paths have no row.
+func TestWebhookCompare(t *testing.T) {
+	rep := func(cpu float64) *loadtest.Report {
+		return &loadtest.Report{Scenario: loadtest.Scenario{Concurrency: 50, Duration: 10 * time.Second},
+			Result: loadtest.Result{RPS: 3000}, DaemonCPUPerRevUs: cpu, Reviews: 1000}
+	}
+	round := func(h2, compare float64) *WebhookRound {
+		return &WebhookRound{Reports: map[string]*loadtest.Report{
+			pathDirect: rep(100), pathH2: rep(h2), pathDirectH2: rep(100),
+			pathCompareH2: rep(compare), pathDirectCompareH2: rep(100),
+		}}
+	}
+	// h2 ÷ compare per round: 0.8, 0.5, 0.9 → 0.8.
+	w := &WebhookResult{Compare: "x/net", Rounds: []*WebhookRound{round(80, 100), round(100, 200), round(90, 100)}}
+	w.summarize()
+	if w.ToCompare != 0.8 {
+		t.Fatalf("unexpected ratio to the compare binary; got %v; want 0.8", w.ToCompare)
+	}
+	if c := w.row(pathCompareH2); c == nil || c.ToPaced != 1 {
+		t.Fatalf("unexpected compare row %+v", c)
+	}
+	md := WebhookMarkdown(&Results{Webhook: w}, "results/x.json")
+	if !strings.Contains(md, "**Against x/net**") || !strings.Contains(md, "**0.80** (rounds: 0.80, 0.50, 0.90)") {
+		t.Fatalf("the markdown lacks the comparison:\n%s", md)
+	}
+	w = &WebhookResult{Rounds: []*WebhookRound{{Reports: map[string]*loadtest.Report{pathDirect: rep(100), pathH2: rep(120)}}}}
+	w.summarize()
+	if w.row(pathCompareH2) != nil || w.ToCompare != 0 {
+		t.Fatalf("unexpected compare row without a compare binary: %+v", w.Rows)
+	}
+}

@@ -39,6 +39,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cluster := fs.String("bench.cluster", "default", "comma-separated cluster model scenarios ("+strings.Join(append(append([]string(nil), bench.ClusterNames...), bench.QuickClusterNames...), ", ")+
 		"), each against iamgate and the passthrough baseline; default means "+strings.Join(bench.ClusterNames, ",")+" (quick: "+strings.Join(bench.QuickClusterNames, ",")+"); none skips them")
 	webhookOnly := fs.Bool("bench.webhookOnly", false, "run the production path alone (cold reviews through kube-apiserver's webhook client to iamgate over TLS, HTTP/2 and -webhook.http2=false, against posted directly; interleaved rounds); rewrite only its section of -bench.markdown")
+	webhookCompare := fs.String("bench.webhookCompare", "", "another iamgate binary (e.g. an earlier commit's) whose HTTP/2 path the production path measures in every round too, with its own paced direct run")
+	webhookCompareName := fs.String("bench.webhookCompareName", "", "what -bench.webhookCompare is, for the report (e.g. its commit); empty means its path")
 	clusterOnly := fs.Bool("bench.clusterOnly", false, "run the cluster model alone (-bench.cluster), against iamgate and the passthrough baseline; rewrite only the cluster section of -bench.markdown")
 	pin := fs.Bool("pin", true, "on a machine with 2 or more CPUs, pin the daemon and the trivial server to the last CPU and this generator, the fake STS and wrk to CPU 0 (taskset)")
 	render := fs.String("bench.render", "", "write the generated sections of -bench.markdown and the charts again from this results file (bench/results/*.json) with the current tables and targets; run nothing")
@@ -52,6 +54,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Quick: *quick, Bin: *bin, ResultsDir: *results, MappingFile: *mappingFile, Duration: *duration,
 		Micro: *micro && !*quick && !*clusterOnly && !*webhookOnly, MicroRounds: *microRounds, Progress: stderr,
 		ClusterOnly: *clusterOnly, WebhookOnly: *webhookOnly, MicroOnly: *microOnly,
+		WebhookCompare: *webhookCompare, WebhookCompareName: *webhookCompareName,
+	}
+	if cfg.WebhookCompareName == "" {
+		cfg.WebhookCompareName = cfg.WebhookCompare
 	}
 	switch *cluster {
 	case "default":
