@@ -217,11 +217,11 @@ func (b *benchRun) webhookRounds(ctx context.Context) (*WebhookResult, error) {
 		res.Compare = b.cfg.WebhookCompareName
 	}
 	descriptions := map[string]string{
-		pathDirect:      "a new token every request, posted directly by hey: HTTP/1.1 over TLS, kept alive, as fast as it can",
-		pathH2:          "a new token every request, through kube-apiserver's webhook client; the daemon offers h2",
-		pathDirectH2:    "as direct, paced at the rate " + pathH2 + " reached",
-		pathHTTP1:       "a new token every request, through kube-apiserver's webhook client; the daemon runs with -webhook.http2=false",
-		pathDirectHTTP1: "as direct, paced at the rate " + pathHTTP1 + " reached",
+		pathDirect:          "a new token every request, posted directly by hey: HTTP/1.1 over TLS, kept alive, as fast as it can",
+		pathH2:              "a new token every request, through kube-apiserver's webhook client; the daemon offers h2",
+		pathDirectH2:        "as direct, paced at the rate " + pathH2 + " reached",
+		pathHTTP1:           "a new token every request, through kube-apiserver's webhook client; the daemon runs with -webhook.http2=false",
+		pathDirectHTTP1:     "as direct, paced at the rate " + pathHTTP1 + " reached",
 		pathCompareH2:       "as " + pathH2 + ", against " + b.cfg.WebhookCompareName,
 		pathDirectCompareH2: "as direct, against " + b.cfg.WebhookCompareName + ", paced at the rate " + pathCompareH2 + " reached",
 	}
