@@ -149,8 +149,19 @@ type WrkRun struct {
 	profile string // CPU profile of the daemon during the run, in the temporary directory
 }
 
-// principals is the number of fake STS users tokens are minted for.
+// principals is the number of fake STS users tokens are minted for. Never-seen tokens are
+// minted for each of them at each second going back from now, so a run can use principals ×
+// 900 of them before the oldest are 15 minutes old and expire.
 const principals = 2000
+
+// principalCount is principals, doubled for a production path with -bench.webhookCompare,
+// whose two more runs per round use more never-seen tokens than that.
+func principalCount(cfg Config) int {
+	if cfg.WebhookCompare != "" {
+		return 2 * principals
+	}
+	return principals
+}
 
 // clusterID is the daemons' -cluster.id, which the tokens are minted for.
 const clusterID = "bench"
@@ -241,7 +252,7 @@ type benchRun struct {
 
 // newBenchRun fills in cfg's defaults and creates the results and temporary directories.
 func newBenchRun(cfg Config) (*benchRun, error) {
-	b := &benchRun{cfg: cfg, start: time.Now(), progress: cfg.Progress, principals: loadtest.Principals(principals)}
+	b := &benchRun{cfg: cfg, start: time.Now(), progress: cfg.Progress, principals: loadtest.Principals(principalCount(cfg))}
 	if b.cfg.Duration == 0 {
 		b.cfg.Duration = 10 * time.Second
 		if cfg.Quick {

@@ -31,7 +31,7 @@ func (b *benchRun) startFakeSTS(ctx context.Context) error {
 	if b.stsAddr, err = freePort(); err != nil {
 		return err
 	}
-	b.say("starting the fake STS (%d principals) on %s", principals, b.stsAddr)
+	b.say("starting the fake STS (%d principals) on %s", len(b.principals), b.stsAddr)
 	if b.sts, err = b.startProcess("fakests", b.cfg.GeneratorCPUs, b.binary("fakests"), "-listen", b.stsAddr, "-config", config, "-log.level", "warn"); err != nil {
 		return err
 	}
