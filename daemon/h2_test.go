@@ -235,10 +235,6 @@ func TestPlainHTTPIsHTTP1(t *testing.T) {
 	}
 }
 
-// lengthless hides a reader's length, so that the client streams the body (chunked on
-// HTTP/1.1, DATA frames without content-length on HTTP/2).
-type lengthless struct{ io.Reader }
-
 // TestBadRequestsSameOverHTTP2: every refusal has the same status, headers, body and metric
 // over HTTP/2 as over HTTP/1.1.
 func TestBadRequestsSameOverHTTP2(t *testing.T) {
@@ -263,9 +259,9 @@ func TestBadRequestsSameOverHTTP2(t *testing.T) {
 			return strings.NewReader(`{"apiVersion":"authentication.k8s.io/v1","kind":"SubjectAccessReview","spec":{"token":"t"}}`)
 		}, 400},
 		{"a body over 64 KiB with its length", "POST", "/authenticate", func() io.Reader { return strings.NewReader(big) }, 413},
-		{"a body over 64 KiB streamed", "POST", "/authenticate", func() io.Reader { return lengthless{strings.NewReader(big)} }, 413},
+		{"a body over 64 KiB streamed", "POST", "/authenticate", func() io.Reader { return testenv.Lengthless{Reader: strings.NewReader(big)} }, 413},
 		{"a body of exactly 64 KiB streamed", "POST", "/authenticate", func() io.Reader {
-			return lengthless{strings.NewReader(strings.Repeat(" ", maxReviewBody-len(good)) + good)}
+			return testenv.Lengthless{Reader: strings.NewReader(strings.Repeat(" ", maxReviewBody-len(good)) + good)}
 		}, 200},
 	}
 	reasons := []string{"method_not_allowed", "not_found", "body_too_large", "bad_body"}

@@ -67,7 +67,7 @@ type conn struct {
 	windowGrew       chan struct{} // closed, and replaced, when a send window grows
 	recvHeld         int32         // body bytes received and not yet credited back
 	recvUnsent       int32         // credited bytes not yet sent in a WINDOW_UPDATE
-	idle             *time.Timer
+	idle             *time.Timer   // set before the first frame is handled: nil only in finish, after a failed preface
 }
 
 // stream is one request. The reader fills it until it is dispatched to its handler.
@@ -91,7 +91,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		srv:              s,
 		cfg:              &s.cfg,
 		nc:               nc,
-		streamWindow:     int32(min(s.cfg.MaxBody+1, maxWindow)),
+		streamWindow:     int32(s.cfg.MaxBody + 1), // New: MaxBody < maxWindow
 		streams:          map[uint32]*stream{},
 		sendWindow:       defaultWindow,
 		peerStreamWindow: defaultWindow,
@@ -169,7 +169,7 @@ func (c *conn) serve(draining bool) {
 			var se http2.StreamError
 			switch {
 			case errors.As(err, &se):
-				c.streamError(se.StreamID, se.Code, true)
+				c.streamError(se.StreamID, se.Code)
 			case errors.Is(err, http2.ErrFrameTooLarge):
 				c.fail(http2.ErrCodeFrameSize, err)
 				return

@@ -106,7 +106,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	st.req.st = st
 	c.streams[id] = st
 	c.inFlight++
-	if c.inFlight == 1 && c.idle != nil {
+	if c.inFlight == 1 {
 		c.idle.Stop()
 	}
 	c.mu.Unlock()
@@ -249,9 +249,7 @@ func (c *conn) endRequestLocked() (closeNow bool) {
 	if c.goneAway {
 		return c.goAwaySent
 	}
-	if c.idle != nil {
-		c.idle.Reset(c.cfg.IdleTimeout)
-	}
+	c.idle.Reset(c.cfg.IdleTimeout)
 	return false
 }
 
@@ -339,9 +337,9 @@ func (c *conn) resetLocked(id uint32) reply {
 }
 
 // streamError resets stream id for an error of the client's.
-func (c *conn) streamError(id uint32, code http2.ErrCode, fromReader bool) {
+func (c *conn) streamError(id uint32, code http2.ErrCode) {
 	c.mu.Lock()
-	if fromReader && id%2 == 1 && id > c.lastID {
+	if id%2 == 1 && id > c.lastID {
 		c.lastID = id // a HEADERS the framer refused still opened (and closed) its stream
 	}
 	r := c.resetLocked(id)

@@ -157,9 +157,6 @@ func post(t testing.TB, c *http.Client, url string, body io.Reader) (result, err
 	return result{resp.StatusCode, resp.Header, string(b), resp.Proto}, err
 }
 
-// lengthless hides a reader's length: the client sends DATA without content-length.
-type lengthless struct{ io.Reader }
-
 func TestAnswersGoClientOnOneConnection(t *testing.T) {
 	ts := startServer(t, echo)
 	c := ts.client(t)
@@ -199,8 +196,8 @@ func TestBodyLimits(t *testing.T) {
 		body func() io.Reader
 		want int
 	}{
-		{"at the limit, streamed", func() io.Reader { return lengthless{strings.NewReader(strings.Repeat("a", 1000))} }, 200},
-		{"over the limit, streamed", func() io.Reader { return lengthless{strings.NewReader(strings.Repeat("a", 5000))} }, 413},
+		{"at the limit, streamed", func() io.Reader { return testenv.Lengthless{Reader: strings.NewReader(strings.Repeat("a", 1000))} }, 200},
+		{"over the limit, streamed", func() io.Reader { return testenv.Lengthless{Reader: strings.NewReader(strings.Repeat("a", 5000))} }, 413},
 		{"over the limit, declared", func() io.Reader { return strings.NewReader(strings.Repeat("a", 1001)) }, 413},
 		{"none", func() io.Reader { return nil }, 200},
 		{"stalled", func() io.Reader {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -127,3 +128,7 @@ func H2Frames(write func(fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer)
 	write(fr, enc, &hb)
 	return out.Bytes()
 }
+
+// Lengthless hides a reader's length, so that an HTTP client streams the body: chunked over
+// HTTP/1.1, DATA frames without content-length over HTTP/2.
+type Lengthless struct{ io.Reader }
