@@ -17,7 +17,7 @@ import (
 // one with -webhook.http2=false. A server's CPU per request falls as its request rate rises,
 // and the webhook client, which costs far more CPU per request than hey, sends at a lower
 // rate: so each webhook run is followed by a direct run paced at the rate the webhook run
-// reached. Rounds interleave the runs, in an order that rotates each round; the table gives
+// reached, its requests spread evenly over time (loadtest.Load.QPS). Rounds interleave the runs, in an order that rotates each round; the table gives
 // medians over rounds, and each ratio is the median of the per-round ratios.
 
 // Markers of the production path's section of BENCHMARKS.md.
@@ -318,10 +318,12 @@ func WebhookMarkdown(r *Results, jsonFile string) string {
 		"alone, opens the connection a running kube-apiserver keeps open.\n", pathH2)
 	p("- **%s**: the same client against the daemon with `-webhook.http2=false`: HTTP/1.1 with client-go's pool of at most 25 "+
 		"idle connections, so that with more reviews in flight it dials (and handshakes) new ones.\n", pathHTTP1)
-	p("- **%s**, **%s**: the direct path again, paced (hey's rate limit) at the rate the webhook run just before it reached. "+
-		"A server's CPU per request falls as its request rate rises (fewer wake-ups and system calls per request), and the "+
-		"webhook client costs far more CPU per request than hey (it shares its CPU with the fake STS), so it sends more slowly: "+
-		"the paced run is the direct figure at the same rate.\n\n", pathDirectH2, pathDirectHTTP1)
+	p("- **%s**, **%s**: the direct path again, paced at the rate the webhook run just before it reached, its requests "+
+		"spread evenly over time (each worker a hey requester of its own, their starts staggered; hey alone starts its workers' "+
+		"rate limiters together, and a burst of 50 reviews every 20 ms costs the daemon fewer wake-ups per review than the "+
+		"webhook client's steady stream). A server's CPU per request falls as its request rate rises (fewer wake-ups and system "+
+		"calls per request), and the webhook client costs far more CPU per request than hey (it shares its CPU with the fake STS), "+
+		"so it sends more slowly: the paced run is the direct figure at the same rate.\n\n", pathDirectH2, pathDirectHTTP1)
 	p("A round runs `%s`, then `%s` + `%s`, then `%s` + `%s`, the three groups in an order that rotates from round to round. "+
 		"Connections are the daemon's `iamgate_webhook_connections_total`, reviews its `iamgate_reviews_total`, daemon CPU "+
 		"from `/proc/<pid>/stat` (user + system, 10 ms ticks) over the run. Each ratio is the median over rounds of the "+
