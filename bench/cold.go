@@ -79,8 +79,10 @@ type ColdConfig struct {
 type ColdVariant struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
-	// Latency is the fake STS's delay before every answer.
+	// Latency is the fake STS's delay before every answer, and Jitter the most it adds at
+	// random (uniform).
 	Latency time.Duration `json:"latencyNs"`
+	Jitter  time.Duration `json:"jitterNs,omitempty"`
 	tokens  coldTokens
 }
 
@@ -96,6 +98,8 @@ const (
 var ColdVariants = []ColdVariant{
 	{Name: "sts-0ms", Description: "a never-seen IAM user token each review; the fake STS answers at once", tokens: coldUsers},
 	{Name: "sts-20ms", Description: "the same with 20 ms of STS latency", Latency: 20 * time.Millisecond, tokens: coldUsers},
+	{Name: "sts-20ms-jitter", Description: "the same with 10 to 30 ms of STS latency (uniform, 20 ms on average): " +
+		"wrk's connections do not keep in step, as they can with a fixed latency", Latency: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, tokens: coldUsers},
 	{Name: "rejected", Description: "a never-seen token with a bad signature each review (valid shape): STS answers 403 SignatureDoesNotMatch", tokens: coldRejected},
 	{Name: "ec2-node", Description: "a never-seen token of an EC2 node role session each review, a new instance each: " +
 		"system:node:{{EC2PrivateDNSName}} is resolved through the fake EC2 on first sight; the limit makes one signed DescribeInstances call per review too", tokens: coldNodes},
@@ -488,7 +492,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 			return nil, err
 		}
 		mintedAt := time.Now()
-		if err := admin.SetFaults(fakests.Faults{Latency: fakests.Duration(v.Latency)}); err != nil {
+		if err := admin.SetFaults(fakests.Faults{Latency: fakests.Duration(v.Latency), Jitter: fakests.Duration(v.Jitter)}); err != nil {
 			return nil, err
 		}
 		vr := &ColdVariantResult{ColdVariant: v}

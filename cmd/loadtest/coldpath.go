@@ -23,7 +23,7 @@ func runColdPath(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rounds := fs.Int("cold.rounds", 3, "interleaved rounds (limit, iamgate) per variant")
 	conc := fs.Int("cold.concurrency", 50, "wrk connections")
 	tokens := fs.Int("cold.tokens", 200_000, "never-seen tokens minted per kind (valid 15 minutes: the run must end before)")
-	variants := fs.String("cold.variants", "", "comma-separated variants to run (sts-0ms, sts-20ms, rejected, ec2-node); empty runs all")
+	variants := fs.String("cold.variants", "", "comma-separated variants to run (sts-0ms, sts-20ms, sts-20ms-jitter, rejected, ec2-node); empty runs all")
 	profile := fs.Bool("cold.profile", true, "profile iamgate (CPU and allocations) in one more window per variant, after its rounds")
 	memory := fs.String("memory.points", "", "also run the identity cache memory step at these comma-separated identity counts (e.g. 1000000); empty skips it")
 	daemonArgs := fs.String("cold.daemonArgs", "", "extra flags of every iamgate server, space-separated")
