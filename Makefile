@@ -64,8 +64,8 @@ bench: build
 
 # coldpath measures never-seen tokens as production sees them: the webhook and the fake STS
 # over TLS, wrk walking a file of tokens no request sent before, iamgate against the cold-path
-# limit (loadtest coldlimit) in interleaved rounds, with 0 and 20 ms of STS latency, STS
-# rejections and {{EC2PrivateDNSName}} roles (about 15 min at 3 rounds); it writes
+# limit (loadtest coldlimit) in interleaved rounds, with 0, 20 and 10-30 ms of STS latency, STS
+# rejections and {{EC2PrivateDNSName}} roles (about 18 min at 3 rounds); it writes
 # bench/results/cold-*.json and the cold path's generated section of BENCHMARKS.md.
 COLD_ROUNDS ?= 3
 coldpath: build

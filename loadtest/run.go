@@ -40,6 +40,9 @@ type Load struct {
 	// time (each worker a requester of its own with hey's rate limit, their starts
 	// staggered); 0 sends as fast as the workers can.
 	QPS float64
+	// Bursts paces a QPS run as hey alone does: one requester whose workers' rate limiters
+	// start together, so requests leave in bursts of Concurrency. For comparison only.
+	Bursts bool
 	// AtHalfway, when set, runs once in its own goroutine after Duration/2 (fault injection in
 	// the middle of a run).
 	AtHalfway func()
@@ -123,7 +126,9 @@ func Run(ctx context.Context, l Load) (Result, error) {
 	// idles spends less CPU per request than under the evenly spread arrivals of the same rate.
 	works := []*requester.Work{newWork(conc, 0)}
 	var stagger time.Duration
-	if l.QPS > 0 {
+	if l.QPS > 0 && l.Bursts {
+		works = []*requester.Work{newWork(conc, l.QPS/float64(conc))}
+	} else if l.QPS > 0 {
 		works = works[:0]
 		for range conc {
 			works = append(works, newWork(1, l.QPS/float64(conc)))

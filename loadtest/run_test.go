@@ -87,24 +87,28 @@ func TestRunPick(t *testing.T) {
 	}
 }
 
-// TestRunPaced protects a paced run, one requester per worker with staggered starts: every
-// request is sent and counted once, and the run is no faster than its rate allows.
+// TestRunPaced protects paced runs, evenly spread (a requester per worker, staggered starts)
+// and in hey's own bursts: every request is sent and counted once, and the run is no faster
+// than its rate allows.
 func TestRunPaced(t *testing.T) {
 	url := startTrivial(t)
-	start := time.Now()
-	res, err := Run(context.Background(), Load{
-		URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 4, Requests: 40, Duration: 30 * time.Second, QPS: 200,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Requests != 40 || res.Status[200] != 40 || len(res.Errors) != 0 || res.Latency.Max <= 0 {
-		t.Fatalf("unexpected result; got %d requests, status %v, errors %v, latency %+v; want 40 answers 200",
-			res.Requests, res.Status, res.Errors, res.Latency)
-	}
-	// 10 requests per worker at 50 per second: the last one leaves 200 ms after the worker
-	// started (hey's limiter ticks before the first request).
-	if d := time.Since(start); d < 180*time.Millisecond {
-		t.Fatalf("a paced run of 40 requests at 200/s took %s; want at least 180ms", d)
+	for _, bursts := range []bool{false, true} {
+		start := time.Now()
+		res, err := Run(context.Background(), Load{
+			URL: url, Bodies: [][]byte{ReviewBody("k8s-aws-v1.x")}, Concurrency: 4, Requests: 40, Duration: 30 * time.Second,
+			QPS: 200, Bursts: bursts,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Requests != 40 || res.Status[200] != 40 || len(res.Errors) != 0 || res.Latency.Max <= 0 {
+			t.Fatalf("bursts=%v: unexpected result; got %d requests, status %v, errors %v, latency %+v; want 40 answers 200",
+				bursts, res.Requests, res.Status, res.Errors, res.Latency)
+		}
+		// 10 requests per worker at 50 per second: the last one leaves 200 ms after the worker
+		// started (hey's limiter ticks before the first request).
+		if d := time.Since(start); d < 180*time.Millisecond {
+			t.Fatalf("bursts=%v: a paced run of 40 requests at 200/s took %s; want at least 180ms", bursts, d)
+		}
 	}
 }

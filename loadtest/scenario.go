@@ -55,6 +55,8 @@ type Scenario struct {
 	NewEvery int `json:"newEvery,omitempty"`
 	// QPS paces a hey run at about this many requests per second (0: as fast as it can).
 	QPS float64 `json:"qps,omitempty"`
+	// Bursts paces QPS as hey alone does (loadtest.Load.Bursts).
+	Bursts bool `json:"bursts,omitempty"`
 	// Faults are set on the fake STS for the run and cleared after it.
 	Faults fakests.Faults `json:"faults"`
 	// Profile takes a CPU profile of the daemon during the run.
@@ -226,7 +228,7 @@ func (t *Target) Run(ctx context.Context, sc Scenario) (*Report, error) {
 func (t *Target) prepare(sc Scenario) (*preparedLoad, error) {
 	pl := &preparedLoad{load: Load{
 		Name: sc.Name, URL: t.WebhookURL, Concurrency: sc.Concurrency, Requests: sc.Requests,
-		Duration: sc.Duration, Progress: t.Progress, QPS: sc.QPS,
+		Duration: sc.Duration, Progress: t.Progress, QPS: sc.QPS, Bursts: sc.Bursts,
 	}}
 	switch sc.Kind {
 	case KindHot, KindWarm:

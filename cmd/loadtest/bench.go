@@ -182,7 +182,8 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	conc := fs.Int("load.concurrency", 50, "concurrent workers")
 	requests := fs.Int("load.requests", 100000, "at most this many requests (also the tokens minted for cold and herd)")
 	dur := fs.Duration("load.duration", 10*time.Second, "at most this long")
-	qps := fs.Float64("load.qps", 0, "pace hey's runs at about this many requests per second in all; 0 means as fast as they can")
+	qps := fs.Float64("load.qps", 0, "pace hey's runs at about this many requests per second in all, spread evenly; 0 means as fast as they can")
+	bursts := fs.Bool("load.bursts", false, "pace -load.qps as hey alone does, in bursts of -load.concurrency requests (its workers' rate limiters start together), for comparison")
 	tokens := fs.Int("load.tokens", 100, "distinct tokens of warm, invalid, badsig and outage runs")
 	herd := fs.Int("load.herd", 50, "reviews per token of a herd run")
 	latency := fs.Duration("sts.latency", 0, "fake STS latency during the run")
@@ -221,7 +222,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Progress: stderr,
 		CAFile:   *caFile,
 	}
-	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur, QPS: *qps,
+	sc := loadtest.Scenario{Name: *kind, Kind: *kind, Concurrency: *conc, Requests: *requests, Duration: *dur, QPS: *qps, Bursts: *bursts,
 		Tokens: *tokens, Herd: *herd, NewEvery: 100}
 	sc.Faults.Latency = fakestsDuration(*latency)
 	rep, err := t.Run(ctx, sc)
