@@ -449,9 +449,10 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // fasthttpLogger routes fasthttp's own messages (connection errors) to slog at Debug: they
-// are per connection, and may quote client bytes.
+// are per connection. fasthttp quotes what it could not parse (a header line, up to 400
+// bytes of a request), which may hold a token: redactQuoted keeps only its length.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug("fasthttp", "message", fmt.Sprintf(format, args...))
+	l.log.Debug("fasthttp", "message", redactQuoted(fmt.Sprintf(format, args...)))
 }

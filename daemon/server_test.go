@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -721,4 +722,52 @@ func (h *harness) postDistinct(n int, during func()) map[int]int {
 		count[s]++
 	}
 	return count
+}
+
+// TestDebugLogQuotesNoClientBytes: fasthttp's messages about a request it could not parse
+// quote what it read (a header line, up to 400 bytes of the request); at Debug the daemon
+// logs them with each quoted piece of client bytes replaced by its length, so a token in a
+// malformed request never reaches the log.
+func TestDebugLogQuotesNoClientBytes(t *testing.T) {
+	logs := &testenv.LogBuffer{}
+	h := newHarness(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	token := h.token(alice)
+	payload := strings.TrimPrefix(token, "k8s-aws-v1.")
+	addr := strings.TrimPrefix(strings.TrimSuffix(h.url, "/authenticate?timeout=30s"), "http://")
+	for _, req := range []string{
+		"POST /authenticate HTTP/1.1\r\nHost: x\r\nAuthorization Bearer " + token + "\r\n\r\n", // a header line without a colon
+		"POST /authenticate?token=" + token + " HTTP/9.9\r\nHost: x\r\n\r\n",                   // an unknown HTTP version
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(c) // the daemon answers 400 and closes the connection
+		_ = c.Close()
+		if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") {
+			t.Fatalf("unexpected answer to a malformed request; got %q; want 400", answer)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "missing colon") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // fasthttp logs after it answered
+	}
+	out := logs.String()
+	if !strings.Contains(out, "missing colon") {
+		t.Fatalf("unexpected logs: fasthttp's message about the header line is missing:\n%s", out)
+	}
+	for i := 0; i+16 <= len(payload); i += 8 {
+		if strings.Contains(out, payload[i:i+16]) {
+			t.Fatalf("a piece of a token is in the debug log: %q\n%s", payload[i:i+16], out)
+		}
+	}
+	if !strings.Contains(out, `bytes>`) {
+		t.Fatalf("unexpected logs: no quoted client bytes replaced by their length:\n%s", out)
+	}
 }

@@ -92,8 +92,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes a connection with no request in flight for that long.
 	IdleTimeout time.Duration
-	// Log gets protocol errors at Debug (they may quote client bytes) and handler panics at
-	// Error.
+	// Log gets connection errors at Debug (fixed texts and error codes: a stream error, whose
+	// text may quote a header name the client sent, is answered and not logged) and handler
+	// panics at Error.
 	Log *slog.Logger
 }
 
