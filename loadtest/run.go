@@ -124,16 +124,15 @@ func Run(ctx context.Context, l Load) (Result, error) {
 	// before: hey starts its workers' rate limiters together, so one requester's workers send
 	// in bursts of Concurrency requests, and a server that answers a burst at once and then
 	// idles spends less CPU per request than under the evenly spread arrivals of the same rate.
-	works := []*requester.Work{newWork(conc, 0)}
+	var works []*requester.Work
 	var stagger time.Duration
-	if l.QPS > 0 && l.Bursts {
-		works = []*requester.Work{newWork(conc, l.QPS/float64(conc))}
-	} else if l.QPS > 0 {
-		works = works[:0]
+	if l.QPS > 0 && !l.Bursts {
 		for range conc {
 			works = append(works, newWork(1, l.QPS/float64(conc)))
 		}
 		stagger = time.Duration(float64(time.Second) / l.QPS)
+	} else {
+		works = []*requester.Work{newWork(conc, l.QPS/float64(conc))} // QPS 0: as fast as they can
 	}
 
 	var stopOnce sync.Once
