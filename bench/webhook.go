@@ -17,8 +17,9 @@ import (
 // one with -webhook.http2=false. A server's CPU per request falls as its request rate rises,
 // and the webhook client, which costs far more CPU per request than hey, sends at a lower
 // rate: so each webhook run is followed by a direct run paced at the rate the webhook run
-// reached, its requests spread evenly over time (loadtest.Load.QPS). Rounds interleave the runs, in an order that rotates each round; the table gives
-// medians over rounds, and each ratio is the median of the per-round ratios.
+// reached, its requests spread evenly over time (loadtest.Load.QPS). Rounds interleave the
+// runs, in an order that rotates each round; the table gives medians over rounds, and each
+// ratio is the median of the per-round ratios.
 
 // Markers of the production path's section of BENCHMARKS.md.
 const (

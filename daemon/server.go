@@ -454,5 +454,7 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug("fasthttp", "message", redactQuoted(fmt.Sprintf(format, args...)))
+	if l.log.Enabled(context.Background(), slog.LevelDebug) { // format and redact only for a reader
+		l.log.Debug("fasthttp", "message", redactQuoted(fmt.Sprintf(format, args...)))
+	}
 }
