@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -30,6 +31,12 @@ type cacheEntry struct {
 // would miss (and call STS again) unless the store waited for that goroutine (Cache.Wait: two
 // goroutine switches and an allocation per cold review); and each store alone woke that
 // goroutine up, a wake-up per cold review that a batch shares.
+//
+// A cold review asks ristretto once: its own lookup. The re-check before an STS call
+// (getSince) reads only the fresh entries while no hand-over has ended since that lookup, and a
+// hand-over learns whether it replaced an entry from ristretto's update hook, not from a Get.
+// Each Get of ristretto costs a lookup in a large map, and counts an access of the key for its
+// admission policy: three per never-seen token would count it as seen three times.
 type identityCache struct {
 	c       *ristretto.Cache[uint64, *cacheEntry]
 	metrics *metrics
@@ -37,9 +44,14 @@ type identityCache struct {
 	mu      sync.Mutex
 	fresh   map[sigv4.Key]freshEntry // stored since the last hand-over began; guarded by mu
 	handing map[sigv4.Key]freshEntry // being handed to ristretto; guarded by mu
+	// handOvers counts the hand-overs that ended; written under mu, after handing is emptied.
+	handOvers atomic.Uint64
 
 	handOverMu sync.Mutex // one hand-over at a time, none once closed
 	closed     bool       // guarded by handOverMu
+	// replaced is the entry whose SetWithTTL found the key in ristretto already: set by
+	// ristretto's ShouldUpdate hook, taken by handOver right after the SetWithTTL.
+	replaced atomic.Pointer[cacheEntry]
 }
 
 type freshEntry struct {
@@ -65,6 +77,12 @@ func newIdentityCache(maxBytes int64, m *metrics) (*identityCache, error) {
 		IgnoreInternalCost: false,
 		OnEvict:            func(*ristretto.Item[*cacheEntry]) { m.cacheEntries.Dec() },
 		OnReject:           func(*ristretto.Item[*cacheEntry]) { m.cacheEntries.Dec() },
+		// Called when a set finds its key stored: an update is no new entry for
+		// iamgate_cache_entries (see handOver).
+		ShouldUpdate: func(cur, _ *cacheEntry) bool {
+			ic.replaced.Store(cur)
+			return true
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create identity cache: %w", err)
@@ -89,10 +107,35 @@ func (ic *identityCache) get(key *sigv4.Key, now time.Time) (*cacheEntry, bool) 
 	return e, true
 }
 
+// generation identifies the hand-overs ended so far: read before a get, it lets getSince
+// know whether an entry stored after that get can be in ristretto already.
+func (ic *identityCache) generation() uint64 { return ic.handOvers.Load() }
+
+// getSince is get for a key that get missed after generation gen was read. While no hand-over
+// has ended since, an entry stored after that get is still in the table of fresh entries, and
+// ristretto need not be asked.
+func (ic *identityCache) getSince(key *sigv4.Key, now time.Time, gen uint64) (*cacheEntry, bool) {
+	ic.mu.Lock()
+	if ic.handOvers.Load() != gen {
+		ic.mu.Unlock()
+		return ic.get(key, now)
+	}
+	e := ic.getFreshLocked(key)
+	ic.mu.Unlock()
+	if e == nil || !now.Before(e.expires) {
+		return nil, false
+	}
+	return e, true
+}
+
 // getFresh returns the entry of key not yet (or just) handed to ristretto, if any.
 func (ic *identityCache) getFresh(key *sigv4.Key) *cacheEntry {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
+	return ic.getFreshLocked(key)
+}
+
+func (ic *identityCache) getFreshLocked(key *sigv4.Key) *cacheEntry {
 	if f, ok := ic.fresh[*key]; ok {
 		return f.e
 	}
@@ -145,9 +188,11 @@ func (ic *identityCache) handOver() {
 		return
 	}
 	for key, f := range batch {
-		h := cacheHash(&key)
-		_, replaces := ic.c.Get(h) // an update is no new entry for iamgate_cache_entries
-		stored := ic.c.SetWithTTL(h, f.e, entryCost(f.e), f.ttl)
+		stored := ic.c.SetWithTTL(cacheHash(&key), f.e, entryCost(f.e), f.ttl)
+		// SetWithTTL calls the ShouldUpdate hook, on this goroutine, when the key is stored
+		// already. (The hook may also run on ristretto's goroutine, for two new keys of one
+		// hash in a batch; its entry is then not f.e.)
+		replaces := ic.replaced.Swap(nil) == f.e
 		switch isNew := stored && !replaces; {
 		case f.counted && !isNew:
 			ic.metrics.cacheEntries.Dec()
@@ -158,6 +203,7 @@ func (ic *identityCache) handOver() {
 	ic.c.Wait()
 	ic.mu.Lock()
 	ic.handing = nil
+	ic.handOvers.Add(1)
 	ic.mu.Unlock()
 }
 

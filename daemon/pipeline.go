@@ -106,7 +106,9 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		return nil, reason
 	}
 	key := r.CanonicalKey()
+	var gen uint64
 	if !p.passthrough {
+		gen = p.cache.generation()
 		if e, ok := p.cache.get(&key, now); ok {
 			p.metrics.cacheHitIdentity.Inc()
 			return e.id, reasonAllowed
@@ -122,15 +124,16 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		fr := p.callSTS(&call)
 		return fr.id, fr.reason
 	}
-	return p.collapse(&call)
+	return p.collapse(&call, gen)
 }
 
 // collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache
 // and collapsing): the review that finds no call in flight for its key makes it, on its own
 // goroutine, and the reviews of the same key that arrive meanwhile wait for it and share its
 // answer. Nothing cancels a call: getCallerIdentity bounds it by -sts.queueWait and -sts.timeout
-// whatever the reviews do.
-func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
+// whatever the reviews do. gen is the identity cache's generation read before the review
+// missed it.
+func (p *pipeline) collapse(c *stsCall, gen uint64) (*mapping.Identity, reason) {
 	f, started := p.flights.join(&c.key)
 	if !started {
 		p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
@@ -145,7 +148,7 @@ func (p *pipeline) collapse(c *stsCall) (*mapping.Identity, reason) {
 			p.flights.land(&c.key, f, flightResult{reason: reasonSTSUnavailable})
 		}
 	}()
-	fr, cached := p.cachedAnswer(&c.key)
+	fr, cached := p.cachedAnswer(&c.key, gen)
 	if cached {
 		p.metrics.stsCollapsed.Inc()
 	} else {
@@ -213,10 +216,11 @@ func (f *flight) wait(timeout time.Duration) (*mapping.Identity, reason) {
 	}
 }
 
-// cachedAnswer is the answer the caches hold for key now, if any.
-func (p *pipeline) cachedAnswer(key *sigv4.Key) (flightResult, bool) {
+// cachedAnswer is the answer the caches hold for key now, if any, for a review that missed
+// them after the identity cache's generation gen.
+func (p *pipeline) cachedAnswer(key *sigv4.Key, gen uint64) (flightResult, bool) {
 	now := p.now()
-	if e, ok := p.cache.get(key, now); ok {
+	if e, ok := p.cache.getSince(key, now, gen); ok {
 		return flightResult{id: e.id, reason: reasonAllowed}, true
 	}
 	if why, ok := p.rejections.get(key, now); ok {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -372,26 +373,35 @@ func TestCaseFoldedKeyCannotPoisonGenuineToken(t *testing.T) {
 // TestFlightAfterFlightUsesTheCache protects one STS call per token when reviews interleave
 // badly: a review that missed the cache just before another review's STS call stored its
 // answer starts its own flight after that one ended. That flight must find the answer in the
-// cache instead of calling STS again.
+// cache instead of calling STS again, whether the answer is still among the fresh entries or
+// was handed to ristretto in between.
 func TestFlightAfterFlightUsesTheCache(t *testing.T) {
-	h := newHarness(t)
-	token := h.token(alice)
-	if a := h.review(token); !a.Review.Authenticated {
-		t.Fatalf("unexpected answer: %+v", a)
-	}
-	// The late review: validated before the first flight's answer was cached, so it goes
-	// straight to collapsing.
-	var r sigv4.Request
-	if err := h.srv.pipeline.validator.Validate([]byte(token), h.clock.Now(), &r); err != nil {
-		t.Fatal(err)
-	}
-	call := newSTSCall(r.CanonicalKey(), &r)
-	id, why := h.srv.pipeline.collapse(&call)
-	if why != reasonAllowed || id == nil || id.ARN == "" {
-		t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
-	}
-	if got := h.stsCalls(); got != 1 {
-		t.Fatalf("unexpected STS calls; got %d; want 1 (the late flight must use the cache)", got)
+	for _, handedOver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handedOver=%v", handedOver), func(t *testing.T) {
+			h := newHarness(t)
+			token := h.token(alice)
+			// The late review missed the cache at this generation, before the first flight's
+			// answer was cached; it goes straight to collapsing.
+			gen := h.srv.pipeline.cache.generation()
+			if a := h.review(token); !a.Review.Authenticated {
+				t.Fatalf("unexpected answer: %+v", a)
+			}
+			if handedOver {
+				h.srv.pipeline.cache.handOver()
+			}
+			var r sigv4.Request
+			if err := h.srv.pipeline.validator.Validate([]byte(token), h.clock.Now(), &r); err != nil {
+				t.Fatal(err)
+			}
+			call := newSTSCall(r.CanonicalKey(), &r)
+			id, why := h.srv.pipeline.collapse(&call, gen)
+			if why != reasonAllowed || id == nil || id.ARN == "" {
+				t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
+			}
+			if got := h.stsCalls(); got != 1 {
+				t.Fatalf("unexpected STS calls; got %d; want 1 (the late flight must use the cache)", got)
+			}
+		})
 	}
 }
 
