@@ -75,8 +75,13 @@ func (m *Minter) Token(p Principal, at time.Time, wrongSecret string) (string, e
 	})
 }
 
+// maxSignedAgo bounds how far back Fresh signs: a token it returns stays valid at least five
+// minutes, so that a scenario never measures expired tokens by mistake.
+const maxSignedAgo = 10 * time.Minute
+
 // Fresh returns n tokens never returned before, valid now (signed at most n/len(Principals)
-// seconds ago). badSignature signs them with a wrong secret.
+// seconds ago, counting the seconds earlier calls used); an error when that would reach back
+// more than maxSignedAgo. badSignature signs them with a wrong secret.
 func (m *Minter) Fresh(n int, badSignature bool) ([]string, error) {
 	toks, _, err := m.FreshFor(n, badSignature)
 	return toks, err
@@ -100,7 +105,12 @@ func (m *Minter) FreshFor(n int, badSignature bool) ([]string, []Principal, erro
 		at time.Time
 	}
 	jobs := make([]job, 0, n)
-	for sec := now().Unix(); len(jobs) < n; sec-- {
+	newest := now().Unix()
+	for sec := newest; len(jobs) < n; sec-- {
+		if newest-sec > int64(maxSignedAgo/time.Second) {
+			return nil, nil, fmt.Errorf("cannot mint %d more tokens: %d principals sign %d a second, and the signing time would reach back more than %v (a token expires 15 minutes after it): mint fewer at a time or use more principals",
+				n, len(m.Principals), len(m.Principals), maxSignedAgo)
+		}
 		for m.used[sec] < len(m.Principals) && len(jobs) < n {
 			jobs = append(jobs, job{m.Principals[m.used[sec]], time.Unix(sec, 0).UTC()})
 			m.used[sec]++
