@@ -108,8 +108,8 @@ func (m *Minter) FreshFor(n int, badSignature bool) ([]string, []Principal, erro
 	newest := now().Unix()
 	for sec := newest; len(jobs) < n; sec-- {
 		if newest-sec > int64(maxSignedAgo/time.Second) {
-			return nil, nil, fmt.Errorf("cannot mint %d more tokens: %d principals sign %d a second, and the signing time would reach back more than %v (a token expires 15 minutes after it): mint fewer at a time or use more principals",
-				n, len(m.Principals), len(m.Principals), maxSignedAgo)
+			return nil, nil, fmt.Errorf("cannot mint %d more tokens: %d principals sign one token each per second, so they would be signed more than %v ago (a token expires 15 minutes after it is signed): mint fewer at a time or use more principals",
+				n, len(m.Principals), maxSignedAgo)
 		}
 		for m.used[sec] < len(m.Principals) && len(jobs) < n {
 			jobs = append(jobs, job{m.Principals[m.used[sec]], time.Unix(sec, 0).UTC()})

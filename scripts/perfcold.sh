@@ -78,7 +78,7 @@ awk -F'\t' '
     return "other user"
   }
   FNR == 1 { side++ }
-  { g = group($2, $3); t[side, g] += $1; t[side, "total"] += $1; groups[g] = 1
+  { g = group($2, $3); t[side, g] += $1; t[side, "total"] += $1
     key = $2 " " $3; u[side, key] += $1; keys[key] = 1 }
   END {
     n = split("kernel,Go runtime,crypto,fasthttp,iamgate code,ristretto,prometheus,other user,total", order, ",")
