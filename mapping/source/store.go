@@ -138,11 +138,12 @@ func (s *Store) Update(source Kind, doc *mapping.Document) error {
 		return err
 	}
 	st.doc, st.kept, st.name, st.loaded, st.refusedErr = eff, kept, doc.Source, true, nil
-	s.table.Store(t)
 	s.metrics.setFailing(source, st.failing != "")
 	s.metrics.reload(source, reloadOK)
 	s.metrics.setEntries(t.Entries())
 	s.metrics.setRefused(source, len(eff.Refused), len(eff.Unparsed))
+	// The table goes live after its metrics: whoever sees it (a review, a test) sees them too.
+	s.table.Store(t)
 	e := t.Entries()
 	s.log.Info("mapping loaded", "source", doc.Source, "records", eff.Len(),
 		"roles", e.Roles, "users", e.Users, "sso", e.SSO, "accounts", e.Accounts,
