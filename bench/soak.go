@@ -168,7 +168,8 @@ type SoakEvents struct {
 	FilePropagation      []float64 `json:"filePropagationSeconds"`
 	ConfigMapPropagation []float64 `json:"configMapPropagationSeconds"`
 	TLSServedAfter       []float64 `json:"tlsServedAfterSeconds"`
-	// Unmeasured are edits whose probe got only failed answers (STS faulted) in its window.
+	// Unmeasured are edits whose probe got no definite answer between the reload window's end
+	// and a fault's tail later (STS or EC2 faulted, the probe's token not cached).
 	Unmeasured int `json:"unmeasured"`
 	// FileRefusedWhole is iamgate_mapping_reloads_total{source="file",result="error"} at the end.
 	FileRefusedWhole float64 `json:"fileRefusedWhole"`
@@ -435,7 +436,7 @@ func SoakMarkdown(r *SoakResults, svg, jsonFile string) string {
 	p("| access key rotations at the fake STS | %d | judged by the oracle's revocation window |\n", ev.KeyRotations)
 	p("| TLS key pair replaced (same CA) | %d | %s |\n", ev.TLSRotations, spread(ev.TLSServedAfter))
 	if ev.Unmeasured > 0 {
-		p("\n%d edits could not be timed: every probe answer in the window failed (STS faulted).\n", ev.Unmeasured)
+		p("\n%d edits could not be timed: from the reload window's end until a fault's tail later, every probe answer failed (STS or EC2 faulted).\n", ev.Unmeasured)
 	}
 	if len(r.Wrong) > 0 {
 		p("\n### Wrong answers\n\n")

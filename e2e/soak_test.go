@@ -725,34 +725,54 @@ func (s *soak) fail(format string, args ...any) {
 
 // probe measures how long after a write iamgate answers p under the versions written (file,
 // cm): a token of p, cached in iamgate before the write when STS allows, reviewed every 100 ms
-// until the answer is the new one, at most the reload window. Every answer is judged.
+// until the answer is the new one. Every answer is judged. The edit is late when a review sent
+// after the reload window still gets a definite answer that is not the new one. It is
+// unmeasured when no definite answer came from the window's end until a fault's tail later or
+// the source's next edit (STS or EC2 faulted, the token not cached): when iamgate read the edit
+// is then unknown.
 func (s *soak) probe(wg *sync.WaitGroup, source string, p *loadtest.SoakPrincipal, tok *loadtest.SoakToken, written time.Time, file, cm int) {
 	want, ok := s.model.Expect(file, cm, p)
 	wg.Go(func() {
-		decided := false
-		for time.Since(written) < soakReloadWindow {
+		// The next edit of the same source ends the probe: its answers are judged from then on
+		// against the next version.
+		replaced := func() bool {
+			f, c := s.tl.Current()
+			return source == "file" && f != file || source != "file" && c != cm
+		}
+		for time.Since(written) < soakReloadWindow+soakDirectTail && !replaced() {
+			sent := time.Since(written)
 			a := s.send(pathProbe, tok)
-			decided = decided || a.Decided
-			if a.Decided && a.Allowed == ok && (!ok || a.Username == want.Username && slices.Equal(a.Groups, want.Groups)) {
-				took := time.Since(written).Seconds()
+			if replaced() {
+				break
+			}
+			current := a.Decided && a.Allowed == ok && (!ok || a.Username == want.Username && slices.Equal(a.Groups, want.Groups))
+			switch {
+			case current && sent < soakReloadWindow:
 				s.mu.Lock()
 				if source == "file" {
-					s.events.FilePropagation = append(s.events.FilePropagation, took)
+					s.events.FilePropagation = append(s.events.FilePropagation, time.Since(written).Seconds())
 				} else {
-					s.events.ConfigMapPropagation = append(s.events.ConfigMapPropagation, took)
+					s.events.ConfigMapPropagation = append(s.events.ConfigMapPropagation, time.Since(written).Seconds())
 				}
+				s.mu.Unlock()
+				return
+			case current:
+				s.mu.Lock()
+				s.events.Unmeasured++
+				s.mu.Unlock()
+				return
+			case a.Decided && sent >= soakReloadWindow:
+				s.mu.Lock()
+				s.late = append(s.late, fmt.Sprintf("%s version %d/%d: a review of %s sent %s after the write was answered under an older version",
+					source, file, cm, p.Name, sent.Round(time.Millisecond)))
 				s.mu.Unlock()
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if decided {
-			s.late = append(s.late, fmt.Sprintf("%s version %d/%d not answered for %s within %s", source, file, cm, p.Name, soakReloadWindow))
-		} else {
-			s.events.Unmeasured++
-		}
+		s.events.Unmeasured++
+		s.mu.Unlock()
 	})
 }
 
