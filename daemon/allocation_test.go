@@ -58,3 +58,22 @@ func TestLocalRejectionDoesNotAllocate(t *testing.T) {
 		t.Fatalf("unexpected allocations for a local rejection; got %v; want 0", allocs)
 	}
 }
+
+// TestDecodeCallerIdentityAllocs guards the cold path: an STS answer's three strings take one
+// allocation (mapping.TestNewIdentityAllocs guards the Identity built from them).
+func TestDecodeCallerIdentityAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates: run without -race")
+	}
+	body := []byte(`{"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":"111122223333",` +
+		`"Arn":"arn:aws:sts::111122223333:assumed-role/dev/alice","UserId":"AROAEXAMPLE:alice"},` +
+		`"ResponseMetadata":{"RequestId":"01234567-89ab-cdef-0123-456789abcdef"}}}`)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := decodeCallerIdentity(body); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Fatalf("unexpected allocations decoding an STS answer; got %v; want 1", allocs)
+	}
+}

@@ -15,8 +15,9 @@ import (
 
 // cacheEntry is what the identity cache holds for one canonical key. Immutable once stored.
 type cacheEntry struct {
-	key     sigv4.Key
-	id      *mapping.Identity
+	key sigv4.Key
+	// id is held by value: one object for the cache to keep, not two.
+	id      mapping.Identity
 	expires time.Time // checked against the injected clock on every hit
 }
 
@@ -44,6 +45,9 @@ type identityCache struct {
 	mu      sync.Mutex
 	fresh   map[sigv4.Key]freshEntry // stored since the last hand-over began; guarded by mu
 	handing map[sigv4.Key]freshEntry // being handed to ristretto; guarded by mu
+	// lastBatch is the size of the last hand-over: the next table of fresh entries starts at
+	// it rather than growing step by step to it. Guarded by mu.
+	lastBatch int
 	// handOvers counts the hand-overs that ended; written under mu, after handing is emptied.
 	handOvers atomic.Uint64
 
@@ -151,7 +155,7 @@ func (ic *identityCache) set(e *cacheEntry, now time.Time) {
 	ic.mu.Lock()
 	first := len(ic.fresh) == 0
 	if ic.fresh == nil {
-		ic.fresh = make(map[sigv4.Key]freshEntry)
+		ic.fresh = make(map[sigv4.Key]freshEntry, ic.lastBatch)
 	}
 	// iamgate_cache_entries counts a store at once, unless its key is in the table already;
 	// the hand-over takes the count back if ristretto turns out to hold the key already (an
@@ -183,6 +187,7 @@ func (ic *identityCache) handOver() {
 	ic.mu.Lock()
 	batch := ic.fresh
 	ic.fresh, ic.handing = nil, batch
+	ic.lastBatch = len(batch)
 	ic.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -209,12 +214,14 @@ func (ic *identityCache) handOver() {
 
 // entryCost estimates the bytes an entry keeps alive, for -cache.maxBytes.
 func entryCost(e *cacheEntry) int64 {
-	// The entry, the Identity's string headers, ristretto's item, its map and TTL bucket slots.
-	const fixed = 80 + 11*16 + 200
-	id := e.id
-	// ARN, UserID and AccessKeyID are their own allocations (AccountID, PrincipalID and
-	// SessionName are substrings); CanonicalARN and the two lookup keys are built from it.
-	return int64(fixed + len(id.ARN) + len(id.UserID) + len(id.AccessKeyID) + 3*len(id.CanonicalARN))
+	// The entry with its Identity (ten string headers), ristretto's item, its map and TTL
+	// bucket slots.
+	const fixed = 240 + 200
+	id := &e.id
+	// The Identity's strings share one allocation (mapping.NewIdentity): ARN, UserID and
+	// AccessKeyID, and at most the canonical ARN and the lookup key besides; the others are
+	// substrings of these.
+	return int64(fixed + len(id.ARN) + len(id.UserID) + len(id.AccessKeyID) + 2*len(id.CanonicalARN))
 }
 
 // close stops the cache; a hand-over due later does nothing (ristretto must not be written

@@ -74,9 +74,9 @@ func TestCacheEntriesGauge(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		c.set(&cacheEntry{key: testKey(1), id: id, expires: testStart.Add(time.Minute)}, testStart)
-		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart)
-		c.set(&cacheEntry{key: testKey(2 + i), id: id, expires: testStart.Add(time.Minute)}, testStart) // again, before the hand-over
+		c.set(&cacheEntry{key: testKey(1), id: *id, expires: testStart.Add(time.Minute)}, testStart)
+		c.set(&cacheEntry{key: testKey(2 + i), id: *id, expires: testStart.Add(time.Minute)}, testStart)
+		c.set(&cacheEntry{key: testKey(2 + i), id: *id, expires: testStart.Add(time.Minute)}, testStart) // again, before the hand-over
 		// From the second round on, key 1 is counted again until the hand-over finds it in
 		// ristretto already.
 		want([]float64{2, 4, 5}[i], "before the hand-over")
@@ -97,7 +97,7 @@ func TestCacheSetIsVisibleAtOnce(t *testing.T) {
 	id := &mapping.Identity{ARN: "arn:aws:iam::123456789012:user/alice"}
 	for i := range 10_000 {
 		key := testKey(i)
-		c.set(&cacheEntry{key: key, id: id, expires: testStart.Add(time.Minute)}, testStart)
+		c.set(&cacheEntry{key: key, id: *id, expires: testStart.Add(time.Minute)}, testStart)
 		if _, ok := c.get(&key, testStart); !ok {
 			t.Fatalf("entry %d is not visible right after it was stored", i)
 		}
@@ -126,7 +126,7 @@ func TestCacheHandOver(t *testing.T) {
 		return ok && e.key == key
 	}
 	// By the timer the first store arms.
-	c.set(&cacheEntry{key: testKey(-1), id: id, expires: now.Add(time.Minute)}, now)
+	c.set(&cacheEntry{key: testKey(-1), id: *id, expires: now.Add(time.Minute)}, now)
 	for deadline := time.Now().Add(10 * time.Second); tableLen() > 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("fresh entries were not handed to ristretto")
@@ -138,7 +138,7 @@ func TestCacheHandOver(t *testing.T) {
 	// Hand-overs one after the other.
 	for round := range 50 {
 		for i := range 3 {
-			c.set(&cacheEntry{key: testKey(3*round + i), id: id, expires: now.Add(time.Minute)}, now)
+			c.set(&cacheEntry{key: testKey(3*round + i), id: *id, expires: now.Add(time.Minute)}, now)
 		}
 		c.handOver()
 		if n := tableLen(); n != 0 {
@@ -151,7 +151,7 @@ func TestCacheHandOver(t *testing.T) {
 		}
 	}
 	// A hand-over due after close does nothing (ristretto is closed).
-	c.set(&cacheEntry{key: testKey(1000), id: id, expires: now.Add(time.Minute)}, now)
+	c.set(&cacheEntry{key: testKey(1000), id: *id, expires: now.Add(time.Minute)}, now)
 	c.close()
 	c.handOver()
 }

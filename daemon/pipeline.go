@@ -111,7 +111,7 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		gen = p.cache.generation()
 		if e, ok := p.cache.get(&key, now); ok {
 			p.metrics.cacheHitIdentity.Inc()
-			return e.id, reasonAllowed
+			return &e.id, reasonAllowed
 		}
 		if why, ok := p.rejections.get(&key, now); ok {
 			p.metrics.cacheHitRejected.Inc()
@@ -221,7 +221,7 @@ func (f *flight) wait(timeout time.Duration) (*mapping.Identity, reason) {
 func (p *pipeline) cachedAnswer(key *sigv4.Key, gen uint64) (flightResult, bool) {
 	now := p.now()
 	if e, ok := p.cache.getSince(key, now, gen); ok {
-		return flightResult{id: e.id, reason: reasonAllowed}, true
+		return flightResult{id: &e.id, reason: reasonAllowed}, true
 	}
 	if why, ok := p.rejections.get(key, now); ok {
 		return flightResult{reason: why}, true
@@ -274,12 +274,12 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		}
 		return flightResult{reason: why}
 	}
-	id := &verified
 	p.keys.add(c.accessKeyID)
+	e := &cacheEntry{key: c.key, id: verified, expires: c.cacheUntil(now, p.ttl)}
 	if !p.passthrough {
-		p.cache.set(&cacheEntry{key: c.key, id: id, expires: c.cacheUntil(now, p.ttl)}, now)
+		p.cache.set(e, now)
 	}
-	return flightResult{id: id, reason: reasonAllowed}
+	return flightResult{id: &e.id, reason: reasonAllowed}
 }
 
 // failureReason is the reason of a review whose STS call or identity failed (an error of

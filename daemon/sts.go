@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -402,7 +403,18 @@ func decodeCallerIdentity(body []byte) (callerIdentity, error) {
 	if !arnOfAccount(arn, account) {
 		return callerIdentity{}, errors.New("STS answer Arn does not belong to its Account")
 	}
-	return callerIdentity{Account: string(account), Arn: string(arn), UserID: string(userID)}, nil
+	// One allocation for the three strings: mapping.NewIdentity copies what it keeps.
+	var b strings.Builder
+	b.Grow(len(account) + len(arn) + len(userID))
+	b.Write(account)
+	b.Write(arn)
+	b.Write(userID)
+	all := b.String()
+	return callerIdentity{
+		Account: all[:len(account)],
+		Arn:     all[len(account) : len(account)+len(arn)],
+		UserID:  all[len(account)+len(arn):],
+	}, nil
 }
 
 // arnOfAccount reports whether arn has the six colon-separated parts of an ARN (the last may

@@ -66,3 +66,25 @@ mapAccounts: ["444455556666"]
 		t.Fatalf("unexpected allocations for an unmapped identity; got %v; want 0", n)
 	}
 }
+
+// TestNewIdentityAllocs protects the cold path and the cache's footprint: every string of an
+// Identity lives in one allocation, whatever the kind of principal.
+func TestNewIdentityAllocs(t *testing.T) {
+	for _, c := range []struct{ arn, userID string }{
+		{"arn:aws:sts::111122223333:assumed-role/Node-Role/i-0123456789abcdef0", "AROAEXAMPLE:i-0123456789abcdef0"},
+		{"arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice", "AROAEXAMPLE:alice"},
+		{"arn:aws:iam::111122223333:user/team/Alice", "AIDAEXAMPLE"},
+		{"arn:aws:iam::111122223333:role/path/to/Deployer", "AROAEXAMPLE:ci"},
+		{"arn:aws:iam::111122223333:root", "111122223333"},
+		{"arn:aws-cn:sts::111122223333:federated-user/bob", "111122223333:bob"},
+	} {
+		n := testing.AllocsPerRun(100, func() {
+			if _, err := NewIdentity(c.arn, "111122223333", c.userID, "AKIAEXAMPLE"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != 1 {
+			t.Errorf("unexpected allocations for %s; got %v; want 1", c.arn, n)
+		}
+	}
+}

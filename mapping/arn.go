@@ -66,35 +66,58 @@ type ParsedARN struct {
 
 // Canonical returns the canonical ARN (see docs/design.md: Identity): assumed roles become their role, paths of
 // roles and users are kept as written.
-func (p *ParsedARN) Canonical() string {
+func (p *ParsedARN) Canonical() string { return string(p.appendCanonical(nil, true)) }
+
+// appendCanonical appends the canonical ARN to b, with a role's or user's path or without.
+func (p *ParsedARN) appendCanonical(b []byte, withPath bool) []byte {
+	start := len(b)
+	b = append(b, "arn:"...)
+	b = append(b, p.Partition...)
+	if p.Kind == KindFederatedUser {
+		b = append(b, ":sts::"...)
+	} else {
+		b = append(b, ":iam::"...)
+	}
+	b = append(b, p.AccountID...)
 	switch p.Kind {
 	case KindRole:
-		return "arn:" + p.Partition + ":iam::" + p.AccountID + ":role/" + withPath(p.Path, p.Name)
+		b = append(b, ":role/"...)
 	case KindUser:
-		return "arn:" + p.Partition + ":iam::" + p.AccountID + ":user/" + withPath(p.Path, p.Name)
+		b = append(b, ":user/"...)
 	case KindRoot:
-		return "arn:" + p.Partition + ":iam::" + p.AccountID + ":root"
+		return append(b, ":root"...)
 	case KindFederatedUser:
-		return "arn:" + p.Partition + ":sts::" + p.AccountID + ":federated-user/" + p.Name
+		b = append(b, ":federated-user/"...)
+	default:
+		return b[:start]
 	}
-	return ""
+	if withPath && p.Path != "" {
+		b = append(b, p.Path...)
+		b = append(b, '/')
+	}
+	return append(b, p.Name...)
 }
 
 // lookupKey returns the key a Table indexes the principal under: the lower-cased canonical ARN
 // with a role's path dropped, since STS reports assumed roles without their path. IAM names are
 // unique regardless of case, so the lower-cased form names one principal.
-func (p *ParsedARN) lookupKey() string {
-	if p.Kind == KindRole {
-		return strings.ToLower("arn:" + p.Partition + ":iam::" + p.AccountID + ":role/" + p.Name)
-	}
-	return strings.ToLower(p.Canonical())
+func (p *ParsedARN) lookupKey() string { return string(p.appendLookupKey(nil)) }
+
+// appendLookupKey appends the lookupKey to b. A parsed ARN is ASCII, so lower-casing its bytes
+// is strings.ToLower.
+func (p *ParsedARN) appendLookupKey(b []byte) []byte {
+	start := len(b)
+	b = p.appendCanonical(b, p.Kind != KindRole)
+	asciiLower(b[start:])
+	return b
 }
 
-func withPath(path, name string) string {
-	if path == "" {
-		return name
+func asciiLower(b []byte) {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
 	}
-	return path + "/" + name
 }
 
 // ParseARN parses a principal ARN of one of the forms iamgate maps (see docs/design.md: Identity):
@@ -113,12 +136,18 @@ func ParseARN(arn string) (ParsedARN, error) {
 	if len(arn) > 2048 {
 		return p, fmt.Errorf("%w: longer than 2048 bytes", ErrInvalidARN)
 	}
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" {
-		return p, fmt.Errorf("%w: not of the form arn:PARTITION:SERVICE::ACCOUNT:RESOURCE", ErrInvalidARN)
+	// The five colons in turn, the resource last (it may hold more): strings.SplitN would
+	// allocate, and every cold review parses the ARN STS returned.
+	var parts [5]string
+	resource := arn
+	for i := range parts {
+		var ok bool
+		if parts[i], resource, ok = strings.Cut(resource, ":"); !ok || i == 0 && parts[0] != "arn" {
+			return p, fmt.Errorf("%w: not of the form arn:PARTITION:SERVICE::ACCOUNT:RESOURCE", ErrInvalidARN)
+		}
 	}
 	p.Partition, p.AccountID = parts[1], parts[4]
-	service, region, resource := parts[2], parts[3], parts[5]
+	service, region := parts[2], parts[3]
 	if !KnownPartition(p.Partition) {
 		return p, fmt.Errorf("%w: unknown partition %q", ErrInvalidARN, p.Partition)
 	}
@@ -261,4 +290,16 @@ func ssoPermissionSet(roleName string) string {
 
 func ssoKey(partition, account, permissionSet string) string {
 	return strings.ToLower(partition + ":" + account + ":" + permissionSet)
+}
+
+// appendSSOKey appends ssoKey of an ASCII permission set (a role name's part) to b.
+func appendSSOKey(b []byte, partition, account, permissionSet string) []byte {
+	start := len(b)
+	b = append(b, partition...)
+	b = append(b, ':')
+	b = append(b, account...)
+	b = append(b, ':')
+	b = append(b, permissionSet...)
+	asciiLower(b[start:])
+	return b
 }

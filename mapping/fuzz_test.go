@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -154,6 +155,25 @@ func FuzzNewIdentity(f *testing.F) {
 		}
 		if c := p.Canonical(); c != id.CanonicalARN {
 			t.Fatalf("canonical ARN is not a fixed point; got %q; want %q", c, id.CanonicalARN)
+		}
+		// The packed strings are the ones their definitions give.
+		in, _ := ParseARN(arn)
+		principal, session := userID, ""
+		if in.Kind == KindRole {
+			principal, session, _ = strings.Cut(userID, ":")
+		}
+		key := strings.ToLower(in.Canonical())
+		sso := ""
+		if in.Kind == KindRole {
+			key = strings.ToLower("arn:" + in.Partition + ":iam::" + in.AccountID + ":role/" + in.Name)
+			if ps := ssoPermissionSet(in.Name); ps != "" {
+				sso = ssoKey(in.Partition, in.AccountID, ps)
+			}
+		}
+		got := []string{id.ARN, id.CanonicalARN, id.Partition, id.AccountID, id.UserID, id.PrincipalID, id.SessionName, id.AccessKeyID, id.key, id.ssoKey}
+		want := []string{arn, in.Canonical(), in.Partition, in.AccountID, userID, principal, session, "AKIA", key, sso}
+		if !slices.Equal(got, want) {
+			t.Fatalf("unexpected identity strings\ngot  %q\nwant %q", got, want)
 		}
 	})
 }

@@ -55,16 +55,6 @@ func NewIdentity(arn, account, userID, accessKeyID string) (Identity, error) {
 	if userID == "" {
 		return Identity{}, fmt.Errorf("%w: empty UserId", ErrInvalidIdentity)
 	}
-	id := Identity{
-		ARN:          arn,
-		CanonicalARN: p.Canonical(),
-		Partition:    p.Partition,
-		AccountID:    p.AccountID,
-		Kind:         p.Kind,
-		UserID:       userID,
-		PrincipalID:  userID,
-		AccessKeyID:  accessKeyID,
-	}
 	if p.Kind == KindRole {
 		principal, session, ok := strings.Cut(userID, ":")
 		if !ok || principal == "" || session == "" || strings.Contains(session, ":") {
@@ -73,10 +63,77 @@ func NewIdentity(arn, account, userID, accessKeyID string) (Identity, error) {
 		if p.AssumedRole && session != p.SessionName {
 			return Identity{}, fmt.Errorf("%w: UserId session %q differs from the ARN's session %q", ErrInvalidIdentity, session, p.SessionName)
 		}
-		id.PrincipalID, id.SessionName = principal, session
 	}
-	id.setKeys(&p)
-	return id, nil
+	return packIdentity(&p, arn, userID, accessKeyID), nil
+}
+
+// packIdentity builds the Identity of a parsed, checked answer with all its strings in one
+// allocation: an identity lives in the cache for its TTL, and each separate string would be
+// an object more to allocate on every cold review and for the garbage collector to mark on
+// every cycle while it lives.
+func packIdentity(p *ParsedARN, arn, userID, accessKeyID string) Identity {
+	var scratch [256]byte
+	keys := p.appendCanonical(scratch[:0], true)
+	nCanonical := len(keys)
+	keys = p.appendLookupKey(keys)
+	nKeys := len(keys)
+	if p.Kind == KindRole {
+		if ps := ssoPermissionSet(p.Name); ps != "" {
+			keys = appendSSOKey(keys, p.Partition, p.AccountID, ps)
+		}
+	}
+	canonical, key, sso := keys[:nCanonical], keys[nCanonical:nKeys], keys[nKeys:]
+	// The canonical ARN is the ARN itself but for an assumed role, and the lookup key often
+	// the canonical ARN: such a string is stored once.
+	canonicalIsARN := string(canonical) == arn
+	keyIsCanonical := string(key) == string(canonical)
+
+	var b strings.Builder
+	n := len(arn) + len(userID) + len(accessKeyID) + len(sso)
+	if !canonicalIsARN {
+		n += len(canonical)
+	}
+	if !keyIsCanonical {
+		n += len(key)
+	}
+	b.Grow(n)
+	b.WriteString(arn)
+	b.WriteString(userID)
+	b.WriteString(accessKeyID)
+	if !canonicalIsARN {
+		b.Write(canonical)
+	}
+	if !keyIsCanonical {
+		b.Write(key)
+	}
+	b.Write(sso)
+	all := b.String()
+	next := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+
+	id := Identity{ARN: next(len(arn)), Kind: p.Kind}
+	// "arn:" PARTITION ":" ("iam" or "sts") "::" ACCOUNT ":" …, as ParseARN checked.
+	id.Partition = id.ARN[4 : 4+len(p.Partition)]
+	id.AccountID = id.ARN[len(p.Partition)+10 : len(p.Partition)+10+len(p.AccountID)]
+	id.UserID = next(len(userID))
+	id.PrincipalID = id.UserID
+	if p.Kind == KindRole {
+		id.PrincipalID, id.SessionName, _ = strings.Cut(id.UserID, ":")
+	}
+	id.AccessKeyID = next(len(accessKeyID))
+	id.CanonicalARN = id.ARN
+	if !canonicalIsARN {
+		id.CanonicalARN = next(len(canonical))
+	}
+	id.key = id.CanonicalARN
+	if !keyIsCanonical {
+		id.key = next(len(key))
+	}
+	id.ssoKey = next(len(sso))
+	return id
 }
 
 // identityFromARN builds the Identity explain uses for an ARN typed by an operator: no UserId
