@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iamgate/iamgate/internal/freeport"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -124,12 +124,11 @@ func (c *child) waitHTTP(ctx context.Context, url string) error {
 
 // freePort returns a loopback address with a port free right now.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		return "", fmt.Errorf("cannot find a free port: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addr, nil
 }
 
 // runOutput runs a command and returns its trimmed stdout, or "" when it fails.

@@ -162,6 +162,7 @@ func startE2EWith(t *testing.T, waitReady bool, extraFlags ...string) *e2eEnv {
 		}
 		select {
 		case err := <-done:
+			done <- err // for the cleanup's stop, which would otherwise wait for it in vain
 			t.Fatalf("iamgate server exited: %v\n%s", err, logs.String())
 		default:
 		}
