@@ -458,6 +458,12 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		if w.Requests > cfg.Tokens {
+			// wrk's walk wrapped: the tokens after the first cfg.Tokens were seen before, and
+			// a daemon that kept them answers from its cache at a fraction of the cost.
+			say("NOTICE: %s: %d requests over %d tokens: some were not new, so this window is not a cold one; raise -cold.tokens",
+				v.Name, w.Requests, cfg.Tokens)
+		}
 		if profile != "" {
 			if err := <-profDone; err != nil {
 				say("NOTICE: %s", err)

@@ -76,7 +76,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cacheTTL, "cache.ttl", d.CacheTTL, "how long a verified identity is cached, never past its token's 15 minutes; also the revocation delay for deleted IAM keys. Matches kube-apiserver's default webhook cache TTL")
 	fs.DurationVar(&f.negativeTTL, "cache.negativeTTL", d.CacheNegativeTTL, "how long a token STS rejected stays rejected without asking STS again (a flood of one bad token costs one call)")
 	f.cacheBytes = byteSize(d.CacheMaxBytes)
-	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 700 bytes per cached token (make bench's memory step, BENCHMARKS.md)")
+	fs.Var(&f.cacheBytes, "cache.maxBytes", "memory bound of the identity cache (e.g. 64MiB, 1GiB); about 650 bytes per cached token (make bench's memory step, BENCHMARKS.md)")
 
 	f.mapping.register(fs, true)
 
