@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/freeport"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -326,11 +327,11 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	record := func(c *child) { res.Commands = append(res.Commands, strings.Join(c.args, " ")) }
 
 	// The fake STS over TLS, its admin endpoints on plain HTTP.
-	stsAddr, err := freePort()
+	stsAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
-	adminAddr, err := freePort()
+	adminAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +360,7 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	limitAddr, err := freePort()
+	limitAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -384,11 +385,11 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	// daemon starts a fresh iamgate over TLS against the fake STS over TLS.
 	recorded := false
 	daemon := func(bin string) (*child, string, string, error) {
-		webhookAddr, err := freePort()
+		webhookAddr, err := freeport.Addr()
 		if err != nil {
 			return nil, "", "", err
 		}
-		internalAddr, err := freePort()
+		internalAddr, err := freeport.Addr()
 		if err != nil {
 			return nil, "", "", err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iamgate/iamgate/fakests"
+	"github.com/iamgate/iamgate/internal/freeport"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -365,11 +366,11 @@ func (b *benchRun) startDaemon(ctx context.Context, name, pki string, extra ...s
 
 // startDaemonBinary is startDaemon with the iamgate binary bin.
 func (b *benchRun) startDaemonBinary(ctx context.Context, bin, name, pki string, extra ...string) (*child, *loadtest.Target, error) {
-	webhookAddr, err := freePort()
+	webhookAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, nil, err
 	}
-	internalAddr, err := freePort()
+	internalAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iamgate/iamgate/internal/freeport"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -28,7 +29,7 @@ func (b *benchRun) startFakeSTS(ctx context.Context) error {
 	if err := os.WriteFile(config, data, 0o644); err != nil {
 		return fmt.Errorf("cannot write the fake STS config: %w", err)
 	}
-	if b.stsAddr, err = freePort(); err != nil {
+	if b.stsAddr, err = freeport.Addr(); err != nil {
 		return err
 	}
 	b.say("starting the fake STS (%d principals) on %s", len(b.principals), b.stsAddr)
@@ -40,7 +41,7 @@ func (b *benchRun) startFakeSTS(ctx context.Context) error {
 
 // startTrivialServer starts the trivial TokenReview server, the limit (`loadtest trivial`).
 func (b *benchRun) startTrivialServer(ctx context.Context) error {
-	addr, err := freePort()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/iamgate/iamgate/internal/freeport"
 	"github.com/iamgate/iamgate/loadtest"
 )
 
@@ -120,15 +119,6 @@ func (c *child) waitHTTP(ctx context.Context, url string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("cannot get %s ready at %s:\n%s", c.name, url, c.tail())
-}
-
-// freePort returns a loopback address with a port free right now.
-func freePort() (string, error) {
-	addr, err := freeport.Addr()
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free port: %w", err)
-	}
-	return addr, nil
 }
 
 // runOutput runs a command and returns its trimmed stdout, or "" when it fails.
