@@ -18,7 +18,8 @@ import (
 
 // DescribeInstancesAPI is the part of aws-sdk-go-v2's *ec2.Client that Resolver uses. Point
 // the client at another endpoint (the fake STS's EC2 API in tests) with ec2.Options.BaseEndpoint.
-// Each call gets an option that wraps ec2.Options.HTTPClient (see withoutBodyWriteTo).
+// Each call gets options that wrap ec2.Options.HTTPClient (see withoutBodyWriteTo) and read
+// a successful answer with iamgate's own reader (see answer.go).
 type DescribeInstancesAPI interface {
 	DescribeInstances(ctx context.Context, in *awsec2.DescribeInstancesInput, optFns ...func(*awsec2.Options)) (*awsec2.DescribeInstancesOutput, error)
 }
@@ -261,7 +262,7 @@ func (r *Resolver) describePage(ctx context.Context, in *awsec2.DescribeInstance
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
-	return r.cfg.Client.DescribeInstances(ctx, in, withoutBodyWriteTo)
+	return r.cfg.Client.DescribeInstances(ctx, in, withoutBodyWriteTo, withAnswerReader)
 }
 
 // withoutBodyWriteTo avoids an SDK race that fails calls whose answer arrived (see
