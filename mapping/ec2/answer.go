@@ -146,11 +146,12 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 		rootClosed bool
 		field      *string // the kept field being read, nil when none
 		fieldText  []byte
-		fieldSeen  bool // field had text
-		haveID     bool // the current instance has its instanceId
-		haveDNS    bool // and its privateDnsName
-		haveNext   bool // nextToken was read
-		cur        *types.Instance
+		fieldSeen  bool             // field had text
+		haveID     bool             // the current instance has its instanceId
+		haveDNS    bool             // and its privateDnsName
+		haveNext   bool             // nextToken was read
+		found      []instanceFields // the instances read; types.Instance is a kilobyte each
+		cur        *instanceFields
 		textBuffer []byte // decoded text of a field with references
 	)
 	for !rootClosed {
@@ -239,15 +240,15 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 				field = &nextToken
 			case depth == 5 && isName(name, "item") && isName(path[1], "reservationSet") &&
 				isName(path[2], "item") && isName(path[3], "instancesSet"):
-				instances = append(instances, types.Instance{})
-				cur = &instances[len(instances)-1]
+				found = append(found, instanceFields{})
+				cur = &found[len(found)-1]
 				haveID, haveDNS = false, false
 			case depth == 6 && cur != nil && isName(path[4], "item") && isName(path[1], "reservationSet") &&
 				isName(path[2], "item") && isName(path[3], "instancesSet") &&
 				(isName(name, "instanceId") || isName(name, "privateDnsName")):
-				have, dst := &haveID, &cur.InstanceId
+				have, dst := &haveID, &cur.id
 				if isName(name, "privateDnsName") {
-					have, dst = &haveDNS, &cur.PrivateDnsName
+					have, dst = &haveDNS, &cur.dns
 				}
 				if *have {
 					return nil, "", answerError(tagStart, "a second <%s> in one instance", name)
@@ -273,8 +274,15 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 	if s.pos != len(b) {
 		return nil, "", answerError(s.pos, "content after the root element")
 	}
+	instances = make([]types.Instance, len(found))
+	for i, f := range found {
+		instances[i].InstanceId, instances[i].PrivateDnsName = f.id, f.dns
+	}
 	return instances, nextToken, nil
 }
+
+// instanceFields are the fields readDescribeInstances keeps of an instance, nil when absent.
+type instanceFields struct{ id, dns *string }
 
 // isName reports whether an element's name is want, ASCII case-insensitively (as the SDK
 // matches names; names are ASCII here).

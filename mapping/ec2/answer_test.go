@@ -56,17 +56,19 @@ func (d answerDoer) Do(*http.Request) (*http.Response, error) {
 		Body: io.NopCloser(bytes.NewReader(d.body))}, nil
 }
 
+// sdkClient is the real SDK client of describeWith; each call sets its answer.
+var sdkClient = awsec2.New(awsec2.Options{
+	Region:       "us-east-1",
+	BaseEndpoint: aws.String("https://ec2.test"),
+	Credentials:  credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
+	Retryer:      aws.NopRetryer{},
+})
+
 // describeWith sends one DescribeInstances call with the real SDK client, answered with
 // status and body, and reads the answer with the SDK's decoder or, with optFns, otherwise.
 func describeWith(status int, body []byte, optFns ...func(*awsec2.Options)) (*awsec2.DescribeInstancesOutput, error) {
-	client := awsec2.New(awsec2.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("https://ec2.test"),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""),
-		Retryer:      aws.NopRetryer{},
-		HTTPClient:   answerDoer{status, body},
-	})
-	return client.DescribeInstances(context.Background(), &awsec2.DescribeInstancesInput{}, optFns...)
+	answer := func(o *awsec2.Options) { o.HTTPClient = answerDoer{status, body} }
+	return sdkClient.DescribeInstances(context.Background(), &awsec2.DescribeInstancesInput{}, append(optFns, answer)...)
 }
 
 func readFixture(t testing.TB) []byte {
