@@ -144,9 +144,8 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 		path       [maxAnswerDepth][]byte // names of the open elements
 		depth      int
 		rootClosed bool
-		field      *string // the kept field being read, nil when none
-		fieldText  []byte
-		fieldSeen  bool             // field had text
+		field      *string          // the kept field being read, nil when none
+		fieldText  []byte           // its text
 		haveID     bool             // the current instance has its instanceId
 		haveDNS    bool             // and its privateDnsName
 		haveNext   bool             // nextToken was read
@@ -171,7 +170,7 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 				if decoded {
 					textBuffer = text
 				}
-				fieldText, fieldSeen = text, true
+				fieldText = text
 				for _, c := range text {
 					if c < 0x20 || c == 0x7f {
 						return nil, "", answerError(start, "control character in <%s>", path[depth-1])
@@ -193,11 +192,7 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 				return nil, "", answerError(tagStart, "end tag </%s> without its start tag", name)
 			}
 			if field != nil {
-				if fieldSeen {
-					*field = string(fieldText)
-				} else {
-					*field = ""
-				}
+				*field = string(fieldText)
 				field = nil
 			}
 			depth--
@@ -257,14 +252,9 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 				*dst = new(string)
 				field = *dst
 			}
-			if field != nil {
-				fieldText, fieldSeen = nil, false
-			}
-			if empty {
-				if field != nil {
-					*field = ""
-					field = nil
-				}
+			fieldText = nil
+			if empty { // its fields, if kept, are ""
+				field = nil
 				depth--
 				rootClosed = depth == 0
 			}
