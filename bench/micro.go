@@ -47,8 +47,8 @@ const (
 
 // microBenchmarks are the packages and benchmarks of the report: sigv4 validation and the
 // canonical key, the fake STS's signature check, the handler's cache hit and local rejection,
-// and the mapping lookup and render (mapping's own benchmark, 10,000 records), each next to
-// its baseline (see microPairs).
+// the mapping lookup and render (mapping's own benchmark, 10,000 records) and the reading of a
+// DescribeInstances answer, each next to its baseline (see microPairs).
 var microBenchmarks = []struct{ pkg, pattern string }{
 	{"./sigv4", "^Benchmark(Validate|ValidateAndKey|ValidateAndKeyParallel|CanonicalKey|CanonicalKeyParallel|ValidateReject|" +
 		"BaselineValidateAndKey|BaselineValidateAndKeyParallel|BaselineCanonicalKey|BaselineCanonicalKeyParallel)$"},
@@ -56,6 +56,7 @@ var microBenchmarks = []struct{ pkg, pattern string }{
 	{"./daemon", "^Benchmark(HandleCacheHit|HandleLocalRejection|HandlerCacheHit|HandlerCacheHitParallel|" +
 		"BaselineNetHTTPCacheHit|BaselineNetHTTPCacheHitParallel)$"},
 	{"./mapping", "^Benchmark(Map|MapBaseline)$"},
+	{"./mapping/ec2", "^BenchmarkDescribeInstancesAnswer$"},
 }
 
 // microPairs are the benchmarks measured against a baseline, "the obvious way" of the same
@@ -69,6 +70,7 @@ var microPairs = func() []MicroRatio {
 		{Package: "sigv4/signature", Name: "BenchmarkSignatureVerify", Baseline: "BenchmarkSignatureSDKBaseline"},
 		{Package: "daemon", Name: "BenchmarkHandlerCacheHit", Baseline: "BenchmarkBaselineNetHTTPCacheHit"},
 		{Package: "daemon", Name: "BenchmarkHandlerCacheHitParallel", Baseline: "BenchmarkBaselineNetHTTPCacheHitParallel"},
+		{Package: "mapping/ec2", Name: "BenchmarkDescribeInstancesAnswer/sdk-call-with-reader", Baseline: "BenchmarkDescribeInstancesAnswer/sdk-call"},
 	}
 	for _, c := range []string{"plain", "session", "user", "unmapped"} {
 		for _, sub := range []string{c, c + "-parallel"} {
@@ -255,7 +257,7 @@ func MicroMarkdown(r *Results, jsonFile string) string {
 	p("\n")
 	if r.MicroRounds > 0 {
 		p("`go test -run '^$' -bench … -benchmem -count 1 -benchtime %s`, %d rounds: each round runs the benchmarks of sigv4, "+
-			"sigv4/signature, daemon and mapping in turn, so that the slow drift of a shared machine hits every benchmark alike. "+
+			"sigv4/signature, daemon, mapping and mapping/ec2 in turn, so that the slow drift of a shared machine hits every benchmark alike. "+
 			"ns/op, B/op and allocs/op are medians over the rounds; `× baseline` is the median over the rounds of the baseline's "+
 			"ns/op divided by the benchmark's in the same round. The instructions per operation in the sections above come "+
 			"from callgrind and do not depend on the load.\n\n", r.MicroBenchtime, r.MicroRounds)
