@@ -107,7 +107,16 @@ var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // ErrAnswer is wrapped by the errors of readDescribeInstances.
 var ErrAnswer = errors.New("malformed DescribeInstances answer")
 
+// answerError is ErrAnswer at byte pos of the answer, with format's details; the names and
+// values among args (byte slices of the answer) are cut to 64 bytes, so that an answer
+// cannot make the error, and the log line that shows it, long.
 func answerError(pos int, format string, args ...any) error {
+	const most = 64
+	for i, a := range args {
+		if b, ok := a.([]byte); ok && len(b) > most {
+			args[i] = append(b[:most:most], "..."...)
+		}
+	}
 	return fmt.Errorf("%w at byte %d: %s", ErrAnswer, pos, fmt.Sprintf(format, args...))
 }
 

@@ -157,6 +157,9 @@ func TestReadDescribeInstancesRejects(t *testing.T) {
 		{"space after '<'", pre + "< requestId>x</requestId>" + post},
 		{"end tag with attribute", pre + `<requestId>x</requestId a="1">` + post},
 		{"too deep", deep},
+		{"long root name", "<" + strings.Repeat("a", 1<<20) + "/>"},
+		{"long end tag", pre + "</" + strings.Repeat("a", 1<<20) + ">"},
+		{"long declaration value", `<?xml version="` + strings.Repeat("1", 1<<20) + `"?><DescribeInstancesResponse/>`},
 		{"too long", pre + "<requestId>" + strings.Repeat("x", maxAnswerBytes) + "</requestId>" + post},
 		{"element inside instanceId", instance("<instanceId><b/>i-0123456789abcdef0</instanceId>")},
 		{"two instanceIds", instance("<instanceId>i-0123456789abcdef0</instanceId><instanceId>i-0123456789abcdef1</instanceId>")},
@@ -167,6 +170,9 @@ func TestReadDescribeInstancesRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := readDescribeInstances([]byte(tc.body))
+			if err != nil && len(err.Error()) > 300 {
+				t.Fatalf("error of %d bytes: the answer's names and values must be cut", len(err.Error()))
+			}
 			if !errors.Is(err, ErrAnswer) {
 				t.Fatalf("unexpected error; got %v; want ErrAnswer", err)
 			}
