@@ -18,7 +18,7 @@ import (
 
 // The SDK decodes a DescribeInstances answer into every field of every instance, one
 // encoding/xml token (and its allocations) at a time; the resolver needs two fields of each.
-// On a node's first review that decoding was a fifth of iamgate's CPU. So the resolver swaps
+// On a node's first review that decoding was a quarter of iamgate's CPU. So the resolver swaps
 // the SDK's decoder of a successful answer for readDescribeInstances, a strict reader of the
 // XML EC2 writes that keeps the instance IDs, their private DNS names and the next page's
 // token. Everything else stays the SDK's: signing, endpoints, credentials, retries, and the
