@@ -160,7 +160,7 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 		haveNext   bool             // nextToken was read
 		found      []instanceFields // the instances read; types.Instance is a kilobyte each
 		cur        *instanceFields
-		textBuffer []byte // decoded text of a field with references
+		textBuffer []byte // decoded text with references
 	)
 	for !rootClosed {
 		if s.pos == len(b) {
@@ -175,10 +175,10 @@ func readDescribeInstances(b []byte) (instances []types.Instance, nextToken stri
 			if err != nil {
 				return nil, "", err
 			}
+			if decoded {
+				textBuffer = text // kept for the next text with references; a field's is read before it
+			}
 			if field != nil {
-				if decoded {
-					textBuffer = text
-				}
 				fieldText = text
 				for _, c := range text {
 					if c < 0x20 || c == 0x7f {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -43,6 +44,16 @@ func names(out *awsec2.DescribeInstancesOutput) (got []instanceName, next string
 		}
 	}
 	return got, aws.ToString(out.NextToken)
+}
+
+// readNames is names of readDescribeInstances's reading of body.
+func readNames(body []byte) ([]instanceName, string, error) {
+	instances, next, err := readDescribeInstances(body)
+	if err != nil {
+		return nil, "", err
+	}
+	got, _ := names(&awsec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: instances}}})
+	return got, next, nil
 }
 
 // answerDoer answers every request with status and body.
@@ -85,13 +96,9 @@ func readFixture(t testing.TB) []byte {
 // namespaced attribute, two reservations, a next page) and gets what the SDK's decoder gets.
 func TestReadDescribeInstances(t *testing.T) {
 	body := readFixture(t)
-	instances, next, err := readDescribeInstances(body)
+	got, next, err := readNames(body)
 	if err != nil {
 		t.Fatalf("cannot read the fixture: %s", err)
-	}
-	var got []instanceName
-	for _, i := range instances {
-		got = append(got, instanceName{i.InstanceId, i.PrivateDnsName})
 	}
 	want := "[" + strings.Join([]string{
 		`"i-0123456789abcdef0"="ip-10-0-1-23.ec2.internal"`,
@@ -233,7 +240,7 @@ func FuzzReadDescribeInstances(f *testing.F) {
 	f.Add([]byte(`<DescribeInstancesResponse><reservationSet><item><instancesSet><item><instanceId>i-1</instanceId><privateDnsName>a&amp;b</privateDnsName></item></instancesSet></item></reservationSet><nextToken/></DescribeInstancesResponse>`))
 	f.Add([]byte(`<?xml version="1.0"?><DescribeInstancesResponse a='&#x3C;'><ReservationSet><ITEM><instancesset><Item><InstanceId>i-2</InstanceId></Item></instancesset></ITEM></ReservationSet></DescribeInstancesResponse>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		instances, next, err := readDescribeInstances(body)
+		got, next, err := readNames(body)
 		if err != nil {
 			if !errors.Is(err, ErrAnswer) {
 				t.Fatalf("error without ErrAnswer: %s", err)
@@ -251,10 +258,6 @@ func FuzzReadDescribeInstances(f *testing.F) {
 		sdk, err := describeWith(http.StatusOK, body)
 		if err != nil {
 			return
-		}
-		var got []instanceName
-		for _, i := range instances {
-			got = append(got, instanceName{i.InstanceId, i.PrivateDnsName})
 		}
 		want, wantNext := names(sdk)
 		if !reflect.DeepEqual(got, want) || next != wantNext {
