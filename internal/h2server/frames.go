@@ -372,40 +372,45 @@ func (c *conn) windowGrewLocked() {
 	c.windowGrew = make(chan struct{})
 }
 
+// onSettings applies the client's settings and acknowledges them in one write: a handler that
+// waits for the new window takes it only after the ACK is written, so the client reads the ACK
+// before the DATA it allows (h2spec, and a client that counts its window from the ACK, expect
+// that order).
 func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	var tableSize uint32 = 4096
-	c.mu.Lock()
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - c.peerStreamWindow
-			c.peerStreamWindow = int64(s.Val)
-			for _, st := range c.streams {
-				if st.sendWindow += delta; st.sendWindow > maxWindow {
-					return connError{http2.ErrCodeFlowControl, "stream window past 2^31-1"}
-				}
-			}
-		case http2.SettingMaxFrameSize:
-			c.peerMaxFrame = s.Val
-		case http2.SettingHeaderTableSize:
-			tableSize = s.Val
-		}
-		return nil
-	})
-	c.windowGrewLocked()
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
+	var err error
 	_ = c.write(func() error {
+		var tableSize uint32 = 4096
+		c.mu.Lock()
+		err = f.ForeachSetting(func(s http2.Setting) error {
+			if err := s.Valid(); err != nil {
+				return err
+			}
+			switch s.ID {
+			case http2.SettingInitialWindowSize:
+				delta := int64(s.Val) - c.peerStreamWindow
+				c.peerStreamWindow = int64(s.Val)
+				for _, st := range c.streams {
+					if st.sendWindow += delta; st.sendWindow > maxWindow {
+						return connError{http2.ErrCodeFlowControl, "stream window past 2^31-1"}
+					}
+				}
+			case http2.SettingMaxFrameSize:
+				c.peerMaxFrame = s.Val
+			case http2.SettingHeaderTableSize:
+				tableSize = s.Val
+			}
+			return nil
+		})
+		c.windowGrewLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return nil // the connection error's GOAWAY follows
+		}
 		c.henc.SetMaxDynamicTableSizeLimit(tableSize)
 		return c.wfr.WriteSettingsAck()
 	})
-	return nil
+	return err
 }

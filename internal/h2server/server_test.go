@@ -320,6 +320,38 @@ func TestAnswerWaitsForFlowControlWindow(t *testing.T) {
 	}
 }
 
+// TestSettingsAckComesBeforeTheDataItAllows: a client that opens the stream window with
+// SETTINGS reads the SETTINGS ACK before the DATA the new window lets through, as h2spec (and
+// a client that counts its window from the ACK) expects. The order depends on scheduling, so
+// the test tries many times on one connection.
+func TestSettingsAckComesBeforeTheDataItAllows(t *testing.T) {
+	answer := []byte("answer")
+	ts := startServer(t, func(r *Request) { _ = r.Answer(200, nil, answer) })
+	c, _ := ts.dialRaw(t)
+	closed := http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}
+	open := http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(len(answer))}
+	isAck := func(f http2.Frame) bool { sf, ok := f.(*http2.SettingsFrame); return ok && sf.IsAck() }
+	for id := uint32(1); id < 400; id += 2 {
+		if err := c.Framer.WriteSettings(closed); err != nil {
+			t.Fatal(err)
+		}
+		c.next(isAck)
+		c.Request(id, "GET", "/")
+		c.next(func(f http2.Frame) bool { return f.Header().StreamID == id && f.Header().Type == http2.FrameHeaders })
+		if err := c.Framer.WriteSettings(open); err != nil {
+			t.Fatal(err)
+		}
+		f := c.next(func(f http2.Frame) bool { return isAck(f) || f.Header().StreamID == id })
+		if !isAck(f) {
+			t.Fatalf("stream %d: unexpected %v before the SETTINGS ACK", id, f)
+		}
+		d := c.next(func(f http2.Frame) bool { return f.Header().StreamID == id }).(*http2.DataFrame)
+		if !bytes.Equal(d.Data(), answer) || !d.StreamEnded() {
+			t.Fatalf("stream %d: unexpected DATA %q", id, d.Data())
+		}
+	}
+}
+
 func TestWindowThatStaysClosedResetsTheStream(t *testing.T) {
 	ts := startServer(t, func(r *Request) { _ = r.Answer(200, nil, []byte("never sent")) },
 		func(c *Config) { c.WriteTimeout = 300 * time.Millisecond })
