@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 // https://sts.us-east-1.amazonaws.com through -sts.dialOverride, trusting the fake's CA), and
 // wrk posts each request with a token no request before it sent (loadtest.Wrk.Tokens). Each
 // iamgate window runs a daemon started for it, so that no token of an earlier window is in its
-// caches. Rounds interleave the limit and iamgate, the first of the two alternating.
+// caches. Each round runs the limit, iamgate and the compared binary (if any) in the order
+// windowOrder gives: over a whole cycle of rounds each runs first, and right before each
+// other, equally often.
 
 // Markers of the cold path's section of BENCHMARKS.md.
 const (
@@ -512,12 +515,11 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 				res.Notes = append(res.Notes, v.Name+" stopped early: its tokens expire 15 minutes after they were minted")
 				break
 			}
-			rd := &ColdRound{Order: []string{"limit", "iamgate"}}
+			runs := []string{"limit", "iamgate"}
 			if cfg.CompareBin != "" {
-				rd.Order = append(rd.Order, "compare")
+				runs = append(runs, "compare")
 			}
-			// The order rotates from round to round.
-			rd.Order = append(rd.Order[r%len(rd.Order):], rd.Order[:r%len(rd.Order)]...)
+			rd := &ColdRound{Order: windowOrder(runs, r)}
 			for _, which := range rd.Order {
 				var err error
 				switch which {
@@ -593,6 +595,29 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 	}
 	say("done in %s: %s", res.Elapsed, jsonFile)
 	return res, nil
+}
+
+// windowOrder is the order of round r's runs, a Williams design: round r shifts the sequence
+// 0, 1, n-1, 2, n-2, … by r, and for an odd number of runs the second n rounds are the first
+// n's mirror images. Over a cycle (n rounds, 2n for odd n) each run takes each place equally
+// often and runs right before each other run equally often, so that neither a window's place
+// nor the one before it (a warm cache, a machine still busy with the last daemon's exit)
+// favours one run. A plain rotation of three put iamgate right before the compared binary in
+// two rounds of three.
+func windowOrder[T any](runs []T, r int) []T {
+	n := len(runs)
+	order := make([]T, n)
+	for j := range order {
+		k := (n - j/2) % n // 0, n-1, n-2, … in the even places
+		if j%2 == 1 {
+			k = (j + 1) / 2 // 1, 2, 3, … in the odd ones
+		}
+		order[j] = runs[(k+r)%n]
+	}
+	if n%2 == 1 && (r/n)%2 == 1 {
+		slices.Reverse(order)
+	}
+	return order
 }
 
 func (v *ColdVariantResult) summarize() {
@@ -751,7 +776,7 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 	p("| elapsed | %s |\n\n", r.Elapsed)
 	p("wrk -t1 -c%d, %s windows, a never-seen token on every request (a set of %d per variant, minted when the variant starts, "+
 		"from a file wrk's script walks); each round measures the limit and iamgate (and the compared binary, if any) one after "+
-		"the other, in an order that rotates from round to round; each iamgate window runs a daemon started for it. CPU per "+
+		"the other, in a balanced order (each first, and right before each other, equally often over a cycle of rounds: 2 rounds for two, 6 for three); each iamgate window runs a daemon started for it. CPU per "+
 		"review: user + system time of the server process from `/proc/<pid>/stat` over the window divided by wrk's requests. "+
 		"Ratios are iamgate's over the limit's, per round; the tables give medians over rounds.\n\n",
 		r.Conc, r.Duration, r.Tokens)

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,5 +49,46 @@ func TestColdSummaryAndMarkdown(t *testing.T) {
 	r.Compare = ""
 	if md := ColdMarkdown(r, "cold-test.json"); strings.Contains(md, "The compared binary") {
 		t.Fatal("a run without a compared binary shows one")
+	}
+}
+
+// TestWindowOrderIsBalanced: over a cycle of rounds, each run takes each place, and runs right
+// before each other run, equally often.
+func TestWindowOrderIsBalanced(t *testing.T) {
+	for n := 1; n <= 6; n++ {
+		runs := make([]string, n)
+		for i := range runs {
+			runs[i] = string(rune('a' + i))
+		}
+		cycle := n
+		if n%2 == 1 {
+			cycle = 2 * n
+		}
+		places := map[string]int{} // run and place
+		before := map[string]int{} // run and the run right after it
+		for r := range cycle {
+			order := windowOrder(runs, r)
+			if got := slices.Sorted(slices.Values(order)); !slices.Equal(got, runs) {
+				t.Fatalf("%d runs, round %d: unexpected order %v", n, r, order)
+			}
+			for i, run := range order {
+				places[run+strconv.Itoa(i)]++
+				if i > 0 {
+					before[order[i-1]+run]++
+				}
+			}
+		}
+		for _, a := range runs {
+			for i := range n {
+				if got, want := places[a+strconv.Itoa(i)], cycle/n; got != want {
+					t.Errorf("%d runs: %s in place %d in %d rounds of %d; want %d", n, a, i, got, cycle, want)
+				}
+			}
+			for _, b := range runs {
+				if got, want := before[a+b], cycle/n; a != b && got != want {
+					t.Errorf("%d runs: %s right before %s in %d rounds of %d; want %d", n, a, b, got, cycle, want)
+				}
+			}
+		}
 	}
 }

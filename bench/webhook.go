@@ -18,7 +18,7 @@ import (
 // and the webhook client, which costs far more CPU per request than hey, sends at a lower
 // rate: so each webhook run is followed by a direct run paced at the rate the webhook run
 // reached, its requests spread evenly over time (loadtest.Load.QPS). Rounds interleave the
-// runs, in an order that rotates each round; the table gives medians over rounds, and each
+// runs, in a balanced order (windowOrder); the table gives medians over rounds, and each
 // ratio is the median of the per-round ratios.
 
 // Markers of the production path's section of BENCHMARKS.md.
@@ -43,8 +43,8 @@ const (
 	pathDirectCompareH2 = "direct@compare-h2-rate"
 )
 
-// webhookGroups are the runs of a round in the order of the first round; later rounds rotate
-// the groups. A paced direct run follows the webhook run whose rate it takes.
+// webhookGroups are the runs of a round in the order of the first round; later rounds order
+// the groups by windowOrder. A paced direct run follows the webhook run whose rate it takes.
 var webhookGroups = [][]string{{pathDirect}, {pathH2, pathDirectH2}, {pathHTTP1, pathDirectHTTP1}}
 
 var webhookPaths = []string{pathDirect, pathH2, pathDirectH2, pathHTTP1, pathDirectHTTP1, pathCompareH2, pathDirectCompareH2}
@@ -230,8 +230,8 @@ func (b *benchRun) webhookRounds(ctx context.Context) (*WebhookResult, error) {
 	for r := range rounds {
 		rd := &WebhookRound{Reports: map[string]*loadtest.Report{}}
 		var order []string
-		for i := range groups {
-			order = append(order, groups[(i+r)%len(groups)]...)
+		for _, g := range windowOrder(groups, r) {
+			order = append(order, g...)
 		}
 		for _, path := range order {
 			if ctx.Err() != nil {
@@ -325,7 +325,7 @@ func WebhookMarkdown(r *Results, jsonFile string) string {
 		"webhook client's steady stream). A server's CPU per request falls as its request rate rises (fewer wake-ups and system "+
 		"calls per request), and the webhook client costs far more CPU per request than hey (it shares its CPU with the fake STS), "+
 		"so it sends more slowly: the paced run is the direct figure at the same rate.\n\n", pathDirectH2, pathDirectHTTP1)
-	p("A round runs `%s`, then `%s` + `%s`, then `%s` + `%s`, the three groups in an order that rotates from round to round. "+
+	p("A round runs `%s`, then `%s` + `%s`, then `%s` + `%s`, the groups in a balanced order (each group first, and right before each other group, equally often over a cycle of rounds). "+
 		"Connections are the daemon's `iamgate_webhook_connections_total`, reviews its `iamgate_reviews_total`, daemon CPU "+
 		"from `/proc/<pid>/stat` (user + system, 10 ms ticks) over the run. Each ratio is the median over rounds of the "+
 		"per-round ratio; the other columns are medians over rounds.\n\n", pathDirect, pathH2, pathDirectH2, pathHTTP1, pathDirectHTTP1)
