@@ -202,14 +202,16 @@ func (s *ConfigMap) observe(ctx context.Context, err error) {
 		return
 	}
 	label, reason := describeAPIError(err)
-	s.store.metrics.configMapError(label)
 	s.failures++
 	if s.failures == 1 || s.failures%10 == 0 || reason != s.reason {
 		s.log.Error("cannot read the aws-auth ConfigMap; retrying, the last good mapping stays live", "configmap", s.sourceName(),
 			"reason", label, "failedAttempts", s.failures, "error", err)
 	}
 	s.reason = reason
+	// The source is marked failing before the error is counted: whoever sees the count
+	// (a scrape, a test) sees the gauge and /readyz say so too.
 	s.store.sourceFailing(KindConfigMap, s.sourceName(), reason, false)
+	s.store.metrics.configMapError(label)
 }
 
 // firstReadTimedOut reports that the ConfigMap has not been read within timeout.
@@ -217,16 +219,18 @@ func (s *ConfigMap) firstReadTimedOut(timeout time.Duration) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	reason := s.reason
-	if s.failures == 0 {
-		// No call has even failed: the API server does not answer.
+	noAnswer := s.failures == 0 // no call has even failed: the API server does not answer
+	if noAnswer {
 		reason = "timeout: no answer from the API server within " + timeout.String()
-		s.store.metrics.configMapError(cmTimeout)
 		s.failures++
 	}
 	s.reason = reason
 	s.log.Error("the aws-auth ConfigMap could not be read in time; iamgate keeps retrying and serves the other mapping sources without it",
 		"configmap", s.sourceName(), "timeout", timeout, "reason", reason)
 	s.store.sourceFailing(KindConfigMap, s.sourceName(), reason, true)
+	if noAnswer {
+		s.store.metrics.configMapError(cmTimeout)
+	}
 }
 
 // describeAPIError returns the metric label of err and a description for /readyz with nothing
