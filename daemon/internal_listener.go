@@ -19,11 +19,14 @@ func (s *Server) internalMux() *http.ServeMux {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		// A Mapper may describe its sources (refused records, read failures) below the verdict.
+		// The verdict is read first: a mapping that becomes ready in between is then shown
+		// loaded, never "ready" above a detail from before it loaded.
+		ready := s.mapper.Ready()
 		var detail string
 		if d, ok := s.mapper.(interface{ ReadyDetail() string }); ok {
 			detail = d.ReadyDetail()
 		}
-		if !s.mapper.Ready() {
+		if !ready {
 			http.Error(w, "no mapping loaded yet\n"+detail, http.StatusServiceUnavailable)
 			return
 		}

@@ -127,10 +127,12 @@ func TestWebhookClientOverHTTP2(t *testing.T) {
 				t.Fatalf("unexpected result of a concurrent review: %s", err)
 			}
 			reviews := env.metric(t, "iamgate_reviews_total")
-			// A connection the client dialed but found no use for (an idle one came back first)
-			// may still be in its TLS handshake, which iamgate counts at its end: wait for it.
-			testenv.WaitFor(t, "iamgate to count every connection the client dialed", func() bool {
-				return int64(env.metric(t, "iamgate_webhook_connections_total")) >= dials.Load()
+			// iamgate counts a connection at the end of its TLS handshake. One the client dialed
+			// but found no use for (an idle one came back first) may still be in its handshake
+			// when the reviews are done, or its dial may not even have begun (the client dials on
+			// a goroutine of its own): so the two counts are compared while they settle.
+			testenv.WaitFor(t, "iamgate to count every connection the client dialed, once", func() bool {
+				return int64(env.metric(t, "iamgate_webhook_connections_total")) == dials.Load()
 			})
 			conns := env.metric(t, "iamgate_webhook_connections_total", `protocol="`+c.proto+`"`)
 			requests := env.metric(t, "iamgate_webhook_requests_total", `protocol="`+c.proto+`"`)
@@ -139,9 +141,6 @@ func TestWebhookClientOverHTTP2(t *testing.T) {
 			}
 			if got := env.metric(t, "iamgate_webhook_connections_total"); got != conns {
 				t.Fatalf("unexpected connections of another protocol than %s: %v of %v", c.proto, got-conns, got)
-			}
-			if int64(conns) != dials.Load() {
-				t.Fatalf("unexpected connections; the client dialed %d, iamgate counted %v", dials.Load(), conns)
 			}
 			t.Logf("%s: %d reviews (%d concurrent) over %v connection(s): %.3f connections per review", c.proto, int(reviews), concurrent, conns, conns/reviews)
 			if c.proto == "h2" && conns != 1 {

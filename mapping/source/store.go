@@ -172,12 +172,13 @@ func (s *Store) Update(source Kind, doc *mapping.Document) error {
 // name is the version's Document.Source.
 func (s *Store) Refuse(source Kind, name string, err error) {
 	i := sourceSlot(source)
-	s.metrics.reload(source, reloadError)
 	s.log.Error("mapping version refused; the last good mapping stays live", "source", name, "error", err)
 	s.mu.Lock()
 	s.src[i].name, s.src[i].refusedErr = name, err
 	s.mu.Unlock()
 	s.metrics.setFailing(source, true)
+	// Counted last: whoever sees the count sees the gauge and Status say so too.
+	s.metrics.reload(source, reloadError)
 }
 
 // unchanged counts a re-read with the same content.
