@@ -661,12 +661,15 @@ func evaluateCold(r *ColdResult) []Check {
 				Got: fmt.Sprintf("%.2f× (%.1f µs against %.1f µs)", v.CPURatio, v.IAMGateCPUUs, v.LimitCPUUs), Met: v.CPURatio <= coldCPUTarget},
 			Check{Scenario: sc, Target: fmt.Sprintf("iamgate throughput ≥ %.2f × the limit's", coldRPSTarget),
 				Got: fmt.Sprintf("%.2f× (%.0f/s against %.0f/s)", v.RPSRatio, v.IAMGateRPS, v.LimitRPS), Met: v.RPSRatio >= coldRPSTarget},
+			// The limit's own figure beside it: on a machine where the limit costs more than the
+			// bound, no webhook that asks STS meets it.
 			Check{Scenario: sc, Target: fmt.Sprintf("iamgate CPU per review ≤ %.0f µs", coldMicrosTarget),
-				Got: fmt.Sprintf("%.1f µs", v.IAMGateCPUUs), Met: v.IAMGateCPUUs <= coldMicrosTarget})
+				Got: fmt.Sprintf("%.1f µs (the limit itself %.1f µs)", v.IAMGateCPUUs, v.LimitCPUUs), Met: v.IAMGateCPUUs <= coldMicrosTarget})
 	}
 	if at0 != nil && at20 != nil {
 		checks = append(checks, Check{Scenario: "cold path (sts-20ms)", Target: "iamgate CPU per review with 20 ms of STS latency ≤ without (within 5 %)",
-			Got: fmt.Sprintf("%.1f µs against %.1f µs (×%.2f)", at20.IAMGateCPUUs, at0.IAMGateCPUUs, ratio(at20.IAMGateCPUUs, at0.IAMGateCPUUs)),
+			Got: fmt.Sprintf("%.1f µs against %.1f µs (×%.2f; the limit ×%.2f)", at20.IAMGateCPUUs, at0.IAMGateCPUUs,
+				ratio(at20.IAMGateCPUUs, at0.IAMGateCPUUs), ratio(at20.LimitCPUUs, at0.LimitCPUUs)),
 			Met: at20.IAMGateCPUUs <= 1.05*at0.IAMGateCPUUs})
 	}
 	return checks
@@ -850,6 +853,7 @@ func RenderCold(jsonFile, markdown string) error {
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("cannot decode %s: %w", jsonFile, err)
 	}
+	res.Targets = evaluateCold(&res) // as the current code words them
 	rel, err := filepath.Rel(filepath.Dir(markdown), jsonFile)
 	if err != nil {
 		rel = jsonFile
