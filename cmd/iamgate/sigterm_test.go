@@ -106,6 +106,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 
 	const n = 40
 	written.Store(0)
+	atSTS := func() uint64 { return sts.Stats().Faults[fakests.FaultLatency] } // counted as each call arrives
+	atSTS0 := atSTS()
 	now := time.Now()
 	var wg sync.WaitGroup
 	failures := make(chan string, n)
@@ -118,14 +120,13 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	// SIGTERM once every review is on the wire (a starved machine may take long to send them
-	// all): they are then in iamgate or waiting on the slow STS.
-	for sent := time.Now(); written.Load() < n; time.Sleep(10 * time.Millisecond) {
+	// SIGTERM once every review waits on the slow STS (a starved machine may take long to send
+	// them all): each one is then in flight in iamgate, none still unread in a socket.
+	for sent := time.Now(); written.Load() < n || atSTS()-atSTS0 < n; time.Sleep(10 * time.Millisecond) {
 		if time.Since(sent) > 15*time.Second {
-			t.Fatalf("only %d of %d reviews were sent in 15s", written.Load(), n)
+			t.Fatalf("in 15s, only %d of %d reviews were sent and %d reached STS", written.Load(), n, atSTS()-atSTS0)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
