@@ -151,9 +151,12 @@ type WrkRun struct {
 }
 
 // principals is the number of fake STS users tokens are minted for. Never-seen tokens are
-// minted for each of them at each second going back from now, so a run can use principals ×
-// 900 of them before the oldest are 15 minutes old and expire.
-const principals = 2000
+// minted for each of them at each second going back from now, at most 10 minutes back
+// (loadtest.Minter), so a run can use principals × 600 more than the seconds it lasts give
+// back. A whole run uses about a million (the load scenarios, then five rounds of the
+// production path, whose direct runs post 8,000 reviews/s on the Intel machine): with 2,000
+// principals, run 1102Z ran out in its third round.
+const principals = 6000
 
 // principalCount is principals, doubled for a production path with -bench.webhookCompare,
 // whose two more runs per round use more never-seen tokens than that.
