@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -33,7 +34,7 @@ func TestMeasureCacheMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.Stdout.Write(append(append([]byte("\n"+memoryResultPrefix), out...), '\n'))
+		fmt.Printf("\n%s%s\n", memoryResultPrefix, out)
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMeasureCacheMemory$", "-test.count=1")
