@@ -124,7 +124,7 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 		fr := p.callSTS(&call)
 		return fr.id, fr.reason
 	}
-	return p.collapse(&call, gen)
+	return p.collapse(&call, gen, now)
 }
 
 // collapse makes at most one STS call per canonical key at a time (see docs/design.md: Cache
@@ -132,8 +132,8 @@ func (p *pipeline) verify(token []byte, now time.Time, r *sigv4.Request) (*mappi
 // goroutine, and the reviews of the same key that arrive meanwhile wait for it and share its
 // answer. Nothing cancels a call: getCallerIdentity bounds it by -sts.queueWait and -sts.timeout
 // whatever the reviews do. gen is the identity cache's generation read before the review
-// missed it.
-func (p *pipeline) collapse(c *stsCall, gen uint64) (*mapping.Identity, reason) {
+// missed it at now.
+func (p *pipeline) collapse(c *stsCall, gen uint64, now time.Time) (*mapping.Identity, reason) {
 	f, started := p.flights.join(&c.key)
 	if !started {
 		p.metrics.stsCollapsed.Inc() // this review made no STS call of its own
@@ -148,7 +148,7 @@ func (p *pipeline) collapse(c *stsCall, gen uint64) (*mapping.Identity, reason) 
 			p.flights.land(&c.key, f, flightResult{reason: reasonSTSUnavailable})
 		}
 	}()
-	fr, cached := p.cachedAnswer(&c.key, gen)
+	fr, cached := p.cachedAnswer(&c.key, gen, now)
 	if cached {
 		p.metrics.stsCollapsed.Inc()
 	} else {
@@ -216,10 +216,9 @@ func (f *flight) wait(timeout time.Duration) (*mapping.Identity, reason) {
 	}
 }
 
-// cachedAnswer is the answer the caches hold for key now, if any, for a review that missed
-// them after the identity cache's generation gen.
-func (p *pipeline) cachedAnswer(key *sigv4.Key, gen uint64) (flightResult, bool) {
-	now := p.now()
+// cachedAnswer is the answer the caches hold for key at now, if any, for a review that missed
+// them at now after the identity cache's generation gen.
+func (p *pipeline) cachedAnswer(key *sigv4.Key, gen uint64, now time.Time) (flightResult, bool) {
 	if e, ok := p.cache.getSince(key, now, gen); ok {
 		return flightResult{id: &e.id, reason: reasonAllowed}, true
 	}
@@ -274,7 +273,7 @@ func (p *pipeline) callSTS(c *stsCall) flightResult {
 		}
 		return flightResult{reason: why}
 	}
-	p.keys.add(c.accessKeyID)
+	p.keys.add(c.accessKeyID, now)
 	e := &cacheEntry{key: c.key, id: verified, expires: c.cacheUntil(now, p.ttl)}
 	if !p.passthrough {
 		p.cache.set(e, now)

@@ -179,7 +179,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 			metrics:     m,
 			log:         cfg.Logger,
 			stsLogs:     newLogLimiter(10),
-			keys:        newVerifiedKeys(cfg.STS.VerifiedKeys),
+			keys:        newVerifiedKeys(cfg.STS.VerifiedKeys, cfg.Now()),
 			passthrough: cfg.BaselinePassthrough,
 		},
 		metrics:    m,

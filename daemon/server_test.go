@@ -394,7 +394,7 @@ func TestFlightAfterFlightUsesTheCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			call := newSTSCall(r.CanonicalKey(), &r)
-			id, why := h.srv.pipeline.collapse(&call, gen)
+			id, why := h.srv.pipeline.collapse(&call, gen, h.clock.Now())
 			if why != reasonAllowed || id == nil || id.ARN == "" {
 				t.Fatalf("unexpected late review; got %v, %v; want alice", id, reasons[why].label)
 			}

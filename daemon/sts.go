@@ -235,29 +235,34 @@ func (c *stsClient) hostClient(host string) *fasthttp.HostClient {
 // when calls must wait. The error is always an *STSError.
 func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []byte, class keyClass) (callerIdentity, error) {
 	// The wait for a start is bounded by QueueWait, the call once started by Timeout, and
-	// both by ctx.
-	startBy := time.Now().Add(c.cfg.QueueWait)
+	// both by ctx. The clock is read once before the call and once after it.
+	now := time.Now()
+	startBy := now.Add(c.cfg.QueueWait)
 	ctxDeadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
 		// A call must start with a fifth of ctx's time left, so that one that waited is not
 		// sent only to time out (and still cost STS a call).
-		if by := ctxDeadline.Add(-time.Until(ctxDeadline) / 5); by.Before(startBy) {
+		if by := ctxDeadline.Add(-ctxDeadline.Sub(now) / 5); by.Before(startBy) {
 			startBy = by
 		}
 	}
-	if err := c.admission.acquire(class, startBy); err != nil {
+	start, err := c.admission.acquire(class, now, startBy)
+	if err != nil {
 		// Our own overload or pacing: no STS call was made, so only the admission's
 		// counters count it.
 		return callerIdentity{}, stsFailure(stsThrottled, 0, "", err)
 	}
-	start := time.Now()
 	deadline := start.Add(c.cfg.Timeout)
 	if hasDeadline && ctxDeadline.Before(deadline) {
 		deadline = ctxDeadline
 	}
 	outcome := stsUnavailable
+	var end time.Time // when the answer or the failure came
 	defer func() {
-		c.admission.release(start, outcome == stsIdentity || outcome == stsRejected, outcome == stsThrottled)
+		if end.IsZero() { // the call panicked
+			end = time.Now()
+		}
+		c.admission.release(start, end, outcome == stsIdentity || outcome == stsRejected, outcome == stsThrottled)
 	}()
 	c.metrics.stsInflight.Inc()
 	defer c.metrics.stsInflight.Dec()
@@ -276,25 +281,26 @@ func (c *stsClient) getCallerIdentity(ctx context.Context, host string, url []by
 	req.Header.Set(sigv4.ClusterIDHeader, c.cfg.ClusterID)
 	req.Header.Set("Accept", "application/json")
 
-	err := c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
+	err = c.hostClient(host).DoDeadline(req, resp, deadline) // never follows redirects
+	end = time.Now()
 	if err != nil {
 		se := stsTransportFailure(err)
-		outcome = c.record(se, start)
+		outcome = c.record(se, end.Sub(start))
 		return callerIdentity{}, se
 	}
 	id, err := classifySTSAnswer(resp.StatusCode(), resp.Body())
-	outcome = c.record(err, start)
+	outcome = c.record(err, end.Sub(start))
 	return id, err
 }
 
 // record counts the outcome and latency of a call and returns the outcome.
-func (c *stsClient) record(err error, start time.Time) stsOutcome {
+func (c *stsClient) record(err error, took time.Duration) stsOutcome {
 	o := stsIdentity
 	if se, ok := err.(*STSError); ok && se != nil { // no errors.As: its target would escape
 		o = se.outcome
 	}
 	c.metrics.stsRequests[o].Inc()
-	c.metrics.stsDuration.Observe(time.Since(start).Seconds())
+	c.metrics.stsDuration.Observe(took.Seconds())
 	return o
 }
 

@@ -79,33 +79,34 @@ func newSTSAdmission(maxInflight, maxQueue int, adaptive, preferVerified bool, m
 	return a
 }
 
-// acquire waits for the right to call STS until deadline; release must follow a nil error.
-func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
+// acquire waits for the right to call STS until deadline and returns when it got it; release
+// must follow a nil error. now is the caller's reading of the clock, taken just before: a call
+// that may start at once starts at now, without reading the clock again.
+func (a *stsAdmission) acquire(class keyClass, now, deadline time.Time) (started time.Time, err error) {
 	if !a.preferVerified {
 		class = keyVerified // one FIFO for all
 	}
 	a.mu.Lock()
-	now := time.Now()
 	if a.queues[keyVerified].Len()+a.queues[keyNew].Len() == 0 && a.inflight < a.maxInflight && a.rate.take(now) {
 		a.inflight++
 		a.mu.Unlock()
-		return nil
+		return now, nil
 	}
 	q := &a.queues[class]
 	if q.Len() >= a.maxQueue || a.draining {
 		a.mu.Unlock()
-		return a.refused(class, errQueueFull)
+		return time.Time{}, a.refused(class, errQueueFull)
 	}
 	if wait, ok := a.rate.wait(now, a.ahead(class)); ok && now.Add(wait).After(deadline) {
 		a.mu.Unlock()
-		return a.refused(class, errRateLimited)
+		return time.Time{}, a.refused(class, errRateLimited)
 	}
 	w := &stsWaiter{ready: make(chan struct{}, 1), deadline: deadline, class: class}
 	w.elem = q.PushBack(w)
 	a.armLocked(now)
 	a.mu.Unlock()
 
-	t := time.NewTimer(time.Until(deadline))
+	t := time.NewTimer(deadline.Sub(now))
 	defer t.Stop()
 	select {
 	case <-w.ready:
@@ -121,9 +122,9 @@ func (a *stsAdmission) acquire(class keyClass, deadline time.Time) error {
 		a.mu.Unlock()
 	}
 	if w.granted { // possibly as the timer fired: take it
-		return nil
+		return time.Now(), nil
 	}
-	return a.refused(class, w.refusal)
+	return time.Time{}, a.refused(class, w.refusal)
 }
 
 // refused counts a refusal and returns it.
@@ -153,13 +154,13 @@ func (a *stsAdmission) ahead(class keyClass) int {
 	return n
 }
 
-// release ends a call; answered tells whether STS gave a definite answer (not throttled, not
-// a network failure), throttled whether it said Throttling, started when the call was sent.
-func (a *stsAdmission) release(started time.Time, answered, throttled bool) {
+// release ends a call at now; answered tells whether STS gave a definite answer (not
+// throttled, not a network failure), throttled whether it said Throttling, started when the
+// call was sent.
+func (a *stsAdmission) release(started, now time.Time, answered, throttled bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inflight--
-	now := time.Now()
 	switch {
 	case throttled:
 		before := a.rate.current()
@@ -450,11 +451,13 @@ type verifiedKeys struct {
 // (15 minutes), so a node's next token with the same credentials is known.
 const keyGeneration = time.Hour
 
-func newVerifiedKeys(limit int) *verifiedKeys {
+// newVerifiedKeys remembers up to limit keys per generation, the first beginning at now (the
+// clock of the review that calls add).
+func newVerifiedKeys(limit int, now time.Time) *verifiedKeys {
 	if limit <= 0 {
 		limit = 100_000
 	}
-	return &verifiedKeys{seed: maphash.MakeSeed(), limit: limit, cur: make(map[uint64]struct{}), turned: time.Now()}
+	return &verifiedKeys{seed: maphash.MakeSeed(), limit: limit, cur: make(map[uint64]struct{}), turned: now}
 }
 
 func (v *verifiedKeys) class(accessKeyID string) keyClass {
@@ -469,8 +472,8 @@ func (v *verifiedKeys) class(accessKeyID string) keyClass {
 	return keyNew
 }
 
-func (v *verifiedKeys) add(accessKeyID string) {
-	now := time.Now()
+// add remembers accessKeyID, verified at now.
+func (v *verifiedKeys) add(accessKeyID string, now time.Time) {
 	h := maphash.String(v.seed, accessKeyID)
 	v.mu.Lock()
 	defer v.mu.Unlock()

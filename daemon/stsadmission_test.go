@@ -123,7 +123,7 @@ func TestSTSAdmissionPriority(t *testing.T) {
 		t.Helper()
 		a := newSTSAdmission(1, 100, true, preferVerified, newMetrics("test", nil))
 		deadline := time.Now().Add(time.Minute)
-		if err := a.acquire(keyVerified, deadline); err != nil {
+		if err := acquireNow(a, keyVerified, deadline); err != nil {
 			t.Fatal(err)
 		}
 		var mu sync.Mutex
@@ -132,20 +132,20 @@ func TestSTSAdmissionPriority(t *testing.T) {
 		// Enqueue 6 new, then 6 verified calls, one at a time so that the order is known.
 		for i, class := range []keyClass{keyNew, keyNew, keyNew, keyNew, keyNew, keyNew, keyVerified, keyVerified, keyVerified, keyVerified, keyVerified, keyVerified} {
 			wg.Go(func() {
-				if err := a.acquire(class, deadline); err != nil {
+				if err := acquireNow(a, class, deadline); err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
 				order += "NV"[1-class : 2-class]
 				mu.Unlock()
-				a.release(time.Now(), true, false)
+				a.release(time.Now(), time.Now(), true, false)
 			})
 			for waiting(a) != i+1 {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		a.release(time.Now(), true, false)
+		a.release(time.Now(), time.Now(), true, false)
 		wg.Wait()
 		if order != want {
 			t.Fatalf("unexpected start order with preferVerified=%v; got %s; want %s", preferVerified, order, want)
@@ -171,18 +171,18 @@ func TestSTSAdmissionRefusesWhatCannotStartInTime(t *testing.T) {
 	a.rate.throttled(now, now) // nothing answered lately: paced at the floor, bucket empty
 	a.mu.Unlock()
 	start := time.Now()
-	if err := a.acquire(keyNew, start.Add(2*time.Second)); err != nil {
+	if err := acquireNow(a, keyNew, start.Add(2*time.Second)); err != nil {
 		t.Fatalf("unexpected refusal of a call the rate can start in time: %v", err)
 	}
 	waited := time.Since(start)
-	a.release(time.Now(), true, false)
+	a.release(time.Now(), time.Now(), true, false)
 	if waited < 500*time.Millisecond {
 		t.Fatalf("unexpected: the call started after %s, before the rate allowed it", waited)
 	}
 	// The next token is about a second away: a call with 300 ms left is refused, and sooner
 	// than its deadline.
 	start = time.Now()
-	if err := a.acquire(keyNew, start.Add(300*time.Millisecond)); !errors.Is(err, errRateLimited) {
+	if err := acquireNow(a, keyNew, start.Add(300*time.Millisecond)); !errors.Is(err, errRateLimited) {
 		t.Fatalf("unexpected result for a call the rate cannot start in time; got %v; want %v", err, errRateLimited)
 	}
 	if elapsed := time.Since(start); elapsed >= 300*time.Millisecond {
@@ -210,7 +210,7 @@ func TestSTSAdmissionRefusesWhenTheRateDrops(t *testing.T) {
 		t.Fatalf("unexpected rate %.1f after the first Throttling; want about 90", paced)
 	}
 	// One call in flight; 20 wait, each with 3 s to start: at about 90/s all fit.
-	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+	if err := acquireNow(a, keyVerified, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	a.mu.Lock()
@@ -220,9 +220,9 @@ func TestSTSAdmissionRefusesWhenTheRateDrops(t *testing.T) {
 	results := make(chan error, 20)
 	for range 20 {
 		go func() {
-			err := a.acquire(keyVerified, deadline)
+			err := acquireNow(a, keyVerified, deadline)
 			if err == nil {
-				a.release(time.Now(), true, false)
+				a.release(time.Now(), time.Now(), true, false)
 			}
 			results <- err
 		}()
@@ -237,7 +237,7 @@ func TestSTSAdmissionRefusesWhenTheRateDrops(t *testing.T) {
 	a.rate.answers = answerWindow{}
 	a.mu.Unlock()
 	start := time.Now()
-	a.release(time.Now(), false, true)
+	a.release(time.Now(), time.Now(), false, true)
 	refused, started := 0, 0
 	for range 20 {
 		switch err := <-results; {
@@ -261,12 +261,12 @@ func TestSTSAdmissionRefusesWhenTheRateDrops(t *testing.T) {
 // kube-apiserver retries) and no new call waits; a call that can start at once still starts.
 func TestSTSAdmissionDrain(t *testing.T) {
 	a := newSTSAdmission(1, 100, true, true, newMetrics("test", nil))
-	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+	if err := acquireNow(a, keyVerified, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	results := make(chan error, 3)
 	for range 3 {
-		go func() { results <- a.acquire(keyVerified, time.Now().Add(time.Minute)) }()
+		go func() { results <- acquireNow(a, keyVerified, time.Now().Add(time.Minute)) }()
 	}
 	for waiting(a) != 3 {
 		time.Sleep(time.Millisecond)
@@ -277,11 +277,11 @@ func TestSTSAdmissionDrain(t *testing.T) {
 			t.Fatalf("unexpected result for a waiting call at shutdown; got %v; want %v", err, errQueueFull)
 		}
 	}
-	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); !errors.Is(err, errQueueFull) {
+	if err := acquireNow(a, keyVerified, time.Now().Add(time.Minute)); !errors.Is(err, errQueueFull) {
 		t.Fatalf("unexpected result for a call that would wait during shutdown; got %v; want %v", err, errQueueFull)
 	}
-	a.release(time.Now(), true, false)
-	if err := a.acquire(keyVerified, time.Now().Add(time.Minute)); err != nil {
+	a.release(time.Now(), time.Now(), true, false)
+	if err := acquireNow(a, keyVerified, time.Now().Add(time.Minute)); err != nil {
 		t.Fatalf("unexpected refusal of a call that can start at once during shutdown: %v", err)
 	}
 	if got := testutil.ToFloat64(a.metrics.stsQueueRejections); got != 4 {
@@ -400,4 +400,47 @@ func TestSTSRateKeepsTheAccountBusy(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestVerifiedKeys: a verified key keeps its priority through one turn of the generations and
+// loses it at the second; the generations turn after keyGeneration or at limit keys, by the
+// clock the reviews pass in.
+func TestVerifiedKeys(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	v := newVerifiedKeys(3, t0)
+	if c := v.class("AKIAALICE"); c != keyNew {
+		t.Fatalf("a key never verified is %s, want new", keyClassNames[c])
+	}
+	v.add("AKIAALICE", t0)
+	v.add("AKIAALICE", t0.Add(keyGeneration)) // turns: alice moves to the old generation and back
+	v.add("AKIABOB", t0.Add(keyGeneration+time.Minute))
+	for _, k := range []string{"AKIAALICE", "AKIABOB"} {
+		if c := v.class(k); c != keyVerified {
+			t.Fatalf("%s is %s after one turn, want verified", k, keyClassNames[c])
+		}
+	}
+	// Two turns by size (limit 3): alice, bob and carol fill the generation; dave turns it,
+	// erin and frank fill the next and grace turns it again.
+	at := t0.Add(keyGeneration + 2*time.Minute)
+	for _, k := range []string{"AKIACAROL", "AKIADAVE", "AKIAERIN", "AKIAFRANK", "AKIAGRACE"} {
+		v.add(k, at)
+	}
+	for k, want := range map[string]keyClass{"AKIAALICE": keyNew, "AKIABOB": keyNew, "AKIACAROL": keyNew,
+		"AKIADAVE": keyVerified, "AKIAERIN": keyVerified, "AKIAFRANK": keyVerified, "AKIAGRACE": keyVerified} {
+		if c := v.class(k); c != want {
+			t.Errorf("%s is %s after two turns by size, want %s", k, keyClassNames[c], keyClassNames[want])
+		}
+	}
+	// Two turns by time, none by size: everyone loses the priority.
+	v.add("AKIAHEIDI", at.Add(keyGeneration))
+	v.add("AKIAHEIDI", at.Add(2*keyGeneration))
+	if c := v.class("AKIAGRACE"); c != keyNew {
+		t.Errorf("a key verified two generations ago is %s, want new", keyClassNames[c])
+	}
+}
+
+// acquireNow is acquire with the clock read at the call, as getCallerIdentity reads it.
+func acquireNow(a *stsAdmission, class keyClass, deadline time.Time) error {
+	_, err := a.acquire(class, time.Now(), deadline)
+	return err
 }
