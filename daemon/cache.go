@@ -236,16 +236,21 @@ func (ic *identityCache) close() {
 // rejectionCache remembers the tokens STS rejected, for -cache.negativeTTL (see
 // docs/design.md: Cache and collapsing). It is apart from ristretto on purpose: ristretto's
 // admission policy may refuse a new entry when its cache is full, and a refused rejection would
-// let a flood of one bad token reach STS on every review. It holds at most limit entries; when
-// full, expired entries go first (swept at most once a second), then arbitrary ones. Safe for
-// concurrent use.
+// let a flood of one bad token reach STS on every review. It holds at most limit entries. While
+// it holds any, a sweep every sweepEvery (the negative TTL) drops the expired ones, so that it
+// holds about the rejections of the last two TTLs and empties when they stop (without it, the
+// few bad tokens of a normal day filled it to its limit over hours); when full, expired entries
+// go first (swept at most once a second), then arbitrary ones. Safe for concurrent use.
 type rejectionCache struct {
-	limit   int
-	metrics *metrics
+	limit      int
+	sweepEvery time.Duration
+	now        func() time.Time // the reviews' clock, for the timed sweeps
+	metrics    *metrics
 
 	mu        sync.RWMutex
 	entries   map[sigv4.Key]rejection // guarded by mu
 	lastSweep time.Time               // guarded by mu
+	sweepDue  bool                    // a timed sweep is scheduled; guarded by mu
 }
 
 // rejectionCost is about what one remembered rejection costs: key, reason, expiry, map slot.
@@ -256,8 +261,11 @@ type rejection struct {
 	expires time.Time
 }
 
-func newRejectionCache(limit int, m *metrics) *rejectionCache {
-	return &rejectionCache{limit: limit, metrics: m, entries: make(map[sigv4.Key]rejection)}
+// newRejectionCache holds up to limit rejections and sweeps the expired ones every sweepEvery
+// (at least a second) by the clock now.
+func newRejectionCache(limit int, sweepEvery time.Duration, now func() time.Time, m *metrics) *rejectionCache {
+	return &rejectionCache{limit: limit, sweepEvery: max(sweepEvery, time.Second), now: now, metrics: m,
+		entries: make(map[sigv4.Key]rejection)}
 }
 
 // get returns the reason key was rejected, if that is still remembered at time now.
@@ -281,12 +289,7 @@ func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time)
 	defer rc.mu.Unlock()
 	if _, ok := rc.entries[key]; !ok && len(rc.entries) >= rc.limit {
 		if now.Sub(rc.lastSweep) >= time.Second {
-			rc.lastSweep = now
-			for k, r := range rc.entries {
-				if !now.Before(r.expires) {
-					delete(rc.entries, k)
-				}
-			}
+			rc.dropExpiredLocked(now)
 		}
 		for k := range rc.entries { // still full: make room by dropping an arbitrary entry
 			if len(rc.entries) < rc.limit {
@@ -297,4 +300,29 @@ func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time)
 	}
 	rc.entries[key] = rejection{reason: why, expires: expires}
 	rc.metrics.cacheRejectedTokens.Set(float64(len(rc.entries)))
+	if !rc.sweepDue {
+		rc.sweepDue = true
+		time.AfterFunc(rc.sweepEvery, rc.sweep)
+	}
+}
+
+// sweep drops the expired entries, and is scheduled again while any entry is left.
+func (rc *rejectionCache) sweep() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.dropExpiredLocked(rc.now())
+	rc.metrics.cacheRejectedTokens.Set(float64(len(rc.entries)))
+	rc.sweepDue = len(rc.entries) > 0
+	if rc.sweepDue {
+		time.AfterFunc(rc.sweepEvery, rc.sweep)
+	}
+}
+
+func (rc *rejectionCache) dropExpiredLocked(now time.Time) {
+	rc.lastSweep = now
+	for k, r := range rc.entries {
+		if !now.Before(r.expires) {
+			delete(rc.entries, k)
+		}
+	}
 }

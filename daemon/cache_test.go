@@ -3,11 +3,13 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/iamgate/iamgate/internal/testenv"
 	"github.com/iamgate/iamgate/mapping"
 	"github.com/iamgate/iamgate/sigv4"
 )
@@ -19,7 +21,7 @@ func testKey(i int) sigv4.Key {
 }
 
 func TestRejectionCache(t *testing.T) {
-	rc := newRejectionCache(100, newMetrics("test", nil))
+	rc := newRejectionCache(100, time.Hour, func() time.Time { return testStart }, newMetrics("test", nil))
 	now := testStart
 	for i := range 100 {
 		rc.set(testKey(i), reasonSTSRejected, now.Add(30*time.Second), now)
@@ -53,6 +55,42 @@ func TestRejectionCache(t *testing.T) {
 	}
 	if n := len(rc.entries); n != 50 {
 		t.Fatalf("unexpected size after the sweep; got %d; want 50 (the live ones)", n)
+	}
+}
+
+// TestRejectionCacheEmptiesWhenRejectionsStop: the timed sweep drops expired rejections
+// though the cache is far from full, and stops once it is empty; the gauge follows.
+func TestRejectionCacheEmptiesWhenRejectionsStop(t *testing.T) {
+	m := newMetrics("test", nil)
+	var mu sync.Mutex
+	clock := testStart
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	rc := newRejectionCache(1000, time.Second, now, m)
+	for i := range 10 {
+		rc.set(testKey(i), reasonSTSRejected, testStart.Add(30*time.Second), testStart)
+	}
+	rc.set(testKey(10), reasonSTSRejected, testStart.Add(90*time.Second), testStart)
+	size := func() int { rc.mu.RLock(); defer rc.mu.RUnlock(); return len(rc.entries) }
+	rc.mu.Lock()
+	rc.dropExpiredLocked(now()) // what a sweep does now: nothing has expired yet
+	rc.mu.Unlock()
+	if n := size(); n != 11 {
+		t.Fatalf("unexpected size before the rejections expired; got %d; want 11", n)
+	}
+	mu.Lock()
+	clock = testStart.Add(time.Minute)
+	mu.Unlock()
+	testenv.WaitFor(t, "the timed sweep to drop the ten expired rejections", func() bool { return size() == 1 })
+	if got := testutil.ToFloat64(m.cacheRejectedTokens); got != 1 {
+		t.Fatalf("unexpected iamgate_cache_rejected_tokens; got %v; want 1", got)
+	}
+	mu.Lock()
+	clock = testStart.Add(2 * time.Minute)
+	mu.Unlock()
+	testenv.WaitFor(t, "the timed sweep to empty the cache", func() bool { return size() == 0 })
+	testenv.WaitFor(t, "the sweeps to stop", func() bool { rc.mu.RLock(); defer rc.mu.RUnlock(); return !rc.sweepDue })
+	if got := testutil.ToFloat64(m.cacheRejectedTokens); got != 0 {
+		t.Fatalf("unexpected iamgate_cache_rejected_tokens; got %v; want 0", got)
 	}
 }
 

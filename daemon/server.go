@@ -171,7 +171,7 @@ func New(cfg Config, mapper Mapper) (*Server, error) {
 		pipeline: &pipeline{
 			verifier:    v,
 			cache:       cache,
-			rejections:  newRejectionCache(int(max(rejectionBytes/rejectionCost, 1024)), m),
+			rejections:  newRejectionCache(int(max(rejectionBytes/rejectionCost, 1024)), cfg.CacheNegativeTTL, cfg.Now, m),
 			now:         cfg.Now,
 			ttl:         cfg.CacheTTL,
 			negativeTTL: cfg.CacheNegativeTTL,
