@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,8 +240,9 @@ func (ic *identityCache) close() {
 // let a flood of one bad token reach STS on every review. It holds at most limit entries. While
 // it holds any, a sweep every sweepEvery (the negative TTL) drops the expired ones, so that it
 // holds about the rejections of the last two TTLs and empties when they stop (without it, the
-// few bad tokens of a normal day filled it to its limit over hours); when full, expired entries
-// go first (swept at most once a second), then arbitrary ones. Safe for concurrent use.
+// few bad tokens of a normal day filled it to its limit over hours), and after a flood its map
+// is replaced by a smaller one; when full, expired entries go first (swept at most once a
+// second), then arbitrary ones. Safe for concurrent use.
 type rejectionCache struct {
 	limit      int
 	sweepEvery time.Duration
@@ -249,6 +251,7 @@ type rejectionCache struct {
 
 	mu        sync.RWMutex
 	entries   map[sigv4.Key]rejection // guarded by mu
+	peak      int                     // the most entries since entries was made; guarded by mu
 	lastSweep time.Time               // guarded by mu
 	sweepDue  bool                    // a timed sweep is scheduled; guarded by mu
 }
@@ -299,6 +302,7 @@ func (rc *rejectionCache) set(key sigv4.Key, why reason, expires, now time.Time)
 		}
 	}
 	rc.entries[key] = rejection{reason: why, expires: expires}
+	rc.peak = max(rc.peak, len(rc.entries))
 	rc.metrics.cacheRejectedTokens.Set(float64(len(rc.entries)))
 	if !rc.sweepDue {
 		rc.sweepDue = true
@@ -318,11 +322,23 @@ func (rc *rejectionCache) sweep() {
 	}
 }
 
+// shrinkFrom is the peak below which a swept map is kept as it is: small tables are not worth
+// the copy.
+const shrinkFrom = 1024
+
 func (rc *rejectionCache) dropExpiredLocked(now time.Time) {
 	rc.lastSweep = now
 	for k, r := range rc.entries {
 		if !now.Before(r.expires) {
 			delete(rc.entries, k)
 		}
+	}
+	// A Go map keeps its table after deletes: after a flood of bad tokens, the swept map would
+	// hold its peak's memory (up to the limit's) until a restart. Once the entries are down to
+	// a quarter of that peak, they move to a map of their size.
+	if rc.peak >= shrinkFrom && len(rc.entries) <= rc.peak/4 {
+		kept := make(map[sigv4.Key]rejection, len(rc.entries))
+		maps.Copy(kept, rc.entries)
+		rc.entries, rc.peak = kept, len(kept)
 	}
 }

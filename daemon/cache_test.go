@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +193,39 @@ func TestCacheHandOver(t *testing.T) {
 	c.set(&cacheEntry{key: testKey(1000), id: *id, expires: now.Add(time.Minute)}, now)
 	c.close()
 	c.handOver()
+}
+
+// TestRejectionCacheReturnsMemoryAfterAFlood: a Go map keeps its table after deletes, so once
+// a flood of bad tokens has expired the sweep moves the few rejections left into a map of their
+// size; the heap falls back to about where it was before the flood.
+func TestRejectionCacheReturnsMemoryAfterAFlood(t *testing.T) {
+	rc := newRejectionCache(1<<20, time.Hour, func() time.Time { return testStart.Add(time.Minute) }, newMetrics("test", nil))
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	const flood = 200_000
+	for i := range flood {
+		rc.set(testKey(i), reasonSTSRejected, testStart.Add(30*time.Second), testStart)
+	}
+	rc.set(testKey(flood), reasonSTSRejected, testStart.Add(time.Hour), testStart) // outlives the flood
+	during := heap()
+	if during-before < flood*32 {
+		t.Fatalf("unexpected heap growth for %d rejections; got %d bytes; want at least %d", flood, during-before, flood*32)
+	}
+	rc.sweep()
+	after := heap()
+	if n := len(rc.entries); n != 1 {
+		t.Fatalf("unexpected size after the sweep; got %d; want 1", n)
+	}
+	if freed := during - after; freed < (during-before)/2 {
+		t.Fatalf("the swept map kept its memory: heap %d bytes before the flood, %d during, %d after the sweep", before, during, after)
+	}
+	k := testKey(flood)
+	if _, ok := rc.get(&k, testStart.Add(time.Minute)); !ok {
+		t.Fatalf("unexpected miss for the rejection that outlived the flood")
+	}
 }
