@@ -122,6 +122,10 @@ type ColdWindow struct {
 	Non2xx       int     `json:"non2xx"`
 	LatencyP50Ms float64 `json:"latencyP50Ms"`
 	LatencyP99Ms float64 `json:"latencyP99Ms"`
+	// StealPct is the share of the machine's CPU time the hypervisor gave to other guests
+	// during the window (/proc/stat's steal): a window with much of it ran on a busy host.
+	// Nil where unknown (runs before it was measured).
+	StealPct *float64 `json:"hostStealPct,omitempty"`
 	// Of iamgate only: STS calls per review (1 when every review was cold), EC2 lookups,
 	// identities cached, RSS growth over the window, and sockets open at its end.
 	STSCallsPerReview float64            `json:"stsCallsPerReview,omitempty"`
@@ -132,6 +136,14 @@ type ColdWindow struct {
 	RSSGrowth         int64              `json:"rssGrowthBytes,omitempty"`
 	RSSPer100k        float64            `json:"rssPer100kIdentitiesMiB,omitempty"`
 	Sockets           int                `json:"socketsAtEnd,omitempty"`
+}
+
+// steal is StealPct for a report: "3.2%", or "?" where unknown.
+func (w *ColdWindow) steal() string {
+	if w.StealPct == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f%%", *w.StealPct)
 }
 
 // ColdRound is one round of a variant.
@@ -431,16 +443,19 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		steal0, total0 := cpuTicks()
 		wr, err := wrkRun(url, tokens, from, cfg.Duration)
 		if err != nil {
 			return nil, err
 		}
+		steal1, total1 := cpuTicks()
 		c1, err := p.CPU()
 		if err != nil {
 			return nil, err
 		}
 		return &ColdWindow{RPS: wr.RPS, Requests: wr.Requests, CPUPerRevUs: loadtest.PerOp(c1-c0, float64(wr.Requests)),
-			Errors: wr.Errors, Non2xx: wr.Non2xx, LatencyP50Ms: wr.Latency.P50, LatencyP99Ms: wr.Latency.P99}, nil
+			Errors: wr.Errors, Non2xx: wr.Non2xx, LatencyP50Ms: wr.Latency.P50, LatencyP99Ms: wr.Latency.P99,
+			StealPct: stealPct(steal0, total0, steal1, total1)}, nil
 	}
 	// iamgateWindow runs a fresh daemon: a warm-up with tokens apart, then the window.
 	iamgateWindow := func(bin string, v ColdVariant, profile string) (*ColdWindow, error) {
@@ -544,13 +559,13 @@ func RunColdPath(ctx context.Context, cfg ColdConfig) (*ColdResult, error) {
 			if rd.Compare != nil {
 				rd.CompareCPURatio = ratio(rd.Compare.CPUPerRevUs, rd.Limit.CPUPerRevUs)
 				rd.CompareRPSRatio = ratio(rd.Compare.RPS, rd.Limit.RPS)
-				say("%s round %d/%d: compared binary %.0f/s %.1f µs/review (%.2f STS calls/review); CPU ×%.2f, throughput ×%.2f",
-					v.Name, r+1, cfg.Rounds, rd.Compare.RPS, rd.Compare.CPUPerRevUs, rd.Compare.STSCallsPerReview, rd.CompareCPURatio, rd.CompareRPSRatio)
+				say("%s round %d/%d: compared binary %.0f/s %.1f µs/review (%.2f STS calls/review, steal %s); CPU ×%.2f, throughput ×%.2f",
+					v.Name, r+1, cfg.Rounds, rd.Compare.RPS, rd.Compare.CPUPerRevUs, rd.Compare.STSCallsPerReview, rd.Compare.steal(), rd.CompareCPURatio, rd.CompareRPSRatio)
 			}
 			vr.Rounds = append(vr.Rounds, rd)
-			say("%s round %d/%d: limit %.0f/s %.1f µs/review; iamgate %.0f/s %.1f µs/review (%.2f STS calls/review, %d errors, %d non-2xx); CPU ×%.2f, throughput ×%.2f",
-				v.Name, r+1, cfg.Rounds, rd.Limit.RPS, rd.Limit.CPUPerRevUs, rd.IAMGate.RPS, rd.IAMGate.CPUPerRevUs,
-				rd.IAMGate.STSCallsPerReview, rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.CPURatio, rd.RPSRatio)
+			say("%s round %d/%d: limit %.0f/s %.1f µs/review (steal %s); iamgate %.0f/s %.1f µs/review (%.2f STS calls/review, %d errors, %d non-2xx, steal %s); CPU ×%.2f, throughput ×%.2f",
+				v.Name, r+1, cfg.Rounds, rd.Limit.RPS, rd.Limit.CPUPerRevUs, rd.Limit.steal(), rd.IAMGate.RPS, rd.IAMGate.CPUPerRevUs,
+				rd.IAMGate.STSCallsPerReview, rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.IAMGate.steal(), rd.CPURatio, rd.RPSRatio)
 		}
 		if cfg.Profile {
 			base := filepath.Join(cfg.ResultsDir, res.RunID+"-"+v.Name)
@@ -804,17 +819,21 @@ func ColdMarkdown(r *ColdResult, jsonFile string) string {
 	for _, v := range r.Variants {
 		p("- **%s**: %s.\n", v.Name, v.Description)
 	}
-	p("\nEvery round (reviews/s and µs/review of each server; iamgate's STS calls per review, errors and non-2xx answers; the compared binary's window, if any):\n\n")
-	p("| variant | round | order | limit | iamgate | STS calls/review | errors, non-2xx | CPU × limit | throughput × limit | compared |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("\nEvery round (reviews/s and µs/review of each server; iamgate's STS calls per review, errors and non-2xx answers; " +
+		"the share of the machine's CPU time the hypervisor gave to other guests in each window, /proc/stat's steal: a round with much of it ran on a busy host; " +
+		"the compared binary's window, if any):\n\n")
+	p("| variant | round | order | limit | iamgate | STS calls/review | errors, non-2xx | CPU × limit | throughput × limit | host steal | compared |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, v := range r.Variants {
 		for i, rd := range v.Rounds {
 			compared := "—"
+			steal := rd.Limit.steal() + ", " + rd.IAMGate.steal()
 			if c := rd.Compare; c != nil {
 				compared = fmt.Sprintf("%.0f/s, %.1f µs (×%.2f, ×%.2f)", c.RPS, c.CPUPerRevUs, rd.CompareCPURatio, rd.CompareRPSRatio)
+				steal += ", " + c.steal()
 			}
-			p("| %s | %d | %s | %.0f/s, %.1f µs | %.0f/s, %.1f µs | %.3f | %d, %d | %.2f | %.2f | %s |\n", v.Name, i+1, strings.Join(rd.Order, ", "),
+			p("| %s | %d | %s | %.0f/s, %.1f µs | %.0f/s, %.1f µs | %.3f | %d, %d | %.2f | %.2f | %s | %s |\n", v.Name, i+1, strings.Join(rd.Order, ", "),
 				rd.Limit.RPS, rd.Limit.CPUPerRevUs, rd.IAMGate.RPS, rd.IAMGate.CPUPerRevUs, rd.IAMGate.STSCallsPerReview,
-				rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.CPURatio, rd.RPSRatio, compared)
+				rd.IAMGate.Errors, rd.IAMGate.Non2xx, rd.CPURatio, rd.RPSRatio, steal, compared)
 		}
 	}
 	if m := r.Memory; m != nil && len(m.Points) > 0 {

@@ -46,6 +46,13 @@ func TestColdSummaryAndMarkdown(t *testing.T) {
 			t.Fatalf("the section lacks %q:\n%s", want, md)
 		}
 	}
+	steal := 12.5
+	at0.Rounds[1].IAMGate.StealPct = &steal
+	md = ColdMarkdown(r, "cold-test.json")
+	if !strings.Contains(md, "| ?, 12.5%, ? | 7000/s") {
+		t.Fatalf("the round table lacks the host's steal:\n%s", md)
+	}
+	checkTableShape(t, md, "| variant | round |")
 	r.Compare = ""
 	if md := ColdMarkdown(r, "cold-test.json"); strings.Contains(md, "The compared binary") {
 		t.Fatal("a run without a compared binary shows one")
@@ -89,6 +96,26 @@ func TestWindowOrderIsBalanced(t *testing.T) {
 					t.Errorf("%d runs: %s right before %s in %d rounds of %d; want %d", n, a, b, got, cycle, want)
 				}
 			}
+		}
+	}
+}
+
+// checkTableShape fails unless every row of the markdown table whose header starts with
+// header has the header's number of cells.
+func checkTableShape(t *testing.T, md, header string) {
+	t.Helper()
+	_, table, ok := strings.Cut(md, header)
+	if !ok {
+		t.Fatalf("no table %q in:\n%s", header, md)
+	}
+	lines := strings.Split(header+table, "\n")
+	cells := strings.Count(lines[0], "|")
+	for _, line := range lines[1:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		if n := strings.Count(line, "|"); n != cells {
+			t.Fatalf("a row of %d cell borders under a header of %d: %q", n, cells, line)
 		}
 	}
 }

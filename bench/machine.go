@@ -56,3 +56,45 @@ func loadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// cpuTicks reads /proc/stat's first line: the clock ticks of all CPUs so far in all states,
+// and of those the ticks the hypervisor ran something else while a CPU of this guest had work
+// (steal). Zeros where there is no /proc/stat.
+func cpuTicks() (steal, total int64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	return parseCPUTicks(string(data))
+}
+
+// parseCPUTicks parses the "cpu  user nice system idle iowait irq softirq steal ..." line.
+// guest and guest_nice are part of user and nice already, so they are not added again.
+func parseCPUTicks(stat string) (steal, total int64) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total
+}
+
+// stealPct is the share of the machine's CPU time stolen by the hypervisor between two
+// cpuTicks readings, in percent; nil when the readings tell nothing (no /proc/stat).
+func stealPct(steal0, total0, steal1, total1 int64) *float64 {
+	if total0 == 0 || total1 <= total0 {
+		return nil
+	}
+	pct := 100 * float64(steal1-steal0) / float64(total1-total0)
+	return &pct
+}
