@@ -76,7 +76,7 @@ func parseCPUTicks(stat string) (steal, total int64) {
 	if len(f) < 9 || f[0] != "cpu" {
 		return 0, 0
 	}
-	for i, s := range f[1:min(len(f), 9)] {
+	for i, s := range f[1:9] {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return 0, 0
